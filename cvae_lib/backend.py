@@ -1,0 +1,33 @@
+"""The one place that imports TensorFlow, tf-keras and TensorFlow Probability.
+
+TFP's Keras integration is written against Keras 2. TensorFlow 2.16+ ships Keras 3
+as ``tf.keras`` unless ``TF_USE_LEGACY_KERAS=1`` is set *before* TensorFlow is first
+imported, so this module sets it and every other module imports ``tf``, ``keras``
+and ``tfp`` from here. Importing ``cvae_lib`` is therefore enough to make TFP work.
+"""
+
+import os
+import sys
+
+if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+    # TensorFlow was imported first; tf.keras may already be Keras 3. We still use
+    # tf_keras directly below, which is what TFP needs, so this is only a warning.
+    import warnings
+
+    warnings.warn(
+        "TensorFlow was imported before cvae_lib; set TF_USE_LEGACY_KERAS=1 before "
+        "importing TensorFlow so tf.keras and tf_keras agree.",
+        stacklevel=2,
+    )
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide C++ INFO/WARNING noise
+
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+import tensorflow_probability as tfp  # noqa: E402
+
+tfd = tfp.distributions
+tfb = tfp.bijectors
+tfpl = tfp.layers
+
+__all__ = ["tf", "keras", "tfp", "tfd", "tfb", "tfpl"]

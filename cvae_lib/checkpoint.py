@@ -1,0 +1,153 @@
+"""Checkpoints: a directory with ``config.json``, ``weights.npz`` and ``history.json``.
+
+Every file is written to a temporary name in the same directory and renamed into
+place (``os.replace`` is atomic), so a crash mid-write never leaves a file that
+later loads as if complete. ``weights.npz`` carries its own copy of the config; on
+load the two must agree, so weights from one run are never paired with the config of
+another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import config as cfg
+from .errors import CvaeError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.npz"
+HISTORY_FILE = "history.json"
+
+
+def model_classes() -> dict:
+    """Model kinds that a checkpoint may hold, by the ``kind`` it records."""
+    from .model import ConditionalVAE
+    from . import variants
+
+    return {cls.kind: cls for cls in (ConditionalVAE, *variants.VARIANTS)}
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(binary_file)`` on a temporary file, then rename it to ``path``."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    except OSError as err:
+        raise CvaeError(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        with handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException as err:
+        try:
+            os.unlink(handle.name)
+        except OSError:
+            pass
+        if isinstance(err, OSError):
+            raise CvaeError(f"cannot write {path}: {err.strerror or err}") from None
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def prepare_directory(directory) -> Path:
+    """Create ``directory`` (and parents) or explain in one line why it cannot be."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CvaeError(f"{directory} exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CvaeError(f"cannot create directory {directory}: {err.strerror or err}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise CvaeError(f"cannot write to directory {directory}: permission denied")
+    return directory
+
+
+def config_record(model, **extra) -> dict:
+    return cfg.to_dict(model.config, model.train_config, kind=model.kind, **extra)
+
+
+def save_checkpoint(model, directory, history=None, **extra) -> Path:
+    """Write the model's config, weights and (optionally) training history to ``directory``."""
+    directory = prepare_directory(directory)
+    text = cfg.dumps(config_record(model, **extra))
+    arrays = {"__config__": np.array(text)}
+    for net_name, network in model.networks().items():
+        for i, weight in enumerate(network.get_weights()):
+            arrays[f"{net_name}/{i:03d}"] = weight
+    atomic_write(directory / WEIGHTS_FILE, lambda f: np.savez(f, **arrays))
+    atomic_write_text(directory / CONFIG_FILE, text)
+    if history is not None:
+        atomic_write_text(directory / HISTORY_FILE, history.to_json())
+    return directory
+
+
+def read_config(directory) -> dict:
+    """The checkpoint's config record, with clear errors for missing or foreign ones."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise CvaeError(f"no checkpoint at {directory}: train one with `python -m cvae_lib train --out {directory}`")
+    if not directory.is_dir():
+        raise CvaeError(f"{directory} is not a checkpoint directory")
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise CvaeError(f"{directory} is not a cvae_lib checkpoint (no {CONFIG_FILE})")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CvaeError(f"{path} is corrupt: {err}") from None
+    cfg.from_dict(record)  # validates the format
+    return record
+
+
+def load_checkpoint(directory):
+    """Rebuild the trained model from ``directory``; returns ``(model, history)``.
+
+    ``history`` is a :class:`~cvae_lib.train.History` (empty if none was saved).
+    """
+    from .train import History
+
+    directory = Path(directory)
+    record = read_config(directory)
+    model_config, train_config = cfg.from_dict(record)
+    kinds = model_classes()
+    kind = record.get("kind", "cvae")
+    if kind not in kinds:
+        raise CvaeError(f"{directory} holds a model of unknown kind {kind!r}")
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CvaeError(f"{directory} is incomplete: {WEIGHTS_FILE} is missing")
+    try:
+        with np.load(weights_path, allow_pickle=False) as archive:
+            stored = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise CvaeError(f"{weights_path} is corrupt: {err}") from None
+    if "__config__" not in stored or json.loads(str(stored.pop("__config__"))) != record:
+        raise CvaeError(f"{directory}: {WEIGHTS_FILE} and {CONFIG_FILE} come from different runs")
+    model = kinds[kind](model_config, train_config)
+    for net_name, network in model.networks().items():
+        expected = network.get_weights()
+        weights = [stored.get(f"{net_name}/{i:03d}") for i in range(len(expected))]
+        if any(w is None or w.shape != e.shape for w, e in zip(weights, expected)):
+            raise CvaeError(f"{weights_path} does not fit the {net_name} described in {CONFIG_FILE}")
+        network.set_weights(weights)
+    history_path = directory / HISTORY_FILE
+    history = History()
+    if history_path.is_file():
+        try:
+            history = History.from_dict(json.loads(history_path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CvaeError(f"{history_path} is corrupt: {err}") from None
+    return model, history

@@ -1,0 +1,155 @@
+"""Command line: ``python -m cvae_lib {train,sample,grid,evaluate} ...``.
+
+Every user mistake ends in one line on stderr (``cvae_lib: error: ...``) and exit
+status 2; nothing is left half-written, because every output goes through a
+temporary file that is renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import CvaeError
+
+EXIT_USAGE = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _check_output_file(path: Path) -> Path:
+    """Fail before any long work if ``path`` cannot be written."""
+    import os
+
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise CvaeError(f"{path} is a directory, expected a file name")
+    if not parent.is_dir():
+        raise CvaeError(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CvaeError(f"cannot write {path}: permission denied")
+    return path
+
+
+def cmd_train(args) -> None:
+    from . import checkpoint
+    from .config import ModelConfig, TrainConfig
+    from .data import load_digits
+    from .runs import default_epochs, train_run
+
+    checkpoint.prepare_directory(args.out)
+    digits = load_digits(args.data, seed=args.seed)
+    epochs = args.epochs or default_epochs(digits)
+    train_config = TrainConfig(
+        epochs=epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        prior_learning_rate=args.prior_learning_rate, kl_weighting=args.kl_weighting, seed=args.seed,
+    )
+    print(f"training on {digits.description} for {epochs} epochs, batch {args.batch_size}", flush=True)
+    _, history = train_run(digits, args.out, model_config=ModelConfig(latent_dim=args.latent_dim),
+                           train_config=train_config)
+    last = history.epochs[-1]
+    print(f"wrote {args.out}/ (validation negative ELBO {last['val_loss']:.2f} nats/image)")
+
+
+def cmd_sample(args) -> None:
+    import numpy as np
+
+    from .checkpoint import atomic_write, load_checkpoint
+    from .sampling import class_means_for_generation, sample_images
+
+    _check_output_file(args.out)
+    model, _ = load_checkpoint(args.dir)
+    samples = sample_images(model, args.per_class, seed=args.seed)
+    labels = np.repeat(np.arange(samples.shape[0]), samples.shape[1]).reshape(samples.shape[:2])
+    means = class_means_for_generation(model)
+    atomic_write(args.out, lambda f: np.savez(f, samples=samples, labels=labels, class_means=means))
+    print(f"wrote {args.out}: samples {samples.shape} (row c generated for digit c)")
+
+
+def cmd_grid(args) -> None:
+    from .checkpoint import atomic_write, load_checkpoint
+    from .data import check_digit
+    from .plots import manifold_figure
+
+    _check_output_file(args.out)
+    digit = check_digit(args.digit)
+    model, _ = load_checkpoint(args.dir)
+    fig = manifold_figure(model, digit, n=args.size)
+    fmt = args.out.suffix.lstrip(".").lower() or "png"
+    if fmt not in fig.canvas.get_supported_filetypes():
+        raise CvaeError(f"cannot save a figure as .{fmt}: use .png, .pdf or .svg")
+    atomic_write(args.out, lambda f: fig.savefig(f, format=fmt, dpi=120))
+    print(f"wrote {args.out}: {args.size}x{args.size} manifold of digit {digit}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import KL_WEIGHTINGS, TrainConfig
+    from .data import SOURCES
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog="python -m cvae_lib", description="Conditional VAE on MNIST.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model and write its checkpoint")
+    train.add_argument("--data", choices=SOURCES, default=None,
+                       help="digits: full MNIST (keras), the offline sample, or auto (default; $CVAE_DATA)")
+    train.add_argument("--epochs", type=_positive_int, default=None,
+                       help="default: 15 on full MNIST, 60 on the offline digits")
+    train.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    train.add_argument("--learning-rate", type=_positive_float, default=defaults.learning_rate)
+    train.add_argument("--prior-learning-rate", type=_positive_float, default=defaults.prior_learning_rate)
+    train.add_argument("--kl-weighting", choices=KL_WEIGHTINGS, default=defaults.kl_weighting,
+                       help="elbo (correct) or reference (KL x 1/batch, the reference recipe's mistake)")
+    train.add_argument("--latent-dim", type=_positive_int, default=2)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=Path, required=True, help="checkpoint directory")
+    train.set_defaults(func=cmd_train)
+
+    sample = sub.add_parser("sample", help="generate digits of every class")
+    sample.add_argument("dir", type=Path, help="checkpoint directory")
+    sample.add_argument("--per-class", type=_positive_int, default=10)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", type=Path, required=True, help="output .npz")
+    sample.set_defaults(func=cmd_sample)
+
+    grid = sub.add_parser("grid", help="draw the 15x15 manifold around one class mean")
+    grid.add_argument("dir", type=Path, help="checkpoint directory")
+    grid.add_argument("--digit", type=int, required=True)
+    grid.add_argument("--size", type=_positive_int, default=15)
+    grid.add_argument("--out", type=Path, required=True, help="output image (.png, .pdf, .svg)")
+    grid.set_defaults(func=cmd_grid)
+
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except CvaeError as err:
+        print(f"cvae_lib: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cvae_lib: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,90 @@
+"""Generating digits: class means, samples per class, and the 15x15 manifold grid.
+
+Sampling a class is the model's whole point: draw z ~ N(mu_y, I) and decode. The
+manifold grid replaces random draws by a regular lattice of normal quantiles, so the
+figure shows how the decoded digit changes as z moves through the class's prior.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import norm
+
+from .backend import tf
+from .data import check_digit
+from .errors import CvaeError
+
+#: Quantiles of the reference's manifold grid.
+GRID_SIZE = 15
+GRID_QUANTILES = (0.05, 0.95)
+
+
+def class_means(model) -> np.ndarray:
+    """mu_y of every class, shape (num_classes, latent_dim)."""
+    return np.asarray(model.class_means(tf.range(model.config.num_classes)))
+
+
+def decode_images(model, z, labels, batch_size: int = 2048) -> np.ndarray:
+    """Mean images for latent codes ``z`` (N, latent); large batches, since no gradients."""
+    z = np.asarray(z, np.float32)
+    labels = np.asarray(labels, np.int32)
+    out = [model.decode(tf.constant(z[i:i + batch_size]), tf.constant(labels[i:i + batch_size])).numpy()
+           for i in range(0, len(z), batch_size)]
+    return np.concatenate(out)[..., 0] if out else np.zeros((0, 28, 28), np.float32)
+
+
+def sample_latents(model, per_class: int, seed: int = 0) -> np.ndarray:
+    """z ~ p(z | y) for every class, shape (num_classes, per_class, latent_dim)."""
+    if not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise CvaeError(f"samples per class must be a positive integer, got {per_class!r}")
+    labels = np.repeat(np.arange(model.config.num_classes), per_class)
+    z = model.generation_prior(tf.constant(labels, tf.int32)).sample(seed=tf.constant([seed, 7], tf.int32))
+    return np.asarray(z).reshape(model.config.num_classes, per_class, -1)
+
+
+def sample_images(model, per_class: int, seed: int = 0) -> np.ndarray:
+    """Decoded samples, shape (num_classes, per_class, 28, 28), floats in [0, 1]; row c is class c."""
+    z = sample_latents(model, per_class, seed)
+    num_classes = model.config.num_classes
+    labels = np.repeat(np.arange(num_classes), per_class)
+    images = decode_images(model, z.reshape(num_classes * per_class, -1), labels)
+    return images.reshape(num_classes, per_class, 28, 28)
+
+
+def grid_offsets(n: int = GRID_SIZE, quantiles=GRID_QUANTILES) -> np.ndarray:
+    """Offsets from the class mean for an n x n manifold, shape (n, n, 2).
+
+    Cell (row i, column j) sits at (norm.ppf(q[j]), norm.ppf(q[i])) with
+    q = linspace(0.05, 0.95, n): the first latent dimension runs left to right, the
+    second top to bottom, as in the reference figure.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 2:
+        raise CvaeError(f"grid size must be an integer >= 2, got {n!r}")
+    steps = norm.ppf(np.linspace(quantiles[0], quantiles[1], n))
+    cols, rows = np.meshgrid(steps, steps)
+    return np.stack([cols, rows], axis=-1)
+
+
+def manifold_latents(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
+    """Latent codes of the manifold around class ``digit``'s mean, shape (n, n, latent_dim).
+
+    With more than two latent dimensions, the grid spans the first two and the rest
+    stay at the mean.
+    """
+    digit = check_digit(digit, model.config.num_classes)
+    mean = class_means_for_generation(model)[digit]
+    z = np.broadcast_to(mean, (n, n, mean.shape[-1])).copy()
+    z[..., :2] += grid_offsets(n)
+    return z.astype(np.float32)
+
+
+def manifold_image(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
+    """The n x n grid of decoded digits as one (n*28, n*28) image."""
+    z = manifold_latents(model, digit, n)
+    tiles = decode_images(model, z.reshape(n * n, -1), np.full(n * n, check_digit(digit)))
+    return tiles.reshape(n, n, 28, 28).transpose(0, 2, 1, 3).reshape(n * 28, n * 28)
+
+
+def class_means_for_generation(model) -> np.ndarray:
+    """The centre used to generate each class: mu_y here; variants may define their own."""
+    return np.asarray(model.generation_prior(tf.range(model.config.num_classes)).mean())

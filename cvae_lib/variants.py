@@ -1,0 +1,3 @@
+"""Other models the book compares against (filled in by the evaluation work)."""
+
+VARIANTS: tuple = ()
