@@ -22,12 +22,46 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide C++ INFO/WARNING noise
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
-import tensorflow_probability as tfp  # noqa: E402
+import contextlib  # noqa: E402
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hide the C++ start-up chatter TensorFlow writes straight to file descriptor 2.
+
+    TensorFlow 2.21 logs "oneDNN custom operations are on", "Could not find cuda
+    drivers" and "failed call to cuInit" through absl before TF_CPP_MIN_LOG_LEVEL is
+    read, so the variable cannot silence them. Python-level errors are unaffected:
+    an import error is still raised and printed once stderr is restored.
+    """
+    if os.environ.get("CVAE_VERBOSE_TF") == "1":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+with _native_stderr_silenced():
+    import tensorflow as tf  # noqa: E402
+    import tf_keras as keras  # noqa: E402
+    import tensorflow_probability as tfp  # noqa: E402
+
+    GPUS = tf.config.list_physical_devices("GPU")  # initialises the platforms quietly
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
 tfpl = tfp.layers
 
-__all__ = ["tf", "keras", "tfp", "tfd", "tfb", "tfpl"]
+__all__ = ["tf", "keras", "tfp", "tfd", "tfb", "tfpl", "GPUS"]

@@ -38,6 +38,7 @@ import numpy as np
 
 from .backend import keras, tf
 from .data import Digits, evaluation_dataset, training_dataset
+from .steps import default_jit_compile, make_eval_step, make_train_step
 
 
 @dataclass
@@ -60,47 +61,6 @@ class History:
         return cls(list(record.get("epochs", [])))
 
 
-def binarize(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Each pixel is 1 with probability equal to its grey level (dynamic binarisation).
-
-    The decoder is a Bernoulli per pixel, so its likelihood is only a probability for
-    0/1 pixels; drawing a fresh binarisation each time also acts as augmentation.
-    """
-    noise = tf.random.stateless_uniform(tf.shape(images), seed=seed)
-    return tf.cast(noise < images, images.dtype)
-
-
-def make_train_step(model, optimizer, prior_optimizer, *, jit_compile: bool = True, binarize_input: bool = True):
-    """One compiled gradient step; returns (mean reconstruction, mean KL) of the batch."""
-    networks = model.network_variables
-    priors = model.prior_variables
-
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def step(images, labels, seed):
-        seeds = tf.random.experimental.stateless_split(seed, 2)
-        if binarize_input:
-            images = binarize(images, seeds[0])
-        with tf.GradientTape() as tape:
-            reconstruction, kl = model.loss_parts(images, labels, seeds[1])
-            loss = model.objective(reconstruction, kl)
-        grads = tape.gradient(loss, networks + priors)
-        optimizer.apply_gradients(zip(grads[: len(networks)], networks))
-        prior_optimizer.apply_gradients(zip(grads[len(networks):], priors))
-        return tf.reduce_mean(reconstruction), tf.reduce_mean(kl)
-
-    return step
-
-
-def make_eval_step(model, *, jit_compile: bool = True):
-    """Per-image (reconstruction, KL) on a batch, no gradients."""
-
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def step(images, labels, seed):
-        return model.loss_parts(images, labels, seed)
-
-    return step
-
-
 def fixed_binarization(images: np.ndarray, seed: int = 1234) -> np.ndarray:
     """One reproducible binarisation of a test set, so its ELBO is comparable across runs."""
     rng = np.random.default_rng(seed)
@@ -109,7 +69,7 @@ def fixed_binarization(images: np.ndarray, seed: int = 1234) -> np.ndarray:
 
 def evaluate_elbo(model, images: np.ndarray, labels: np.ndarray, *, seed: int = 0, eval_step=None) -> dict:
     """Mean negative ELBO and its parts (nats per image) over the given digits."""
-    eval_step = eval_step or make_eval_step(model)
+    eval_step = eval_step or make_eval_step(model, jit_compile=default_jit_compile())
     totals = np.zeros(2)
     for i, (x, y) in enumerate(evaluation_dataset(images, labels)):
         recon, kl = eval_step(x, y, tf.constant([seed, i], tf.int32))
@@ -126,7 +86,7 @@ def min_mean_distance(model) -> float:
 
 
 def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "lines",
-          jit_compile: bool = True, callback=None, stream=None) -> History:
+          jit_compile: bool | None = None, callback=None, stream=None) -> History:
     """Train ``model`` on ``digits`` and return its :class:`History`.
 
     ``progress``: "lines" prints one line per epoch, "bar" a progress bar (for
@@ -134,6 +94,7 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
     (used to write checkpoints).
     """
     config = model.train_config
+    jit_compile = default_jit_compile() if jit_compile is None else jit_compile
     epochs = config.epochs if epochs is None else epochs
     stream = stream or sys.stdout
     tf.random.set_seed(config.seed)
