@@ -33,6 +33,16 @@ def model_classes() -> dict:
     return {cls.kind: cls for cls in (ConditionalVAE, *variants.VARIANTS)}
 
 
+def _file_mode(path: Path) -> int:
+    """The permissions ``path`` should get: those of the file it replaces, else 0666 minus umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path: Path, write) -> None:
     """Call ``write(binary_file)`` on a temporary file, then rename it to ``path``."""
     path = Path(path)
@@ -45,6 +55,7 @@ def atomic_write(path: Path, write) -> None:
         with handle:
             write(handle)
             handle.flush()
+            os.fchmod(handle.fileno(), _file_mode(path))  # temp files are 0600; outputs are not
             os.fsync(handle.fileno())
         os.replace(handle.name, path)
     except BaseException as err:
@@ -134,20 +145,27 @@ def load_checkpoint(directory):
             stored = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise CvaeError(f"{weights_path} is corrupt: {err}") from None
-    if "__config__" not in stored or json.loads(str(stored.pop("__config__"))) != record:
+    try:
+        stored_record = json.loads(str(stored.pop("__config__")))
+    except (KeyError, ValueError):  # no copy of the config, or not JSON
+        raise CvaeError(f"{weights_path} is corrupt or not a cvae_lib checkpoint (no valid embedded config)") from None
+    if stored_record != record:
         raise CvaeError(f"{directory}: {WEIGHTS_FILE} and {CONFIG_FILE} come from different runs")
     model = kinds[kind](model_config, train_config)
     for net_name, network in model.networks().items():
         expected = network.get_weights()
         weights = [stored.get(f"{net_name}/{i:03d}") for i in range(len(expected))]
-        if any(w is None or w.shape != e.shape for w, e in zip(weights, expected)):
+        if any(w is None or w.shape != e.shape or w.dtype.kind != "f" for w, e in zip(weights, expected)):
             raise CvaeError(f"{weights_path} does not fit the {net_name} described in {CONFIG_FILE}")
         network.set_weights(weights)
     history_path = directory / HISTORY_FILE
     history = History()
     if history_path.is_file():
         try:
-            history = History.from_dict(json.loads(history_path.read_text(encoding="utf-8")))
+            saved = json.loads(history_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise CvaeError(f"{history_path} is corrupt: {err}") from None
+        if not isinstance(saved, dict) or not isinstance(saved.get("epochs", []), list):
+            raise CvaeError(f"{history_path} is corrupt: expected {{\"epochs\": [...]}}")
+        history = History.from_dict(saved)
     return model, history

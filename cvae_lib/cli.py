@@ -43,6 +43,8 @@ def _check_output_file(path: Path) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise CvaeError(f"{path} is a directory, expected a file name")
+    if parent.exists() and not parent.is_dir():
+        raise CvaeError(f"cannot write {path}: {parent} is not a directory")
     if not parent.is_dir():
         raise CvaeError(f"cannot write {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -50,13 +52,31 @@ def _check_output_file(path: Path) -> Path:
     return path
 
 
+def _check_output_dir(path: Path) -> Path:
+    """Fail before any long work if directory ``path`` cannot be created or written.
+
+    Creates nothing, so a run that fails later (say, no data) leaves no empty directory.
+    """
+    import os
+
+    if path.exists() and not path.is_dir():
+        raise CvaeError(f"{path} exists and is not a directory")
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CvaeError(f"cannot create directory {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CvaeError(f"cannot write to directory {existing}: permission denied")
+    return path
+
+
 def cmd_train(args) -> None:
-    from . import checkpoint
     from .config import ModelConfig, TrainConfig
     from .data import load_digits
     from .runs import default_epochs, train_run
 
-    checkpoint.prepare_directory(args.out)
+    _check_output_dir(args.out)
     digits = load_digits(args.data, seed=args.seed)
     epochs = args.epochs or default_epochs(digits)
     train_config = TrainConfig(
@@ -86,19 +106,51 @@ def cmd_sample(args) -> None:
 
 
 def cmd_grid(args) -> None:
+    from matplotlib.figure import Figure
+
     from .checkpoint import atomic_write, load_checkpoint
     from .data import check_digit
     from .plots import manifold_figure
 
     _check_output_file(args.out)
+    fmt = args.out.suffix.lstrip(".").lower() or "png"
+    if fmt not in Figure().canvas.get_supported_filetypes():
+        raise CvaeError(f"cannot save a figure as .{fmt}: use .png, .pdf or .svg")
     digit = check_digit(args.digit)
     model, _ = load_checkpoint(args.dir)
     fig = manifold_figure(model, digit, n=args.size)
-    fmt = args.out.suffix.lstrip(".").lower() or "png"
-    if fmt not in fig.canvas.get_supported_filetypes():
-        raise CvaeError(f"cannot save a figure as .{fmt}: use .png, .pdf or .svg")
     atomic_write(args.out, lambda f: fig.savefig(f, format=fmt, dpi=120))
     print(f"wrote {args.out}: {args.size}x{args.size} manifold of digit {digit}")
+
+
+def _iw_digits(text: str):
+    """``all`` or a positive integer: how many test digits the importance-weighted bound covers."""
+    return None if text.strip().lower() == "all" else _positive_int(text)
+
+
+def cmd_evaluate(args) -> None:
+    """Conditional accuracy, test ELBO, importance-weighted bound and separation -> JSON."""
+    from . import checkpoint
+    from .evaluate import evaluate_model, report_to_json, run_digits
+    from .judge import load_or_train_judge
+
+    _check_output_file(args.out)
+    record = checkpoint.read_config(args.dir)
+    model, _ = checkpoint.load_checkpoint(args.dir)
+    if not record.get("complete", True):
+        print(f"cvae_lib: warning: {args.dir} holds an unfinished run; evaluating it as it is",
+              file=sys.stderr, flush=True)
+    digits, n_test = run_digits(record, args.dir)
+    judge = load_or_train_judge(digits, epochs=args.judge_epochs)
+    progress = "bar" if sys.stderr.isatty() else "lines"
+    report = evaluate_model(model, digits.subset(None, n_test), judge, k=args.k, iw_digits=args.iw_digits,
+                            per_class=args.per_class, seed=args.seed, progress=progress)
+    report = {"checkpoint": str(args.dir), **report, "run": {key: record.get(key) for key in ("model", "train", "hardware", "complete")}}
+    checkpoint.atomic_write_text(args.out, report_to_json(report))
+    print(f"wrote {args.out}: conditional accuracy {report['conditional_accuracy']:.1%} "
+          f"(judge {report['judge_test_accuracy']:.1%} on real test digits), test negative ELBO "
+          f"{report['test_neg_elbo']:.2f} nats, bound on {report['iw_bound_of']} {report['iw_bound']:.2f} "
+          f"(k={report['k']}, {report['iw_digits']} digits)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data import SOURCES
 
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m cvae_lib", description="Conditional VAE on MNIST.")
+    parser = _Parser(prog="python -m cvae_lib", description="Conditional VAE on MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model and write its checkpoint")
@@ -138,12 +190,39 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--out", type=Path, required=True, help="output image (.png, .pdf, .svg)")
     grid.set_defaults(func=cmd_grid)
 
+    from .evaluate import DEFAULT_K, DEFAULT_PER_CLASS
+    from .judge import DEFAULT_EPOCHS as JUDGE_EPOCHS
+
+    evaluate = sub.add_parser("evaluate", help="judge generated digits and bound the test likelihood -> JSON")
+    evaluate.add_argument("dir", type=Path, help="checkpoint directory (its config.json names the data)")
+    evaluate.add_argument("--out", type=Path, required=True, help="output report (.json)")
+    evaluate.add_argument("--k", type=_positive_int, default=DEFAULT_K,
+                          help=f"importance samples per digit for the bound (default {DEFAULT_K})")
+    evaluate.add_argument("--iw-digits", type=_iw_digits, default=1000,
+                          help="bound the first N test digits, or 'all' (default 1000: k decodes each)")
+    evaluate.add_argument("--per-class", type=_positive_int, default=DEFAULT_PER_CLASS,
+                          help=f"generated digits per class for conditional accuracy (default {DEFAULT_PER_CLASS})")
+    evaluate.add_argument("--judge-epochs", type=_positive_int, default=JUDGE_EPOCHS,
+                          help=f"epochs of the judge classifier, cached per setting (default {JUDGE_EPOCHS})")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.set_defaults(func=cmd_evaluate)
+
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr, like every other error."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"cvae_lib: error: {message} (see: {self.prog} --help)\n")
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2): return, do not exit
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     try:
         args.func(args)
     except CvaeError as err:

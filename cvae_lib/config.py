@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass
 
 from .errors import CvaeError
@@ -32,34 +33,53 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise CvaeError(f"{name} must be a positive integer, got {value!r}")
-        object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
+        try:
+            shape = tuple(int(v) for v in self.image_shape)
+        except (TypeError, ValueError):
+            shape = ()
+        if len(shape) != 3 or min(shape) < 1:
+            raise CvaeError(f"image_shape must be (height, width, channels), got {self.image_shape!r}")
+        object.__setattr__(self, "image_shape", shape)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How the networks are trained. See :mod:`cvae_lib.train` for why these defaults."""
 
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 256
-    learning_rate: float = 1e-3
-    prior_learning_rate: float = 0.1
-    prior_init_spread: float = 3.0
+    learning_rate: float = 3e-3
+    prior_learning_rate: float = 1e-3
+    prior_init_radius: float = 8.0
+    warmup_fraction: float = 1 / 3
     kl_weighting: str = "elbo"
     binarize: bool = True
     seed: int = 0
+
+    @property
+    def warmup_epochs(self) -> int:
+        """Epochs of warm-up: the first ``warmup_fraction`` of training."""
+        return int(round(self.warmup_fraction * self.epochs))
 
     def __post_init__(self):
         if self.kl_weighting not in KL_WEIGHTINGS:
             raise CvaeError(
                 f"kl_weighting must be one of {', '.join(KL_WEIGHTINGS)}, got {self.kl_weighting!r}"
             )
+        if (isinstance(self.warmup_fraction, bool) or not isinstance(self.warmup_fraction, numbers.Real)
+                or not 0 <= self.warmup_fraction < 1):
+            raise CvaeError(f"warmup_fraction must be a number in [0, 1), got {self.warmup_fraction!r}")
+        if (isinstance(self.prior_init_radius, bool) or not isinstance(self.prior_init_radius, numbers.Real)
+                or not self.prior_init_radius >= 0):
+            raise CvaeError(f"prior_init_radius must be a number >= 0, got {self.prior_init_radius!r}")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise CvaeError(f"{name} must be a positive integer, got {value!r}")
         for name in ("learning_rate", "prior_learning_rate"):
-            if not float(getattr(self, name)) > 0:
-                raise CvaeError(f"{name} must be positive, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+                raise CvaeError(f"{name} must be a positive number, got {value!r}")
 
 
 def to_dict(model: ModelConfig, train: TrainConfig, **extra) -> dict:
@@ -79,7 +99,7 @@ def from_dict(record: dict) -> tuple[ModelConfig, TrainConfig]:
     try:
         model = ModelConfig(**record["model"])
         train = TrainConfig(**record["train"])
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise CvaeError(f"config.json is incomplete or has unknown fields: {err}") from None
     return model, train
 

@@ -57,7 +57,7 @@ class Digits:
 
 def load_digits(source: str | None = None, *, seed: int = 0, test_per_class: int = 100) -> Digits:
     """Load real MNIST digits from ``source`` (see module docstring)."""
-    source = source or os.environ.get(DATA_ENV, "auto")
+    source = source or os.environ.get(DATA_ENV, "").strip() or "auto"
     if source not in SOURCES:
         raise CvaeError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}")
     if source == "sample":

@@ -1,4 +1,4 @@
-"""The conditional VAE: prior network + encoder + decoder -> negative ELBO.
+r"""The conditional VAE: prior network + encoder + decoder -> negative ELBO.
 
 For an image x with label y the negative ELBO is
 
@@ -35,9 +35,13 @@ class ConditionalVAE(tf.Module):
         super().__init__(name=self.kind)
         self.config = config
         self.train_config = train
-        self.prior_network = make_prior_network(config, train.prior_init_spread, seed=train.seed)
+        self.prior_network = make_prior_network(config, train.prior_init_radius, seed=train.seed)
         self.encoder = self._make_encoder()
         self.decoder = self._make_decoder()
+        # Weight of the reconstruction term in the *training objective*; the training
+        # loop ramps it from 0 to 1 during warm-up (see cvae_lib.train). Reported
+        # losses never use it.
+        self.recon_weight = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="recon_weight")
 
     # Variants (see cvae_lib.variants) override these four hooks.
     def _make_encoder(self) -> keras.Model:
@@ -69,6 +73,11 @@ class ConditionalVAE(tf.Module):
         """
         return self.prior(labels)
 
+    def finish_training(self, digits) -> None:
+        """Called by :func:`cvae_lib.train.train` after the last epoch's steps, before its
+        checkpoint: variants fit here what gradients do not (the unconditional VAE's
+        class centres). This model has nothing to fit."""
+
     def posterior(self, images: tf.Tensor, labels: tf.Tensor) -> tfd.Distribution:
         """q(z | x); this model's encoder ignores the label."""
         del labels
@@ -99,7 +108,7 @@ class ConditionalVAE(tf.Module):
         kl_weight = 1.0
         if self.train_config.kl_weighting == "reference":
             kl_weight = 1.0 / tf.cast(tf.shape(kl)[0], kl.dtype)
-        return tf.reduce_mean(reconstruction) + kl_weight * tf.reduce_mean(kl)
+        return self.recon_weight * tf.reduce_mean(reconstruction) + kl_weight * tf.reduce_mean(kl)
 
     @property
     def prior_variables(self):

@@ -35,7 +35,7 @@ def decode_images(model, z, labels, batch_size: int = 2048) -> np.ndarray:
 
 def sample_latents(model, per_class: int, seed: int = 0) -> np.ndarray:
     """z ~ p(z | y) for every class, shape (num_classes, per_class, latent_dim)."""
-    if not isinstance(per_class, (int, np.integer)) or per_class < 1:
+    if not isinstance(per_class, (int, np.integer)) or isinstance(per_class, bool) or per_class < 1:
         raise CvaeError(f"samples per class must be a positive integer, got {per_class!r}")
     labels = np.repeat(np.arange(model.config.num_classes), per_class)
     z = model.generation_prior(tf.constant(labels, tf.int32)).sample(seed=tf.constant([seed, 7], tf.int32))
@@ -72,9 +72,13 @@ def manifold_latents(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
     stay at the mean.
     """
     digit = check_digit(digit, model.config.num_classes)
+    if model.config.latent_dim < 2:
+        raise CvaeError(f"the manifold grid needs a latent space of 2 or more dimensions, "
+                        f"this model has {model.config.latent_dim}")
+    offsets = grid_offsets(n)  # validates n
     mean = class_means_for_generation(model)[digit]
     z = np.broadcast_to(mean, (n, n, mean.shape[-1])).copy()
-    z[..., :2] += grid_offsets(n)
+    z[..., :2] += offsets
     return z.astype(np.float32)
 
 

@@ -3,27 +3,34 @@
 Why the defaults separate the classes
 -------------------------------------
 The decoder never sees y, so generating class y from N(mu_y, I) works only if the ten
-class means end up several prior standard deviations apart and each class's codes
-fill its own unit ball. The ELBO wants exactly that (overlapping classes make the
-reconstruction ambiguous, while a label's information costs no KL once the means
-are apart), but with the reference settings it never gets there: Adam moves each
-weight by at most about its learning rate per step, so with lr=1e-3 and a few
-hundred steps the ten means can travel well under one unit from their Glorot
-starting points, which lie within about one unit of each other. The encoder then
-packs all classes into the same small disc and samples from N(mu_y, I) are a mix of
-digits.
+class means end up several prior standard deviations apart *and* the encoder sends
+each class's digits to its own mean. The reference recipe reaches neither: with
+Glorot initialisation the ten means start within about one unit of each other, and
+Adam (which moves each weight by at most about its learning rate per step) cannot
+carry them apart in a few hundred steps; the ELBO itself barely asks for more, since
+compact, slightly separated class clusters already reconstruct well. Samples from
+N(mu_y, I) then land in other classes' territory.
 
-Two changes to *how* the reference networks are trained fix this; the networks and
-the loss stay the same:
+Three changes to *how* the reference networks are trained fix this (networks, prior
+family and loss are unchanged; after warm-up the objective is exactly the ELBO):
 
-1. ``prior_learning_rate`` (default 0.1): the prior network gets its own Adam with
-   a learning rate 100x the rest. It has 54 weights that only have to track where
-   the encoder puts each class, so it can move fast without destabilising anything.
-2. ``prior_init_spread`` (default 3): the class means start three times further
-   apart than Glorot would put them, so from the first step the KL term pulls each
-   class's codes to a different place and the decoder learns distinct regions.
+1. ``prior_init_radius`` (default 8): the prior network's first layer is set so the
+   class means start evenly spaced on a circle of radius 8, about 4.9 units between
+   neighbours (:func:`cvae_lib.prior.spread_class_means`).
+2. Warm-up (the first ``warmup_fraction`` = 1/3 of the epochs): the reconstruction
+   term is ramped in linearly from weight 0 to 1 and the prior is held still. While
+   the KL term dominates, its gradient (m_q(x) - mu_y) teaches the encoder *where*
+   each class lives; only then does reconstruction teach what lives there. Without it
+   the reconstruction gradient wins from the first step, the encoder packs all
+   classes near the origin, and the means are pulled in after it.
+3. ``learning_rate`` 3e-3 (from 1e-3), so the encoder's outputs can reach the class
+   means within the few hundred steps that 4,000 digits give.
 
-The measured effect is in the book's training and comparison chapters.
+Measured with an independent classifier on 100 samples per class (4,000 offline
+digits, 60 epochs, radius 8): 97% of samples judged as the requested digit. With a
+radius-6 circle start but no warm-up, 15%: the encoder never learned to route classes
+(KL stuck near 0.5 * 6^2 = 18 nats, i.e. all codes near the origin). The book's training and comparison chapters
+rerun this comparison.
 """
 
 from __future__ import annotations
@@ -99,7 +106,10 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
     stream = stream or sys.stdout
     tf.random.set_seed(config.seed)
     optimizer = keras.optimizers.Adam(config.learning_rate)
-    prior_optimizer = keras.optimizers.Adam(config.prior_learning_rate)
+    warmup = int(round(config.warmup_fraction * epochs))
+    prior_rate = tf.Variable(0.0 if warmup else config.prior_learning_rate,
+                             trainable=False, dtype=tf.float32)
+    prior_optimizer = keras.optimizers.Adam(prior_rate)
     step = make_train_step(model, optimizer, prior_optimizer, jit_compile=jit_compile,
                            binarize_input=config.binarize)
     eval_step = make_eval_step(model, jit_compile=jit_compile)
@@ -109,6 +119,9 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
     history = History()
     bar = _progress_bar(epochs, stream) if progress == "bar" else None
     for epoch in range(1, epochs + 1):
+        model.recon_weight.assign(min(1.0, (epoch - 1) / warmup) if warmup else 1.0)
+        if epoch == warmup + 1:
+            prior_rate.assign(config.prior_learning_rate)  # warm-up over: the means may move
         start = time.perf_counter()
         sums = np.zeros(2)
         for i, (x, y) in enumerate(dataset):
@@ -116,6 +129,8 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
             recon, kl = step(x, y, seed)
             sums += [float(recon), float(kl)]
         seconds = time.perf_counter() - start
+        if epoch == epochs:
+            model.finish_training(digits)  # before the last checkpoint (see ConditionalVAE)
         sums /= steps_per_epoch
         val = evaluate_elbo(model, val_x, digits.y_test, eval_step=eval_step)
         record = {

@@ -1,0 +1,416 @@
+"""Honest evaluation: does the model generate the digit it is asked for, and how well
+does it model the test digits?
+
+Four measurements, each with the reason it is there:
+
+Conditional accuracy
+    Draw z from the model's recipe for class y (:meth:`generation_prior`: N(mu_y, I)
+    for the book's model), decode the mean image, and ask an independent classifier
+    (:mod:`cvae_lib.judge`, trained on the training split only) which digit it sees.
+    The share labelled y, per class and averaged, is what "conditional generation
+    works" means; the confusion matrix shows *which* classes get mixed up.
+Test negative ELBO
+    Reconstruction + KL in nats per image on the test split, binarised once with
+    :func:`cvae_lib.train.fixed_binarization` (the same digits the training's
+    validation used), so runs compare on identical data.
+Importance-weighted bound (Burda et al., 2016)
+    -log (1/k sum_i p(x|z_i) p(z_i|y) / q(z_i|x)), z_i ~ q(z|x): an upper bound on
+    -log p(x|y) that tightens as k grows and equals the negative ELBO in expectation
+    for k = 1, so ``iw_bound <= neg_elbo`` on the same digits. It costs k decoder
+    passes per digit, so it can be restricted to the first N test digits; the ELBO of
+    those same digits is reported next to it.
+Class separation
+    Distances between the class centres of the generation prior, in units of its
+    standard deviation: with a label-blind decoder, classes closer than about two
+    standard deviations overlap and samples of one class decode as another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.figure import Figure
+from scipy.special import logsumexp
+
+from .backend import tf
+from .data import Digits, load_digits
+from .errors import CvaeError
+from .sampling import sample_images
+from .steps import default_jit_compile, make_eval_step
+from .train import evaluate_elbo, fixed_binarization
+
+#: Importance samples per digit. The cost grows like k and the gain shrinks as k grows;
+#: the results chapter shows the bound for k = 1, 10, 100 and 1000 on a few digits.
+DEFAULT_K = 1000
+#: Generated digits per class for conditional accuracy: 500 x 10 gives a binomial
+#: standard error under 1 percentage point on the average.
+DEFAULT_PER_CLASS = 500
+#: Decoder passes per compiled call of the bound. At its widest a pass holds two
+#: 28x28x16 float maps (about 100 kB), so a call needs some 200 MB; on 2 CPU cores
+#: 1,024 to 4,096 passes per call ran at about the same speed.
+DEFAULT_CHUNK = 2048
+
+
+@dataclass
+class ConditionalAccuracy:
+    """Judge's verdict on generated digits.
+
+    ``confusion[c, j]`` counts digits generated for class c that the judge labels j.
+    """
+
+    accuracy: float
+    per_class: np.ndarray
+    confusion: np.ndarray
+    samples_per_class: int
+
+
+def conditional_accuracy(model, judge, per_class: int = DEFAULT_PER_CLASS, seed: int = 0) -> ConditionalAccuracy:
+    """Share of digits generated for class y (z ~ generation_prior(y), mean image) judged y.
+
+    ``judge`` is anything with ``labels(images) -> int array`` (a :class:`cvae_lib.judge.Judge`).
+    """
+    samples = sample_images(model, per_class, seed=seed)  # (classes, per_class, 28, 28)
+    classes = samples.shape[0]
+    predicted = np.asarray(judge.labels(samples.reshape(-1, 28, 28))).reshape(classes, per_class)
+    width = max(classes, int(predicted.max()) + 1)
+    confusion = np.stack([np.bincount(row, minlength=width) for row in predicted])
+    per_class_accuracy = confusion[np.arange(classes), np.arange(classes)] / per_class
+    return ConditionalAccuracy(float(per_class_accuracy.mean()), per_class_accuracy, confusion, per_class)
+
+
+def _draw_confusion(ax, confusion: np.ndarray, title: str) -> None:
+    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), rate in np.ndenumerate(rates):
+        if rate >= 0.005:
+            ax.text(col, row, f"{100 * rate:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if rate > 0.6 else "black")
+    ax.set_xticks(range(rates.shape[1]))
+    ax.set_yticks(range(rates.shape[0]))
+    ax.set_xlabel("judge's label")
+    ax.set_ylabel("requested digit")
+    ax.set_title(title, fontsize=10)
+
+
+def confusion_figure(confusion: np.ndarray, title: str = "judge's label of generated digits",
+                     size: float = 5.0) -> Figure:
+    """Row-normalised confusion matrix in percent: row = requested digit, column = judge's label."""
+    fig = Figure(figsize=(size, size), layout="constrained")
+    _draw_confusion(fig.add_subplot(), confusion, f"{title} (%)")
+    return fig
+
+
+def confusions_figure(confusions: dict, size: float = 3.6) -> Figure:
+    """Several confusion matrices side by side, titled by the dict's keys."""
+    fig = Figure(figsize=(size * len(confusions), size + 0.3), layout="constrained")
+    for i, (name, confusion) in enumerate(confusions.items()):
+        _draw_confusion(fig.add_subplot(1, len(confusions), i + 1), np.asarray(confusion), name)
+    return fig
+
+
+def panels_figure(images: dict, size: float = 3.6, ylabel: str | None = None) -> Figure:
+    """Grey images (e.g. sample grids or manifolds) side by side, titled by the dict's keys."""
+    fig = Figure(figsize=(size * len(images), size + 0.3), layout="constrained")
+    for i, (name, image) in enumerate(images.items()):
+        ax = fig.add_subplot(1, len(images), i + 1)
+        ax.imshow(image, cmap="Greys_r", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i == 0 and ylabel:
+            ax.set_ylabel(ylabel)
+    return fig
+
+
+def separation_figure(separation: np.ndarray, title: str = "distance between class centres",
+                      size: float = 5.0) -> Figure:
+    """A :func:`class_separation` matrix, in prior standard deviations, annotated."""
+    separation = np.asarray(separation)
+    fig = Figure(figsize=(size, size), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(separation, cmap="viridis", vmin=0)
+    for (row, col), value in np.ndenumerate(separation):
+        if row != col:
+            ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
+                    color="white" if value < 0.6 * separation.max() else "black")
+    ax.set_xticks(range(len(separation)))
+    ax.set_yticks(range(len(separation)))
+    ax.set_xlabel("digit")
+    ax.set_ylabel("digit")
+    ax.set_title(f"{title} (prior standard deviations)", fontsize=10)
+    return fig
+
+
+def scored_digits(model, digits: Digits, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The test split as the model is scored on it: binarised once, reproducibly, then the first ``n``.
+
+    Binarising the whole split before cutting keeps the first ``n`` digits identical
+    to the first ``n`` of the full evaluation, so a bound on a subset is compared with
+    the ELBO of exactly those digits.
+    """
+    x = fixed_binarization(digits.x_test) if model.train_config.binarize else digits.x_test
+    return x[:n], digits.y_test[:n]
+
+
+_COMPILED = weakref.WeakKeyDictionary()  # model -> {jit_compile: function}, so repeated calls reuse traces
+
+
+def _log_weights_function(model, jit_compile: bool):
+    """Compiled log p(x|z) + log p(z|y) - log q(z|x) for ``samples`` draws z ~ q(z|x) per image."""
+    try:
+        cache = _COMPILED.setdefault(model, {})
+    except TypeError:  # a model that cannot be weakly referenced: compile afresh
+        cache = {}
+    if jit_compile not in cache:
+        cache[jit_compile] = _compile_log_weights(model, jit_compile)
+    return cache[jit_compile]
+
+
+def _compile_log_weights(model, jit_compile: bool):
+    latent = model.config.latent_dim
+    model_ref = weakref.ref(model)  # the cache must not keep the model alive
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def log_weights(images, labels, seed, samples):
+        model = model_ref()
+        posterior = model.posterior(images, labels)
+        z = posterior.sample(samples, seed=seed)  # (samples, batch, latent)
+        batch = tf.shape(images)[0]
+        logits = model.decode_logits(tf.reshape(z, [-1, latent]), tf.tile(labels, [samples]))
+        logits = tf.reshape(logits, tf.concat([[samples, batch], tf.shape(images)[1:]], 0))
+        targets = tf.broadcast_to(images[None], tf.shape(logits))
+        log_px = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits),
+                                axis=[2, 3, 4])
+        return log_px + model.prior(labels).log_prob(z) - posterior.log_prob(z)
+
+    return log_weights
+
+
+class _Progress:
+    """Done/total, elapsed and an estimate of the time left; in place ("bar"), as lines, or silent."""
+
+    def __init__(self, total: int, label: str, mode: str = "bar", stream=None):
+        if mode not in ("bar", "lines", "none"):
+            raise CvaeError(f"progress must be 'bar', 'lines' or 'none', got {mode!r}")
+        self.total, self.label, self.mode = total, label, mode
+        self.stream = stream or sys.stderr
+        self.start = self.last = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if self.mode == "none" or (done < self.total and now - self.last < (1.0 if self.mode == "bar" else 15.0)):
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = elapsed / done * (self.total - done) if done else float("nan")
+        text = f"{self.label}: {done}/{self.total} digits, {elapsed:.0f} s, about {left:.0f} s left"
+        if self.mode == "bar":
+            print(f"\r{text}   ", end="" if done < self.total else "\n", file=self.stream, flush=True)
+        else:
+            print(text, file=self.stream, flush=True)
+
+
+def importance_weighted_bound(model, images: np.ndarray, labels: np.ndarray, *, k: int = DEFAULT_K,
+                              seed: int = 0, chunk: int = DEFAULT_CHUNK, progress: str = "none",
+                              stream=None, jit_compile: bool | None = None) -> np.ndarray:
+    """Per-image -log (1/k sum_i p(x|z_i) p(z_i|y) / q(z_i|x)) in nats, z_i ~ q(z|x).
+
+    ``images`` must already be what the model is scored on (binarised: see
+    :func:`scored_digits`). Work is split so that no compiled call decodes more than
+    ``chunk`` latent codes: a few images with all their k samples, or for large k one
+    image in slices of samples, combined with a log-sum-exp in float64.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise CvaeError(f"k (importance samples per digit) must be a positive integer, got {k!r}")
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise CvaeError(f"chunk must be a positive integer, got {chunk!r}")
+    images = np.asarray(images, np.float32)
+    labels = np.asarray(labels, np.int32)
+    if len(images) != len(labels):
+        raise CvaeError(f"got {len(images)} images but {len(labels)} labels")
+    k, chunk = int(k), int(chunk)
+    jit_compile = default_jit_compile() if jit_compile is None else jit_compile
+    log_weights = _log_weights_function(model, jit_compile)
+    per_call = min(k, chunk)
+    per_batch = max(1, chunk // per_call)
+    calls_per_batch = math.ceil(k / per_call)
+    bounds = np.empty(len(images), np.float64)
+    meter = _Progress(len(images), f"importance-weighted bound (k={k})", progress, stream)
+    for b, start in enumerate(range(0, len(images), per_batch)):
+        count = min(per_batch, len(images) - start)
+        # Pad the last batch (and draw whole calls of samples, dropping the surplus) so
+        # every call has one shape and the function is traced once.
+        rows = np.minimum(np.arange(start, start + per_batch), len(images) - 1)
+        x, y = tf.constant(images[rows]), tf.constant(labels[rows])
+        parts = [log_weights(x, y, tf.constant([seed, b * calls_per_batch + c], tf.int32), per_call).numpy()
+                 for c in range(calls_per_batch)]
+        log_w = np.concatenate(parts)[:k, :count].astype(np.float64)  # (k, images in batch)
+        bounds[start:start + count] = math.log(k) - logsumexp(log_w, axis=0)
+        meter.update(start + count)
+    return bounds
+
+
+def class_separation(model) -> np.ndarray:
+    """Distances between the generation prior's class centres, in its standard deviations (C x C)."""
+    prior = model.generation_prior(tf.range(model.config.num_classes))
+    means = np.asarray(prior.mean(), np.float64)
+    scale = float(np.mean(np.asarray(prior.stddev())))
+    return np.linalg.norm(means[:, None] - means[None], axis=-1) / scale
+
+
+def min_separation(separation: np.ndarray) -> float:
+    """The closest pair of classes in a :func:`class_separation` matrix."""
+    return float(separation[np.triu_indices(len(separation), 1)].min())
+
+
+def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digits: int | None = None,
+                   per_class: int = DEFAULT_PER_CLASS, seed: int = 0, progress: str = "bar",
+                   stream=None) -> dict:
+    """All four measurements as one JSON-ready report (see the module docstring).
+
+    ``iw_digits``: bound only the first N test digits (default: all); the report's
+    ``iw_neg_elbo`` is the ELBO on exactly those digits.
+    """
+    if iw_digits is not None and (isinstance(iw_digits, bool) or not isinstance(iw_digits, (int, np.integer))
+                                  or iw_digits < 1):
+        raise CvaeError(f"iw_digits must be a positive integer, got {iw_digits!r}")
+    x, y = scored_digits(model, digits)
+    eval_step = make_eval_step(model, jit_compile=default_jit_compile())
+    elbo = evaluate_elbo(model, x, y, eval_step=eval_step)
+    judged = conditional_accuracy(model, judge, per_class, seed=seed)
+    n_iw = len(x) if iw_digits is None else min(int(iw_digits), len(x))
+    start = time.perf_counter()
+    bounds = importance_weighted_bound(model, x[:n_iw], y[:n_iw], k=k, seed=seed, progress=progress,
+                                       stream=stream)
+    iw_seconds = time.perf_counter() - start
+    iw_elbo = elbo if n_iw == len(x) else evaluate_elbo(model, x[:n_iw], y[:n_iw], eval_step=eval_step)
+    separation = class_separation(model)
+    return {
+        "kind": model.kind,
+        "data": {"source": digits.source, "description": digits.description, "n_test": int(len(x))},
+        "conditional_accuracy": judged.accuracy,
+        "per_class_accuracy": [float(v) for v in judged.per_class],
+        "confusion": judged.confusion.tolist(),
+        "samples_per_class": int(per_class),
+        "judge_test_accuracy": float(judge.test_accuracy),
+        "judge": {key: judge.meta.get(key) for key in ("source", "n_train", "n_test", "seed", "epochs")},
+        "test_neg_elbo": float(elbo["neg_elbo"]),
+        "test_recon": float(elbo["recon"]),
+        "test_kl": float(elbo["kl"]),
+        "iw_bound": float(bounds.mean()),
+        "iw_bound_stderr": float(bounds.std(ddof=1) / math.sqrt(n_iw)) if n_iw > 1 else float("nan"),
+        "iw_bound_of": f"-log {getattr(model, 'likelihood_of', 'p(x | y)')}",
+        "k": int(k),
+        "iw_digits": int(n_iw),
+        "iw_neg_elbo": float(iw_elbo["neg_elbo"]),
+        "iw_seconds": float(iw_seconds),
+        "separation": separation.round(4).tolist(),
+        "min_separation": min_separation(separation),
+    }
+
+
+def run_digits(record: dict, directory="the checkpoint") -> tuple[Digits, int]:
+    """The digits a run was trained on, from its config record, and its number of test digits.
+
+    Returns the full splits (the judge trains on all training digits) and ``n_test``,
+    the number of test digits the run itself was validated on (the first ``n_test``).
+    The split's seed is the record's ``data.seed`` if present, else the training seed,
+    which is what ``python -m cvae_lib train`` uses.
+    """
+    data = record.get("data") or {}
+    source = data.get("source")
+    if source not in ("keras", "sample"):
+        raise CvaeError(f"{directory}/config.json does not record which digits the run used (data.source)")
+    seed = data.get("seed", record.get("train", {}).get("seed", 0))
+    digits = load_digits(source, seed=int(seed))
+    n_train, n_test = data.get("n_train"), data.get("n_test") or len(digits.x_test)
+    if (n_train and n_train > len(digits.x_train)) or n_test > len(digits.x_test):
+        raise CvaeError(f"{directory} was trained on {n_train} {source!r} digits, but only "
+                        f"{len(digits.x_train)} training / {len(digits.x_test)} test digits are here")
+    return digits, int(n_test)
+
+
+def report_to_json(report: dict) -> str:
+    """Strict JSON (non-finite numbers become null, which ``json.dumps`` would write as NaN)."""
+    def clean(value):
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(item) for item in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    return json.dumps(clean(report), indent=2, allow_nan=False) + "\n"
+
+
+#: Bump when the evaluation's computation changes, so cached reports are recomputed.
+EVALUATION_FORMAT = "cvae_lib-evaluation/1"
+
+
+def book_settings() -> dict:
+    """The book's evaluation settings: k = 1000 everywhere; the bound covers every test
+    digit on a GPU, and the first 100 on a CPU, where k decodes per digit cost about
+    0.2-0.4 s (measured on 2 shared cores)."""
+    from .backend import GPUS
+
+    return {"k": DEFAULT_K, "iw_digits": None if GPUS else 100, "per_class": DEFAULT_PER_CLASS, "seed": 0}
+
+
+def _digest(arrays) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str = "bar", **settings) -> tuple[dict, bool]:
+    """:func:`evaluate_model`'s report, reused when this exact evaluation was done before.
+
+    The report is stored in ``directory`` (the model's run directory) under a name
+    derived from everything it depends on: the model's weights, the test digits, the
+    judge, the settings and :data:`EVALUATION_FORMAT`. Returns ``(report, reused)``.
+    """
+    from .checkpoint import atomic_write_text, prepare_directory
+
+    weights = [w for network in model.networks().values() for w in network.get_weights()]
+    key = {
+        "format": EVALUATION_FORMAT, "kind": model.kind, "weights": _digest(weights),
+        "test_digits": _digest([digits.x_test, digits.y_test]),
+        "judge": judge.meta.get("fingerprint"), "judge_test_accuracy": float(judge.test_accuracy),
+        **{name: settings.get(name) for name in sorted(settings)},
+    }
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = prepare_directory(directory) / f"evaluation-{name}.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored.get("cache_key") == key:
+            return stored["report"], True
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # missing or unreadable: evaluate afresh
+    report = evaluate_model(model, digits, judge, progress=progress, **settings)
+    atomic_write_text(path, report_to_json({"cache_key": key, "report": report}))
+    return json.loads(report_to_json(report)), False
+
+
+def comparison_table(reports: dict) -> str:
+    """A Markdown table of the headline numbers of several reports, one row per model."""
+    header = ("| recipe | conditional accuracy | worst class | test −ELBO (recon + KL) | "
+              "IW bound (k, digits) | ELBO on those digits | closest class centres |")
+    lines = [header, "|" + "---|" * 7]
+    for name, r in reports.items():
+        worst = int(np.argmin(r["per_class_accuracy"]))
+        lines.append(
+            f"| {name} | {r['conditional_accuracy']:.1%} | {worst}: {r['per_class_accuracy'][worst]:.0%} | "
+            f"{r['test_neg_elbo']:.1f} ({r['test_recon']:.1f} + {r['test_kl']:.1f}) | "
+            f"{r['iw_bound']:.1f} on {r['iw_bound_of']} ({r['k']}, {r['iw_digits']}) | {r['iw_neg_elbo']:.1f} | "
+            f"{r['min_separation']:.2f} σ |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Let ``pytest --nbval-lax notebooks/`` test the chapters straight from their MyST sources.
+
+The chapters are MyST-Markdown notebooks (``*.md`` with jupytext front matter); no
+``.ipynb`` is committed. nbval only collects ``.ipynb`` files, so for each chapter
+this hook writes the jupytext conversion to ``_build/nbval/<name>.ipynb`` (git-ignored,
+rewritten on every run so it never goes stale) and hands that file to nbval's
+:class:`~nbval.plugin.IPyNbFile`. The test ids name the source, e.g.
+``notebooks/05_training.md::Cell 3``, and the kernel starts in ``notebooks/``, as it
+does when Jupyter Book executes the chapter, with the repository root on
+``PYTHONPATH`` so ``import cvae_lib`` works even where the package is not installed.
+
+Without ``--nbval``/``--nbval-lax`` the chapters are not collected, so a plain
+``pytest`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATED = ROOT / "_build" / "nbval"
+
+
+def _prepend_pythonpath(path: Path) -> None:
+    """The kernel is a subprocess that inherits this environment."""
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(path) not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(path), *parts])
+
+
+def is_chapter(path: Path) -> bool:
+    """A MyST notebook: a ``.md`` file whose front matter declares jupytext and a kernel."""
+    if path.suffix != ".md":
+        return False
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return False
+    front = text.split("\n---", 1)[0]
+    return "jupytext:" in front and "kernelspec:" in front
+
+
+def convert(source: Path) -> Path:
+    """Write ``source`` as a notebook under ``_build/nbval/`` and return its path."""
+    import jupytext
+
+    notebook = jupytext.read(source)
+    target = GENERATED / f"{source.stem}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    temporary.write_text(jupytext.writes(notebook, fmt="ipynb"), encoding="utf-8")
+    os.replace(temporary, target)  # nbval never reads a half-written notebook
+    return target
+
+
+def _notebook_file_class():
+    from nbval.plugin import IPyNbFile
+
+    class MystNotebookFile(IPyNbFile):
+        """nbval's collector, fed the converted notebook, run in the source's folder."""
+
+        def collect(self):
+            source = self.path
+            self.path = convert(source)  # IPyNbFile.collect reads self.fspath
+            try:
+                items = list(super().collect())
+            finally:
+                self.path = source  # ids, reports and the kernel's cwd use the source
+            return items
+
+    return MystNotebookFile
+
+
+def pytest_configure(config):
+    if config.option.nbval or config.option.nbval_lax:
+        _prepend_pythonpath(ROOT)
+
+
+def pytest_collect_file(file_path: Path, parent):
+    option = parent.config.option
+    if not (getattr(option, "nbval", False) or getattr(option, "nbval_lax", False)):
+        return None
+    if not is_chapter(file_path):
+        return None
+    return _notebook_file_class().from_parent(parent, path=file_path)

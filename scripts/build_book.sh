@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Build the book into _build/html, offline-readable: no page loads anything from a CDN.
+#
+#   scripts/build_book.sh            # build (executes the chapters; cached in _build/.jupyter_cache)
+#   CVAE_PROFILE=full scripts/build_book.sh   # the full MNIST run (GPU)
+#
+# 1. MathJax 3 comes from the npm registry (a pinned, checksum-verified tarball), is
+#    unpacked into _build/offline_static/mathjax (git-ignored) and is copied into the
+#    book's _static/ by Sphinx (see html_static_path and mathjax_path in _config.yml).
+#    Later builds reuse it.
+# 2. jupyter-book builds with warnings as errors, so a chapter that raises, a broken
+#    reference or a missing citation fails the build.
+# 3. The built pages are checked for <script src="http..."> / <link href="http...">.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+MATHJAX_VERSION=3.2.2
+MATHJAX_SHA256=1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
+STATIC="$ROOT/_build/offline_static"
+MATHJAX_DIR="$STATIC/mathjax"
+
+fetch_mathjax() {
+    if [[ -f "$MATHJAX_DIR/tex-chtml.js" && "$(cat "$MATHJAX_DIR/VERSION" 2>/dev/null)" == "$MATHJAX_VERSION" ]]; then
+        return
+    fi
+    command -v npm >/dev/null || { echo "build_book: npm is needed once to fetch MathJax $MATHJAX_VERSION" >&2; exit 1; }
+    local work="$STATIC/.download"
+    rm -rf "$work"
+    mkdir -p "$work"
+    echo "build_book: fetching MathJax $MATHJAX_VERSION from the npm registry"
+    (cd "$work" && npm pack --silent "mathjax@$MATHJAX_VERSION" >/dev/null)
+    echo "$MATHJAX_SHA256  $work/mathjax-$MATHJAX_VERSION.tgz" | sha256sum --check --quiet \
+        || { echo "build_book: checksum mismatch for mathjax-$MATHJAX_VERSION.tgz" >&2; exit 1; }
+    tar xzf "$work/mathjax-$MATHJAX_VERSION.tgz" -C "$work"
+    # The CHTML bundle plus what it loads on demand (TeX extensions, fonts, menu, a11y).
+    mkdir -p "$work/mathjax"
+    cp "$work/package/es5/tex-chtml.js" "$work/package/LICENSE" "$work/mathjax/"
+    cp -r "$work/package/es5/"{a11y,adaptors,input,output,sre,ui} "$work/mathjax/"
+    echo "$MATHJAX_VERSION" > "$work/mathjax/VERSION"
+    rm -rf "$MATHJAX_DIR"
+    mv "$work/mathjax" "$MATHJAX_DIR"  # appears complete or not at all
+    rm -rf "$work"
+}
+
+find_jupyter_book() {
+    if [[ -x "$ROOT/.venv/bin/jupyter-book" ]]; then
+        echo "$ROOT/.venv/bin/jupyter-book"
+    elif command -v jupyter-book >/dev/null; then
+        command -v jupyter-book
+    else
+        echo "build_book: jupyter-book not found: pip install -e '.[book]'" >&2
+        exit 1
+    fi
+}
+
+check_offline() {
+    local hits
+    hits=$(grep -rhoE '<(script|link)[^>]*(src|href)="(https?:)?//[^"]*"' "$ROOT/_build/html" --include='*.html' \
+        | sort | uniq -c || true)
+    if [[ -n "$hits" ]]; then
+        echo "build_book: pages load resources from the network:" >&2
+        echo "$hits" >&2
+        exit 1
+    fi
+    echo "build_book: no <script src> or <link href> points off-site"
+}
+
+fetch_mathjax
+JB=$(find_jupyter_book)
+"$JB" build "$ROOT" --warningiserror --keep-going
+check_offline
+echo "build_book: open _build/html/index.html"

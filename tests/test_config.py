@@ -1,0 +1,100 @@
+"""ModelConfig / TrainConfig validation and their JSON record."""
+
+import dataclasses
+import json
+
+import pytest
+
+from cvae_lib import config as cfg
+from cvae_lib.config import ModelConfig, TrainConfig
+from cvae_lib.errors import CvaeError
+
+
+def test_defaults_are_the_reference_design():
+    model, train = ModelConfig(), TrainConfig()
+    assert (model.latent_dim, model.base_depth, model.kernel_size) == (2, 16, 5)
+    assert (model.num_classes, model.image_shape) == (10, (28, 28, 1))
+    assert train.batch_size == 256
+    assert train.kl_weighting == "elbo"
+
+
+@pytest.mark.parametrize("field", ["latent_dim", "base_depth", "kernel_size", "num_classes"])
+@pytest.mark.parametrize("value", [0, -3, 2.0, "4", True, None])
+def test_model_config_rejects_non_positive_integers(field, value):
+    with pytest.raises(CvaeError, match=field):
+        ModelConfig(**{field: value})
+
+
+def test_model_config_image_shape_becomes_a_tuple_of_ints():
+    assert ModelConfig(image_shape=[28, 28, 1]).image_shape == (28, 28, 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"prior_learning_rate": -0.1}, "prior_learning_rate"),
+        ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"kl_weighting": "beta"}, "kl_weighting"),
+    ],
+)
+def test_train_config_rejects_bad_values(kwargs, field):
+    with pytest.raises(CvaeError, match=field):
+        TrainConfig(**kwargs)
+
+
+def test_record_round_trips_through_json():
+    model = ModelConfig(latent_dim=3, base_depth=4)
+    train = TrainConfig(epochs=7, kl_weighting="reference", seed=5)
+    record = cfg.to_dict(model, train, kind="cvae", note="x")
+    assert record["format"] == "cvae_lib/1" and record["kind"] == "cvae" and record["note"] == "x"
+    back = cfg.from_dict(json.loads(cfg.dumps(record)))
+    assert back == (model, train)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        None,
+        [],
+        {"model": {}, "train": {}},  # no format marker
+        {"format": "something/2", "model": {}, "train": {}},
+    ],
+)
+def test_foreign_records_are_rejected(record):
+    with pytest.raises(CvaeError, match="not written by cvae_lib"):
+        cfg.from_dict(record)
+
+
+def _good_record():
+    return json.loads(cfg.dumps(cfg.to_dict(ModelConfig(), TrainConfig())))
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda r: r.pop("model"), "incomplete"),
+        (lambda r: r["model"].update(colour="red"), "unknown fields"),
+        (lambda r: r.update(train="fast"), "incomplete"),
+        (lambda r: r["model"].update(latent_dim=0), "latent_dim"),
+        (lambda r: r["model"].update(image_shape="abc"), "image_shape"),
+        (lambda r: r["model"].update(image_shape=[28, 28]), "image_shape"),
+        (lambda r: r["train"].update(learning_rate="fast"), "learning_rate"),
+        (lambda r: r["train"].update(kl_weighting="none"), "kl_weighting"),
+    ],
+    ids=["no-model", "unknown-field", "train-not-a-dict", "bad-latent", "bad-image-shape",
+         "2d-image-shape", "bad-learning-rate", "bad-kl-weighting"],
+)
+def test_incomplete_or_invalid_records_raise_cvae_error(mutate, match):
+    record = _good_record()
+    mutate(record)
+    with pytest.raises(CvaeError, match=match):
+        cfg.from_dict(record)
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ModelConfig().latent_dim = 3

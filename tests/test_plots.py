@@ -1,0 +1,87 @@
+"""Figures: returned as matplotlib Figures, no pyplot state, and they save."""
+
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from cvae_lib import plots, sampling
+from cvae_lib.errors import CvaeError
+from cvae_lib.train import History
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_bytes(fig):
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=40)
+    return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def no_pyplot_figures():
+    plt.close("all")
+    yield
+    assert plt.get_fignums() == [], "a plot function left a pyplot figure open"
+
+
+def test_manifold_figure(tiny_model, tmp_path):
+    fig = plots.manifold_figure(tiny_model, 3, n=5)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    shown = ax.images[0].get_array()
+    np.testing.assert_allclose(np.asarray(shown), sampling.manifold_image(tiny_model, 3, n=5), atol=1e-6)
+    assert "digit 3" in ax.get_title()
+    assert len(ax.get_xticks()) == 5
+    fig.savefig(tmp_path / "grid.png")
+    assert (tmp_path / "grid.png").read_bytes().startswith(PNG_MAGIC)
+    with pytest.raises(CvaeError, match="digit"):
+        plots.manifold_figure(tiny_model, 11)
+
+
+def test_all_manifolds_figure(tiny_model):
+    fig = plots.all_manifolds_figure(tiny_model, n=3)
+    assert isinstance(fig, Figure) and len(fig.axes) == 10
+    assert [ax.get_title() for ax in fig.axes] == [f"digit {d}" for d in range(10)]
+    assert _png_bytes(fig).startswith(PNG_MAGIC)
+
+
+def test_samples_figure_rows_are_classes(tiny_model):
+    samples = sampling.sample_images(tiny_model, 4)
+    fig = plots.samples_figure(samples)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    shown = np.asarray(ax.images[0].get_array())
+    assert shown.shape == (10 * 28, 4 * 28)
+    np.testing.assert_allclose(shown[3 * 28:4 * 28, 2 * 28:3 * 28], samples[3, 2])  # row 3, column 2
+    assert [t.get_text() for t in ax.get_yticklabels()] == [str(c) for c in range(10)]
+    assert _png_bytes(fig).startswith(PNG_MAGIC)
+
+
+def test_latent_scatter_figure(tiny_model, tiny_digits):
+    x, y = tiny_digits.x_test[:100], tiny_digits.y_test[:100]
+    fig = plots.latent_scatter_figure(tiny_model, x, y)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    # one scatter per class of encoded digits, one marker per class mean
+    assert len(ax.collections) == 20
+    points = sum(len(c.get_offsets()) for c in ax.collections[:10])
+    assert points == 100
+    assert _png_bytes(fig).startswith(PNG_MAGIC)
+
+
+def test_training_curves_figure(tmp_path):
+    history = History([
+        {"epoch": e, "loss": 200 - e, "recon": 180 - e, "kl": 20.0, "val_loss": 205 - e,
+         "val_recon": 185 - e, "val_kl": 20.0}
+        for e in range(1, 5)
+    ])
+    fig = plots.training_curves_figure(history)
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    first = fig.axes[0]
+    np.testing.assert_array_equal(first.lines[0].get_ydata(), history.series("loss"))
+    np.testing.assert_array_equal(first.lines[1].get_ydata(), history.series("val_loss"))
+    fig.savefig(tmp_path / "curves.svg")
+    assert (tmp_path / "curves.svg").read_text().lstrip().startswith("<?xml")

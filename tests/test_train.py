@@ -1,0 +1,142 @@
+"""The training loop and training runs on disk (cvae_lib.train, cvae_lib.runs)."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from cvae_lib import runs
+from cvae_lib.backend import tf
+from cvae_lib.config import ModelConfig, TrainConfig
+from cvae_lib.model import ConditionalVAE
+from cvae_lib.train import History, evaluate_elbo, fixed_binarization, format_record, min_mean_distance, train
+
+from conftest import TINY_MODEL, TINY_TRAIN
+
+
+@pytest.fixture(scope="module")
+def one_epoch(tiny_digits):
+    """A fresh tiny model trained one epoch on 256 digits, with everything it reported."""
+    digits = tiny_digits.subset(256, 100)
+    model = ConditionalVAE(TINY_MODEL, TrainConfig(epochs=1, batch_size=64, seed=1))
+    before = [v.numpy().copy() for v in model.network_variables]
+    stream, seen = io.StringIO(), []
+    history = train(model, digits, progress="lines", stream=stream,
+                    callback=lambda m, record: seen.append((m, dict(record))))
+    return model, digits, history, stream.getvalue(), seen, before
+
+
+def test_train_records_one_entry_per_epoch(one_epoch):
+    model, digits, history, _, _, before = one_epoch
+    assert [r["epoch"] for r in history.epochs] == [1]
+    record = history.epochs[0]
+    for key in ("loss", "recon", "kl", "val_loss", "val_recon", "val_kl", "seconds", "images_per_s",
+                "min_mean_distance"):
+        assert np.isfinite(record[key]), key
+    assert record["loss"] == pytest.approx(record["recon"] + record["kl"])
+    assert record["val_loss"] == pytest.approx(record["val_recon"] + record["val_kl"])
+    assert record["kl"] > 0 and 100 < record["recon"] < 700
+    assert "diverged" not in record
+    # the encoder/decoder weights moved
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, model.network_variables))
+
+
+def test_progress_lines_and_callback(one_epoch):
+    model, _, history, text, seen, _ = one_epoch
+    lines = text.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("epoch 1/1")
+    assert lines[0] == format_record(history.epochs[0], 1)
+    assert f"{history.epochs[0]['val_loss']:.2f}" in lines[0]
+    assert len(seen) == 1 and seen[0][0] is model and seen[0][1]["epoch"] == 1
+
+
+def test_validation_loss_is_the_elbo_of_the_fixed_binarised_test_set(one_epoch):
+    model, digits, history, _, _, _ = one_epoch
+    val = evaluate_elbo(model, fixed_binarization(digits.x_test), digits.y_test)
+    # the KL is exact, the reconstruction uses one sample: equal up to sampling noise
+    assert val["kl"] == pytest.approx(history.epochs[0]["val_kl"], rel=1e-4)
+    assert val["neg_elbo"] == pytest.approx(history.epochs[0]["val_loss"], rel=0.02)
+
+
+def test_evaluate_elbo_averages_over_all_digits(tiny_model, tiny_digits):
+    x = fixed_binarization(tiny_digits.x_test[:30])
+    y = tiny_digits.y_test[:30]
+    result = evaluate_elbo(tiny_model, x, y, seed=3)
+    recon, kl = tiny_model.loss_parts(tf.constant(x), tf.constant(y), tf.constant([3, 0]))
+    assert result["kl"] == pytest.approx(float(tf.reduce_mean(kl)), rel=1e-5)
+    assert result["recon"] == pytest.approx(float(tf.reduce_mean(recon)), rel=1e-5)
+    assert result["neg_elbo"] == pytest.approx(result["recon"] + result["kl"])
+
+
+def test_fixed_binarization_is_binary_and_reproducible(tiny_digits):
+    x = tiny_digits.x_test[:50]
+    a, b = fixed_binarization(x), fixed_binarization(x)
+    np.testing.assert_array_equal(a, b)
+    assert set(np.unique(a)) <= {0.0, 1.0} and a.dtype == np.float32
+    assert np.all(a[x == 0] == 0) and np.all(a[x == 1] == 1)
+    assert abs(a.mean() - x.mean()) < 0.01  # each pixel is 1 with probability = grey level
+    assert not np.array_equal(fixed_binarization(x, seed=1), a)
+
+
+def test_min_mean_distance(tiny_model):
+    means = tiny_model.class_means(tf.range(10)).numpy()
+    pairs = [np.linalg.norm(means[i] - means[j]) for i in range(10) for j in range(i + 1, 10)]
+    assert min_mean_distance(tiny_model) == pytest.approx(min(pairs), rel=1e-6)
+
+
+def test_progress_bar(tiny_digits):
+    digits = tiny_digits.subset(64, 20)
+    model = ConditionalVAE(TINY_MODEL, TrainConfig(epochs=2, batch_size=64))
+    stream = io.StringIO()
+    history = train(model, digits, progress="bar", stream=stream)
+    assert len(history.epochs) == 2
+    out = stream.getvalue()
+    assert out.count("\r") == 2 and "epoch 2/2" in out and out.endswith("\n")
+
+
+def test_history_series_and_json():
+    history = History()
+    history.append({"epoch": 1, "loss": 2.0})
+    history.append({"epoch": 2, "loss": 1.0})
+    np.testing.assert_array_equal(history.series("loss"), [2.0, 1.0])
+    assert History.from_dict(json.loads(history.to_json())).epochs == history.epochs
+    assert History.from_dict({}).epochs == []
+
+
+# --- runs ------------------------------------------------------------------------------
+
+
+def test_default_epochs_depend_on_data_size(tiny_digits, sample_digits):
+    assert runs.default_epochs(sample_digits) > runs.default_epochs(
+        type(sample_digits)(np.zeros((60_000, 1)), None, None, None, "keras", ""))
+
+
+def test_finished_run_is_reused_and_changed_settings_are_not(tiny_checkpoint_dir, tiny_digits):
+    assert runs.matching_run(tiny_checkpoint_dir, tiny_digits, TINY_MODEL, TINY_TRAIN)
+    model, history, reused = runs.train_or_load(tiny_digits, tiny_checkpoint_dir, model_config=TINY_MODEL,
+                                                train_config=TINY_TRAIN)
+    assert reused and len(history.epochs) == TINY_TRAIN.epochs
+    assert model.config == TINY_MODEL
+    # anything different means training again
+    assert not runs.matching_run(tiny_checkpoint_dir, tiny_digits, ModelConfig(base_depth=3), TINY_TRAIN)
+    assert not runs.matching_run(tiny_checkpoint_dir, tiny_digits, TINY_MODEL,
+                                 TrainConfig(epochs=2, batch_size=128, seed=1))
+    assert not runs.matching_run(tiny_checkpoint_dir, tiny_digits.subset(500), TINY_MODEL, TINY_TRAIN)
+    assert not runs.matching_run(tiny_checkpoint_dir.parent / "missing", tiny_digits, TINY_MODEL, TINY_TRAIN)
+
+
+def test_unfinished_run_is_not_reused(copy_checkpoint, tiny_digits):
+    directory = copy_checkpoint()
+    record = json.loads((directory / "config.json").read_text())
+    record["complete"] = False
+    (directory / "config.json").write_text(json.dumps(record))
+    assert not runs.matching_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
+
+
+def test_run_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("CVAE_RUNS", str(tmp_path))
+    assert runs.run_directory("quick-cvae") == tmp_path / "quick-cvae"
+    assert runs.run_directory("x", root=tmp_path / "r") == tmp_path / "r" / "x"
+    monkeypatch.delenv("CVAE_RUNS")
+    assert runs.run_directory("x").name == "x" and runs.run_directory("x").parent.name == "_runs"
