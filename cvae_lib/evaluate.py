@@ -396,8 +396,19 @@ def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str 
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # missing or unreadable: evaluate afresh
     report = evaluate_model(model, digits, judge, progress=progress, **settings)
+    _remove_stale_evaluations(path.parent, key["weights"])
     atomic_write_text(path, report_to_json({"cache_key": key, "report": report}))
     return json.loads(report_to_json(report)), False
+
+
+def _remove_stale_evaluations(directory, weights: str) -> None:
+    """Delete cached reports of other weights: the run was retrained, they describe nothing here."""
+    for path in directory.glob("evaluation-*.json"):
+        try:
+            if json.loads(path.read_text(encoding="utf-8"))["cache_key"]["weights"] != weights:
+                path.unlink()
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
 
 
 def comparison_table(reports: dict) -> str:

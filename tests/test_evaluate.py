@@ -242,6 +242,14 @@ def test_cached_evaluation_is_reused_only_for_the_same_evaluation(tiny_model, ti
     _, reused = evaluate.cached_evaluation(tmp_path, tiny_model, tiny_digits, judge, progress="none",
                                            **{**settings, "k": 5})
     assert not reused and calls == [1]
+    assert len(list(tmp_path.glob("evaluation-*.json"))) == 2
+    # reports of other weights (an earlier training of this run) are removed when a new one is written
+    stale = json.loads(next(tmp_path.glob("evaluation-*.json")).read_text())
+    stale["cache_key"]["weights"] = "0" * 64
+    (tmp_path / "evaluation-stale.json").write_text(json.dumps(stale))
+    evaluate.cached_evaluation(tmp_path, tiny_model, tiny_digits, judge, progress="none", **{**settings, "k": 6})
+    assert not (tmp_path / "evaluation-stale.json").exists()
+    assert len(list(tmp_path.glob("evaluation-*.json"))) == 3
 
 
 def test_comparison_table_and_figures(tiny_model, tiny_digits, quick_judge):

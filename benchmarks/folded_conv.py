@@ -1,6 +1,8 @@
-"""The same convolution layers, computed by faster kernels on CPU.
+"""Experiment (not used by the library): the same convolutions, rewritten as stride-1 ones.
 
-Why this exists: on a CPU, oneDNN runs a 5x5 convolution fast when it has many
+``benchmarks/ideas.py`` times this idea against the library's step; it did not pay
+on the 2-core CPU (see ``book/performance.md``), so it lives here, not in cvae_lib.
+The hypothesis was: on a CPU, oneDNN runs a 5x5 convolution fast when it has many
 channels and stride 1, and slowly otherwise. The reference networks are full of the
 slow cases: stride-2 convolutions, stride-2 transposed convolutions, and a final
 16 -> 1 channel convolution that alone took a sixth of the training step. Each of
@@ -17,7 +19,7 @@ convolutions become plain convolutions with the kernel flipped.
 
 Nothing about the model changes: the variables are the Keras layers' own (the
 gradient flows through the gather into them), outputs agree with the Keras layers to
-float32 rounding (``tests/test_fastconv.py``), and checkpoints are untouched. Layers
+float32 rounding (``benchmarks/ideas.py --check``), and checkpoints are untouched. Layers
 this module does not recognise are simply called as usual.
 """
 
@@ -25,10 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import keras, tf
+from cvae_lib.backend import keras, tf
 
-#: Which layer shapes get rewritten. Measured per layer by ``python -m cvae_lib.bench``'s
-#: ideas table; stride-1 convolutions with many channels are already fast as they are.
+#: Stride-1 convolutions are folded only when one side has at most this many channels.
 SPLIT_SMALL_CHANNELS = 4
 
 

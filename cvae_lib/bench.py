@@ -1,0 +1,231 @@
+"""Training and sampling speed: ``python -m cvae_lib.bench [--json]``.
+
+What it measures, in one process, on the same digits, batch size and networks:
+
+``train_images_per_s``
+    The library's training path: :func:`cvae_lib.train.train` itself, which times
+    each epoch's step loop (validation excluded) and reports ``images_per_s``. Each
+    epoch is one timing window; windows are whole epochs over
+    ``window_steps x batch_size`` digits.
+``reference_train_images_per_s``
+    The reference recipe's path (:mod:`cvae_lib.reference_fit`): Keras ``fit`` with
+    TFP layers, one epoch per window. It runs *between* the library's epochs (from
+    ``train``'s per-epoch callback), so the two alternate A B A B and share whatever
+    load the machine has; ``speedup`` is the median of the per-pair ratios.
+``flops_per_image`` and ``peak_fraction``
+    Analytic training FLOPs per image (:mod:`cvae_lib.flops`) and the share of the
+    device's FP32 peak (:mod:`cvae_lib.hardware`) the library's speed reaches.
+``decode_images_per_s``
+    Sampling throughput: :func:`cvae_lib.sampling.decode_images` on many latent codes
+    in large batches.
+
+The first ``warmup`` windows of each path are discarded (tracing, kernel caches); the
+figures are medians of the remaining ``windows``. Small ``--windows``/``--window-steps``
+make it a smoke test that runs in seconds; the numbers are then meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+from .errors import CvaeError
+
+DEFAULTS = {"windows": 5, "warmup": 2, "window_steps": 15, "batch_size": 256,
+            "data": "sample", "decode_images": 20_480, "decode_batch": 2048}
+
+
+def _median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def check_settings(windows: int, warmup: int, window_steps: int, batch_size: int, decode_images: int,
+                   decode_batch: int) -> None:
+    """One clear error for a bad setting, before any TensorFlow work."""
+    for name, value, least in (("windows", windows, 1), ("warmup", warmup, 0), ("window_steps", window_steps, 1),
+                               ("batch_size", batch_size, 1), ("decode_images", decode_images, 1),
+                               ("decode_batch", decode_batch, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise CvaeError(f"{name} must be an integer >= {least}, got {value!r}")
+
+
+def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, reference: bool = True,
+                       jit_compile: bool | None = None, stream=sys.stderr):
+    """Alternate library epochs (``train``) and reference epochs; returns (model, library, reference).
+
+    ``library`` and ``reference`` are lists of images/s, one per timed window.
+    """
+    from .config import ModelConfig, TrainConfig
+    from .model import ConditionalVAE
+    from .reference_fit import ReferenceTrainer
+    from .train import train
+
+    total = warmup + windows
+    model = ConditionalVAE(ModelConfig(), TrainConfig(epochs=total, batch_size=batch_size))
+    trainer = ReferenceTrainer(digits.x_train, digits.y_train, batch_size) if reference else None
+    library, ref = [], []
+
+    def after_epoch(_model, record):
+        timed = record["epoch"] > warmup
+        if timed:
+            library.append(record["images_per_s"])
+        if trainer is not None:
+            images, seconds = trainer.epoch()
+            if timed:
+                ref.append(images / seconds)
+        print(f"bench: window {record['epoch']}/{total}{'' if timed else ' (warm-up)'}: library "
+              f"{record['images_per_s']:,.0f} img/s" + (f", reference {ref[-1]:,.0f} img/s" if timed and ref else ""),
+              file=stream, flush=True)
+
+    train(model, digits, epochs=total, progress="none", jit_compile=jit_compile, callback=after_epoch)
+    return model, library, ref
+
+
+def benchmark_decoding(model, *, images: int, batch_size: int, windows: int, warmup: int = 1):
+    """Images/s of :func:`cvae_lib.sampling.decode_images` on ``images`` codes, per window."""
+    import numpy as np
+
+    from .sampling import decode_images
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(images, model.config.latent_dim)).astype(np.float32)
+    labels = rng.integers(0, model.config.num_classes, size=images)
+    speeds = []
+    for window in range(warmup + windows):
+        start = time.perf_counter()
+        decode_images(model, z, labels, batch_size=batch_size)
+        if window >= warmup:
+            speeds.append(images / (time.perf_counter() - start))
+    return speeds
+
+
+def count_flops(model, batch_size: int) -> dict:
+    """Analytic training FLOPs per image, and TensorFlow's profiler count of the traced step."""
+    from .backend import keras, tf
+    from .flops import profiler_flops, training_flops_per_image
+    from .steps import make_train_step
+
+    counts = training_flops_per_image(list(model.networks().values()))
+    step = make_train_step(model, keras.optimizers.Adam(), keras.optimizers.Adam(), jit_compile=False)
+    traced = step.get_concrete_function(
+        tf.TensorSpec((batch_size,) + model.config.image_shape, tf.float32),
+        tf.TensorSpec((batch_size,), tf.int32), tf.TensorSpec((2,), tf.int32))
+    counts["profiler_flops_per_image"] = profiler_flops(traced) / batch_size
+    return counts
+
+
+def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS["warmup"],
+                  window_steps: int = DEFAULTS["window_steps"], batch_size: int = DEFAULTS["batch_size"],
+                  data: str = DEFAULTS["data"], decode_images: int = DEFAULTS["decode_images"],
+                  decode_batch: int = DEFAULTS["decode_batch"], reference: bool = True, stream=sys.stderr) -> dict:
+    """Everything the module docstring lists, as one JSON-ready dict."""
+    check_settings(windows, warmup, window_steps, batch_size, decode_images, decode_batch)
+    from .backend import tf
+    from .data import load_digits
+    from .hardware import describe_device
+    from .steps import default_jit_compile
+
+    digits = load_digits(data)
+    n_train = window_steps * batch_size
+    if n_train > len(digits.x_train):
+        raise CvaeError(f"{window_steps} steps of batch {batch_size} need {n_train:,} training digits; "
+                        f"{digits.source!r} has {len(digits.x_train):,}: lower --window-steps or use --data keras")
+    digits = digits.subset(n_train, min(len(digits.x_test), 1000))
+    load_before = os.getloadavg()
+    model, library, ref = benchmark_training(digits, windows=windows, warmup=warmup, batch_size=batch_size,
+                                             reference=reference, stream=stream)
+    decode = benchmark_decoding(model, images=decode_images, batch_size=decode_batch, windows=windows)
+    load_after = os.getloadavg()
+    device = describe_device()
+    flops = count_flops(model, batch_size)
+    train_speed = _median(library)
+    ref_speed = _median(ref)
+    peak = device.get("peak_flops_per_s")
+    achieved = train_speed * flops["flops_per_image"]
+    return {
+        "device": device["name"], "device_kind": device["kind"], "peak_flops_per_s": peak,
+        "peak_rule": device.get("peak_rule"),
+        "train_images_per_s": train_speed, "reference_train_images_per_s": ref_speed,
+        "speedup": _median([a / b for a, b in zip(library, ref)]) if ref else None,
+        "flops_per_image": flops["flops_per_image"],
+        "forward_flops_per_image": flops["forward_flops_per_image"],
+        "profiler_flops_per_image": flops["profiler_flops_per_image"],
+        "train_flops_per_s": achieved, "peak_fraction": achieved / peak if peak else None,
+        "reference_peak_fraction": ref_speed * flops["flops_per_image"] / peak if peak and ref else None,
+        "decode_images_per_s": _median(decode), "decode_batch_size": decode_batch,
+        "windows": {"library": library, "reference": ref, "decode": decode},
+        "settings": {"windows": windows, "warmup": warmup, "window_steps": window_steps,
+                     "batch_size": batch_size, "data": digits.source, "train_images_per_window": n_train,
+                     "jit_compile": default_jit_compile(),
+                     "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+                     "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()},
+        "load_average": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
+    }
+
+
+def format_report(result: dict) -> str:
+    """The human-readable summary printed without ``--json``."""
+    def pct(value):
+        return "n/a" if value is None else f"{100 * value:.0f}%"
+
+    s = result["settings"]
+    lines = [
+        f"device: {result['device']}; peak {result['peak_flops_per_s'] / 1e9:,.0f} GFLOP/s ({result['peak_rule']})"
+        if result["peak_flops_per_s"] else f"device: {result['device']}; peak unknown",
+        f"load average (1 min): {result['load_average']['before']} before, {result['load_average']['after']} after",
+        f"batch {s['batch_size']}, {s['windows']} timed windows of {s['window_steps']} steps "
+        f"after {s['warmup']} warm-up, data {s['data']}, XLA {'on' if s['jit_compile'] else 'off'}",
+        f"library training (cvae_lib.train):   {result['train_images_per_s']:8,.0f} images/s  "
+        f"({pct(result['peak_fraction'])} of peak)",
+    ]
+    if result["speedup"] is not None:
+        lines += [
+            f"reference (Keras fit + TFP layers):  {result['reference_train_images_per_s']:8,.0f} images/s  "
+            f"({pct(result['reference_peak_fraction'])} of peak)",
+            f"speedup (median of paired windows):  {result['speedup']:8.2f}x",
+        ]
+    lines += [
+        f"training FLOPs per image: {result['flops_per_image'] / 1e6:.1f} M analytic (3 x forward), "
+        f"{result['profiler_flops_per_image'] / 1e6:.1f} M by TensorFlow's profiler",
+        f"decoding (sampling) at batch {result['decode_batch_size']}: {result['decode_images_per_s']:,.0f} images/s",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .cli import _positive_int
+
+    parser = argparse.ArgumentParser(prog="python -m cvae_lib.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    parser.add_argument("--windows", type=_positive_int, default=DEFAULTS["windows"], help="timed windows per path")
+    parser.add_argument("--warmup", type=int, default=DEFAULTS["warmup"], help="untimed windows first")
+    parser.add_argument("--window-steps", type=_positive_int, default=DEFAULTS["window_steps"],
+                        help="training steps per window (one epoch over that many batches)")
+    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULTS["batch_size"])
+    parser.add_argument("--data", choices=("sample", "keras", "auto"), default=DEFAULTS["data"])
+    parser.add_argument("--decode-images", type=_positive_int, default=DEFAULTS["decode_images"],
+                        help="latent codes decoded per sampling window")
+    parser.add_argument("--decode-batch", type=_positive_int, default=DEFAULTS["decode_batch"])
+    parser.add_argument("--no-reference", action="store_true", help="time the library only")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = run_benchmark(windows=args.windows, warmup=args.warmup, window_steps=args.window_steps,
+                               batch_size=args.batch_size, data=args.data, decode_images=args.decode_images,
+                               decode_batch=args.decode_batch, reference=not args.no_reference)
+    except CvaeError as err:
+        print(f"cvae_lib.bench: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
