@@ -8,7 +8,9 @@ precision policy are per process), next to a worker running the baseline: the
 library's step as :func:`cvae_lib.train.train` runs it (no XLA on CPU, one
 ``float()`` per step, TensorFlow's default threads). The parent alternates one epoch
 of the baseline and one of the idea (A B A B), so both see the same machine load,
-and reports medians and the median of the paired ratios. The non-training ideas
+and reports medians and the median of the paired ratios, in images per second and
+in images per CPU-second of the worker (steadier when other jobs share the cores,
+but blind to how many cores a variant keeps busy). The non-training ideas
 (evaluation and decoding batch sizes, the input pipeline alone) are timed in one
 worker, alternating in the same way.
 
@@ -36,6 +38,9 @@ TRAINING_IDEAS = {
     "threads-1x1": "thread settings: intra-op 1, inter-op 1",
     "folded-conv": "every stride-2 / transposed / thin convolution rewritten exactly (`benchmarks/folded_conv.py`)",
     "folded-thin-conv": "only the 1-channel convolutions (first and last) rewritten exactly",
+    "iterator-in-step": "the step pulls its batch from the iterator inside the graph (as Keras `fit` does)",
+    "epoch-in-graph": "the whole epoch's loop inside one `tf.function` (no Python per step)",
+    "binarize-in-pipeline": "binarisation in the `tf.data` pipeline (`map`) instead of in the step",
     "bf16": "mixed precision bfloat16 (changes the arithmetic; not a default)",
     "reference": "the reference recipe: Keras `fit` with TFP layers",
 }
@@ -112,15 +117,42 @@ def _library_window_fn(idea: str):
     elif idea.startswith("folded"):
         model.encoder = _Folded(model.encoder, idea == "folded-thin-conv")
         model.decoder = _Folded(model.decoder, idea == "folded-thin-conv")
+    in_pipeline = idea == "binarize-in-pipeline"
     step = make_train_step(model, keras.optimizers.Adam(config.learning_rate),
                            keras.optimizers.Adam(config.prior_learning_rate),
-                           jit_compile=idea == "xla", binarize_input=config.binarize)
+                           jit_compile=idea == "xla", binarize_input=config.binarize and not in_pipeline)
     dataset = training_dataset(digits.x_train, digits.y_train, BATCH, 0)
+    if in_pipeline:
+        dataset = dataset.map(lambda x, y: (tf.cast(tf.random.uniform(tf.shape(x)) < x, x.dtype), y),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+
+    @tf.function
+    def pull_and_step(iterator, seed):
+        x, y = next(iterator)
+        return step(x, y, seed)
+
+    @tf.function
+    def whole_epoch(epoch):
+        total, count = tf.zeros([2]), tf.constant(0)
+        for x, y in dataset:
+            recon, kl = step(x, y, tf.stack([0, epoch * 100_000 + count]))
+            total += tf.stack([recon, kl])
+            count += 1
+        return total / tf.cast(count, tf.float32)
 
     def window(epoch):
         start = time.perf_counter()
         if idea == "device-sums":
             _, _, steps = run_epoch(step, dataset, 0, epoch)
+        elif idea == "epoch-in-graph":
+            whole_epoch(tf.constant(epoch)).numpy()
+            steps = WINDOW_STEPS
+        elif idea == "iterator-in-step":
+            iterator, sums = iter(dataset), np.zeros(2)
+            for i in range(WINDOW_STEPS):
+                recon, kl = pull_and_step(iterator, tf.constant([0, epoch * 100_000 + i], tf.int32))
+                sums += [float(recon), float(kl)]
+            steps = WINDOW_STEPS
         else:  # cvae_lib.train.train's loop
             sums = np.zeros(2)
             steps = 0
@@ -152,8 +184,10 @@ def _worker(idea: str) -> None:
     window = _reference_window_fn() if idea == "reference" else _library_window_fn(idea)
     print("ready", flush=True)
     for line in sys.stdin:
+        cpu = time.process_time()
         images, seconds = window(int(line))
-        print(json.dumps({"images": images, "seconds": seconds}), flush=True)
+        print(json.dumps({"images": images, "seconds": seconds, "cpu_seconds": time.process_time() - cpu}),
+              flush=True)
 
 
 def _inference_worker(windows: int, warmup: int) -> None:
@@ -215,11 +249,12 @@ def _spawn(idea: str) -> subprocess.Popen:
     return process
 
 
-def _window(process, epoch: int) -> float:
+def _window(process, epoch: int) -> tuple[float, float]:
+    """(images per second, images per CPU-second of the worker process) for one window."""
     process.stdin.write(f"{epoch}\n")
     process.stdin.flush()
     result = json.loads(process.stdout.readline())
-    return result["images"] / result["seconds"]
+    return result["images"] / result["seconds"], result["images"] / result["cpu_seconds"]
 
 
 def _stop(process) -> None:
@@ -231,27 +266,33 @@ def time_idea(idea: str, baseline, windows: int, warmup: int) -> dict:
     """Alternate baseline and idea windows; medians and the median paired ratio."""
     worker = _spawn(idea)
     try:
-        before, after = [], []
+        before, after, before_cpu, after_cpu = [], [], [], []
         for epoch in range(warmup + windows):
-            b = _window(baseline, 1000 + epoch)
-            a = _window(worker, 1000 + epoch)
+            b, b_cpu = _window(baseline, 1000 + epoch)
+            a, a_cpu = _window(worker, 1000 + epoch)
             if epoch >= warmup:
                 before.append(b)
                 after.append(a)
-            print(f"ideas: {idea} window {epoch + 1}: baseline {b:,.0f}, idea {a:,.0f} img/s",
-                  file=sys.stderr, flush=True)
+                before_cpu.append(b_cpu)
+                after_cpu.append(a_cpu)
+            print(f"ideas: {idea} window {epoch + 1}: baseline {b:,.0f} img/s ({b_cpu:,.0f} per CPU-s), "
+                  f"idea {a:,.0f} img/s ({a_cpu:,.0f} per CPU-s)", file=sys.stderr, flush=True)
     finally:
         _stop(worker)
     return {"idea": idea, "what": TRAINING_IDEAS[idea], "before": statistics.median(before),
             "after": statistics.median(after),
             "ratio": statistics.median(a / b for a, b in zip(after, before)),
-            "before_windows": before, "after_windows": after}
+            "cpu_ratio": statistics.median(a / b for a, b in zip(after_cpu, before_cpu)),
+            "before_windows": before, "after_windows": after,
+            "before_cpu_windows": before_cpu, "after_cpu_windows": after_cpu}
 
 
 def markdown(training: list, inference: dict | None) -> str:
-    lines = ["| idea | baseline images/s | with the idea | paired ratio |", "|---|---:|---:|---:|"]
+    lines = ["| idea | baseline images/s | with the idea | paired ratio | ratio per CPU-second |",
+             "|---|---:|---:|---:|---:|"]
     for row in training:
-        lines.append(f"| {row['what']} | {row['before']:,.0f} | {row['after']:,.0f} | {row['ratio']:.2f}x |")
+        lines.append(f"| {row['what']} | {row['before']:,.0f} | {row['after']:,.0f} | {row['ratio']:.2f}x "
+                     f"| {row['cpu_ratio']:.2f}x |")
     if inference:
         lines += ["", "| inference case | images/s (median) |", "|---|---:|"]
         for name, speeds in inference.items():

@@ -15,6 +15,9 @@ What it measures, in one process, on the same digits, batch size and networks:
 ``flops_per_image`` and ``peak_fraction``
     Analytic training FLOPs per image (:mod:`cvae_lib.flops`) and the share of the
     device's FP32 peak (:mod:`cvae_lib.hardware`) the library's speed reaches.
+``train_images_per_cpu_s``, ``reference_images_per_cpu_s``, ``cpu_speedup``
+    The same per CPU-second used by this process: steadier than wall time when other
+    jobs share the cores, but blind to how many cores a path keeps busy.
 ``decode_images_per_s``
     Sampling throughput: :func:`cvae_lib.sampling.decode_images` on many latent codes
     in large batches.
@@ -34,6 +37,10 @@ import sys
 import time
 
 from .errors import CvaeError
+
+#: Test digits ``train`` validates on after each epoch (untimed; small, so the CPU-time
+#: figures, which include it, are about the training steps).
+VALIDATION_DIGITS = 256
 
 DEFAULTS = {"windows": 5, "warmup": 2, "window_steps": 15, "batch_size": 256,
             "data": "sample", "decode_images": 20_480, "decode_batch": 2048}
@@ -55,9 +62,13 @@ def check_settings(windows: int, warmup: int, window_steps: int, batch_size: int
 
 def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, reference: bool = True,
                        jit_compile: bool | None = None, stream=sys.stderr):
-    """Alternate library epochs (``train``) and reference epochs; returns (model, library, reference).
+    """Alternate library epochs (``train``) and reference epochs.
 
-    ``library`` and ``reference`` are lists of images/s, one per timed window.
+    Returns (model, speeds): ``speeds`` maps ``library``, ``reference``,
+    ``library_cpu`` and ``reference_cpu`` to one figure per timed window, in images
+    per second and images per CPU-second of this process. The library's CPU time runs
+    from one callback to the next, so it includes ``train``'s validation pass (kept
+    small by :func:`run_benchmark`).
     """
     from .config import ModelConfig, TrainConfig
     from .model import ConditionalVAE
@@ -67,22 +78,31 @@ def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, re
     total = warmup + windows
     model = ConditionalVAE(ModelConfig(), TrainConfig(epochs=total, batch_size=batch_size))
     trainer = ReferenceTrainer(digits.x_train, digits.y_train, batch_size) if reference else None
-    library, ref = [], []
+    speeds = {"library": [], "reference": [], "library_cpu": [], "reference_cpu": []}
+    images_per_epoch = (len(digits.x_train) // batch_size) * batch_size
+    cpu_mark = [time.process_time()]
 
     def after_epoch(_model, record):
         timed = record["epoch"] > warmup
+        library_cpu = time.process_time() - cpu_mark[0]
+        line = (f"bench: window {record['epoch']}/{total}{'' if timed else ' (warm-up)'}: library "
+                f"{record['images_per_s']:,.0f} img/s")
         if timed:
-            library.append(record["images_per_s"])
+            speeds["library"].append(record["images_per_s"])
+            speeds["library_cpu"].append(images_per_epoch / library_cpu)
         if trainer is not None:
+            start_cpu = time.process_time()
             images, seconds = trainer.epoch()
+            reference_cpu = time.process_time() - start_cpu
+            line += f", reference {images / seconds:,.0f} img/s"
             if timed:
-                ref.append(images / seconds)
-        print(f"bench: window {record['epoch']}/{total}{'' if timed else ' (warm-up)'}: library "
-              f"{record['images_per_s']:,.0f} img/s" + (f", reference {ref[-1]:,.0f} img/s" if timed and ref else ""),
-              file=stream, flush=True)
+                speeds["reference"].append(images / seconds)
+                speeds["reference_cpu"].append(images / reference_cpu)
+        print(line, file=stream, flush=True)
+        cpu_mark[0] = time.process_time()
 
     train(model, digits, epochs=total, progress="none", jit_compile=jit_compile, callback=after_epoch)
-    return model, library, ref
+    return model, speeds
 
 
 def benchmark_decoding(model, *, images: int, batch_size: int, windows: int, warmup: int = 1):
@@ -134,14 +154,15 @@ def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS[
     if n_train > len(digits.x_train):
         raise CvaeError(f"{window_steps} steps of batch {batch_size} need {n_train:,} training digits; "
                         f"{digits.source!r} has {len(digits.x_train):,}: lower --window-steps or use --data keras")
-    digits = digits.subset(n_train, min(len(digits.x_test), 1000))
+    digits = digits.subset(n_train, min(len(digits.x_test), VALIDATION_DIGITS))
     load_before = os.getloadavg()
-    model, library, ref = benchmark_training(digits, windows=windows, warmup=warmup, batch_size=batch_size,
+    model, speeds = benchmark_training(digits, windows=windows, warmup=warmup, batch_size=batch_size,
                                              reference=reference, stream=stream)
     decode = benchmark_decoding(model, images=decode_images, batch_size=decode_batch, windows=windows)
     load_after = os.getloadavg()
     device = describe_device()
     flops = count_flops(model, batch_size)
+    library, ref = speeds["library"], speeds["reference"]
     train_speed = _median(library)
     ref_speed = _median(ref)
     peak = device.get("peak_flops_per_s")
@@ -151,13 +172,16 @@ def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS[
         "peak_rule": device.get("peak_rule"),
         "train_images_per_s": train_speed, "reference_train_images_per_s": ref_speed,
         "speedup": _median([a / b for a, b in zip(library, ref)]) if ref else None,
+        "train_images_per_cpu_s": _median(speeds["library_cpu"]),
+        "reference_images_per_cpu_s": _median(speeds["reference_cpu"]) if ref else None,
+        "cpu_speedup": _median([a / b for a, b in zip(speeds["library_cpu"], speeds["reference_cpu"])]) if ref else None,
         "flops_per_image": flops["flops_per_image"],
         "forward_flops_per_image": flops["forward_flops_per_image"],
         "profiler_flops_per_image": flops["profiler_flops_per_image"],
         "train_flops_per_s": achieved, "peak_fraction": achieved / peak if peak else None,
         "reference_peak_fraction": ref_speed * flops["flops_per_image"] / peak if peak and ref else None,
         "decode_images_per_s": _median(decode), "decode_batch_size": decode_batch,
-        "windows": {"library": library, "reference": ref, "decode": decode},
+        "windows": {**speeds, "decode": decode},
         "settings": {"windows": windows, "warmup": warmup, "window_steps": window_steps,
                      "batch_size": batch_size, "data": digits.source, "train_images_per_window": n_train,
                      "jit_compile": default_jit_compile(),
@@ -187,6 +211,8 @@ def format_report(result: dict) -> str:
             f"reference (Keras fit + TFP layers):  {result['reference_train_images_per_s']:8,.0f} images/s  "
             f"({pct(result['reference_peak_fraction'])} of peak)",
             f"speedup (median of paired windows):  {result['speedup']:8.2f}x",
+            f"per CPU-second of this process: library {result['train_images_per_cpu_s']:,.0f}, reference "
+            f"{result['reference_images_per_cpu_s']:,.0f} images, ratio {result['cpu_speedup']:.2f}x",
         ]
     lines += [
         f"training FLOPs per image: {result['flops_per_image'] / 1e6:.1f} M analytic (3 x forward), "

@@ -177,7 +177,7 @@ def _compile_log_weights(model, jit_compile: bool):
     latent = model.config.latent_dim
     model_ref = weakref.ref(model)  # the cache must not keep the model alive
 
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True, autograph=False)  # no Python control flow
     def log_weights(images, labels, seed, samples):
         model = model_ref()
         posterior = model.posterior(images, labels)
@@ -421,7 +421,8 @@ def comparison_table(reports: dict) -> str:
         lines.append(
             f"| {name} | {r['conditional_accuracy']:.1%} | {worst}: {r['per_class_accuracy'][worst]:.0%} | "
             f"{r['test_neg_elbo']:.1f} ({r['test_recon']:.1f} + {r['test_kl']:.1f}) | "
-            f"{r['iw_bound']:.1f} on {r['iw_bound_of']} ({r['k']}, {r['iw_digits']}) | {r['iw_neg_elbo']:.1f} | "
+            f"{r['iw_bound']:.1f} on {r['iw_bound_of'].replace('|', '&#124;')} ({r['k']}, {r['iw_digits']}) | "
+            f"{r['iw_neg_elbo']:.1f} | "
             f"{r['min_separation']:.2f} σ |"
         )
     return "\n".join(lines)

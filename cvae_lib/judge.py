@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,16 +140,17 @@ def load_judge(directory) -> Judge:
         with np.load(path, allow_pickle=False) as archive:
             meta = json.loads(str(archive["__meta__"]))
             weights = [archive[f"w{i:03d}"] for i in range(len(archive.files) - 1)]
-    except (OSError, ValueError, EOFError, KeyError, json.JSONDecodeError) as err:
+        test_accuracy = float(meta.pop("test_accuracy"))
+    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as err:
         raise CvaeError(f"{path} is corrupt: {err}") from None
-    network = make_judge_network(int(meta.get("seed", 0)))
+    network = make_judge_network()  # the initial weights are replaced below
     expected = network.get_weights()
     if meta.get("format") != JUDGE_FORMAT or len(weights) != len(expected) or any(
         w.shape != e.shape for w, e in zip(weights, expected)
     ):
         raise CvaeError(f"{path} was written by another version of the judge")
     network.set_weights(weights)
-    return Judge(network, float(meta.pop("test_accuracy")), meta)
+    return Judge(network, test_accuracy, meta)
 
 
 def load_or_train_judge(digits: Digits, *, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None,

@@ -257,6 +257,7 @@ def test_comparison_table_and_figures(tiny_model, tiny_digits, quick_judge):
                                      progress="none")
     table = evaluate.comparison_table({"tiny": report, "again": report}).splitlines()
     assert len(table) == 4 and table[2].startswith("| tiny | ")
+    assert all(row.count("|") == 8 for row in table)  # "p(x | y)" must not split a cell
     assert len(evaluate.confusions_figure({"a": report["confusion"], "b": report["confusion"]}).axes) == 2
     assert len(evaluate.panels_figure({"a": np.zeros((28, 56)), "b": np.ones((28, 56))}).axes) == 2
     assert evaluate.separation_figure(np.array(report["separation"])).axes
@@ -293,14 +294,15 @@ def cli_runs(tmp_path, monkeypatch):
 def test_cli_evaluate_writes_the_report(copy_checkpoint, cli_runs, capsys):
     run = copy_checkpoint()
     out = cli_runs / "report.json"
-    code = main(["evaluate", str(run), "--out", str(out), "--k", "8", "--iw-digits", "30",
+    code = main(["evaluate", str(run), "--out", str(out), "--k", "4", "--iw-digits", "all",
                  "--per-class", "10", "--judge-epochs", "1"])
     assert code == 0, capsys.readouterr().err
     report = json.loads(out.read_text())
     for key in ("conditional_accuracy", "per_class_accuracy", "test_neg_elbo", "test_recon", "test_kl",
                 "iw_bound", "k", "judge_test_accuracy", "min_separation"):
         assert key in report
-    assert report["k"] == 8 and report["iw_digits"] == 30 and len(report["per_class_accuracy"]) == 10
+    assert report["k"] == 4 and report["iw_digits"] == 200 and len(report["per_class_accuracy"]) == 10
+    assert report["iw_neg_elbo"] == report["test_neg_elbo"]  # all digits: the same ELBO
     assert report["data"]["source"] == "sample" and report["data"]["n_test"] == 200
     assert report["judge"]["n_train"] == 4000  # the judge learns from the whole training split
     assert 0.5 < report["judge_test_accuracy"] <= 1
