@@ -1,6 +1,7 @@
 """Which speed ideas pay: each one timed against the library's step, in alternating windows.
 
     nice -n 5 .venv/bin/python benchmarks/ideas.py [--windows 5] [--warmup 2] [--only xla,threads-2x1]
+    nice -n 5 .venv/bin/python benchmarks/ideas.py --in-process --only iterator-in-step,reference
     .venv/bin/python benchmarks/ideas.py --check      # folded convolutions == Keras layers
 
 Every training idea runs in its own worker process (thread settings and Keras's
@@ -12,7 +13,9 @@ and reports medians and the median of the paired ratios, in images per second an
 in images per CPU-second of the worker (steadier when other jobs share the cores,
 but blind to how many cores a variant keeps busy). The non-training ideas
 (evaluation and decoding batch sizes, the input pipeline alone) are timed in one
-worker, alternating in the same way.
+worker, alternating in the same way. ``--in-process`` builds the baseline and the
+chosen ideas in one process instead (same thread pools; only ideas without
+per-process settings).
 
 Results are printed as a Markdown table for ``book/performance.md`` and, with
 ``--json PATH``, written to a file.
@@ -33,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 #: name -> what the idea changes against the baseline.
 TRAINING_IDEAS = {
     "xla": "XLA (`jit_compile=True`) for the training step",
-    "device-sums": "sum the step's losses on the device (`steps.run_epoch`), read once per epoch",
+    "device-sums": "sum the step's losses on the device (`run_epoch` here), read once per epoch",
     "threads-2x1": "thread settings: intra-op 2, inter-op 1",
     "threads-1x1": "thread settings: intra-op 1, inter-op 1",
     "folded-conv": "every stride-2 / transposed / thin convolution rewritten exactly (`benchmarks/folded_conv.py`)",
@@ -49,6 +52,28 @@ WINDOW_STEPS = 15
 
 
 # --------------------------------------------------------------------------- workers
+
+
+def run_epoch(step, dataset, seed: int, epoch: int) -> tuple[float, float, int]:
+    """The "device-sums" idea: one pass, (mean reconstruction, mean KL, number of steps).
+
+    The running sums stay on the device and are read once at the end, so the host
+    never waits for a step to finish before queueing the next one (on a GPU a
+    ``float()`` per step would serialise the two). Each step gets its own seed,
+    ``(seed, epoch * 100000 + i)``, so runs are reproducible.
+    """
+    from cvae_lib.backend import tf
+
+    total = tf.zeros([2])
+    steps = 0
+    for i, (x, y) in enumerate(dataset):
+        recon, kl = step(x, y, tf.constant([seed, epoch * 100_000 + i], tf.int32))
+        total += tf.stack([recon, kl])
+        steps += 1
+    if steps == 0:
+        return float("nan"), float("nan"), 0
+    recon, kl = (total / steps).numpy().tolist()
+    return recon, kl, steps
 
 
 def _digits():
@@ -103,7 +128,7 @@ def _library_window_fn(idea: str):
     from cvae_lib.config import ModelConfig, TrainConfig
     from cvae_lib.data import training_dataset
     from cvae_lib.model import ConditionalVAE
-    from cvae_lib.steps import make_train_step, run_epoch
+    from cvae_lib.steps import make_train_step
 
     if idea == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -227,13 +252,14 @@ def _inference_worker(windows: int, warmup: int) -> None:
     cases = {"evaluation, batch 256": evaluate(256), "evaluation, batch 1000": evaluate(1000),
              "decoding, batch 256": decode(256), "decoding, batch 2048": decode(2048),
              "decoding, batch 8192": decode(8192), "input pipeline alone": pipeline}
-    speeds = {name: [] for name in cases}
+    speeds = {name: {"wall": [], "cpu": []} for name in cases}
     for window in range(warmup + windows):
         for name, run in cases.items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             images = run()
             if window >= warmup:
-                speeds[name].append(images / (time.perf_counter() - start))
+                speeds[name]["wall"].append(images / (time.perf_counter() - start))
+                speeds[name]["cpu"].append(images / (time.process_time() - cpu))
     print(json.dumps(speeds), flush=True)
 
 
@@ -287,16 +313,45 @@ def time_idea(idea: str, baseline, windows: int, warmup: int) -> dict:
             "before_cpu_windows": before_cpu, "after_cpu_windows": after_cpu}
 
 
+#: Ideas that can share one process with the baseline (no per-process settings).
+IN_PROCESS_IDEAS = ("device-sums", "iterator-in-step", "epoch-in-graph", "binarize-in-pipeline", "folded-conv",
+                    "folded-thin-conv", "reference")
+
+
+def time_in_process(ideas: list, windows: int, warmup: int) -> list:
+    """The baseline and ``ideas`` built in this one process, one window each in turn."""
+    names = ["baseline"] + ideas
+    runs = {name: _reference_window_fn() if name == "reference" else _library_window_fn(name) for name in names}
+    wall = {name: [] for name in names}
+    cpu = {name: [] for name in names}
+    for epoch in range(warmup + windows):
+        for name, window in runs.items():
+            start = time.process_time()
+            images, seconds = window(1000 + epoch)
+            if epoch >= warmup:
+                wall[name].append(images / seconds)
+                cpu[name].append(images / (time.process_time() - start))
+        print(f"ideas: in-process round {epoch + 1}: " + ", ".join(f"{n} {wall[n][-1]:,.0f}" for n in names
+                                                                 if wall[n]), file=sys.stderr, flush=True)
+    return [{"idea": name, "what": TRAINING_IDEAS[name], "before": statistics.median(wall["baseline"]),
+             "after": statistics.median(wall[name]),
+             "ratio": statistics.median(a / b for a, b in zip(wall[name], wall["baseline"])),
+             "cpu_ratio": statistics.median(a / b for a, b in zip(cpu[name], cpu["baseline"])),
+             "before_windows": wall["baseline"], "after_windows": wall[name],
+             "before_cpu_windows": cpu["baseline"], "after_cpu_windows": cpu[name]} for name in ideas]
+
+
 def markdown(training: list, inference: dict | None) -> str:
     lines = ["| idea | baseline images/s | with the idea | paired ratio | ratio per CPU-second |",
-             "|---|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|"] if training else []
     for row in training:
         lines.append(f"| {row['what']} | {row['before']:,.0f} | {row['after']:,.0f} | {row['ratio']:.2f}x "
                      f"| {row['cpu_ratio']:.2f}x |")
     if inference:
-        lines += ["", "| inference case | images/s (median) |", "|---|---:|"]
+        lines += ["", "| inference case | images/s (median) | images per CPU-second |", "|---|---:|---:|"]
         for name, speeds in inference.items():
-            lines.append(f"| {name} | {statistics.median(speeds):,.0f} |")
+            lines.append(f"| {name} | {statistics.median(speeds['wall']):,.0f} "
+                         f"| {statistics.median(speeds['cpu']):,.0f} |")
     return "\n".join(lines)
 
 
@@ -332,6 +387,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated ideas (default: all, then inference)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--in-process", action="store_true",
+                        help=f"run the baseline and the ideas in this one process ({', '.join(IN_PROCESS_IDEAS)})")
     parser.add_argument("--check", action="store_true", help="check folded convolutions against Keras and exit")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--inference-worker", action="store_true", help=argparse.SUPPRESS)
@@ -354,7 +411,11 @@ def main(argv=None) -> int:
     started = {"load_average": os.getloadavg()[0], "time": time.strftime("%Y-%m-%d %H:%M")}
     training, inference = [], None
     ideas = [name for name in chosen if name != "inference"]
-    if ideas:
+    if ideas and args.in_process:
+        if set(ideas) - set(IN_PROCESS_IDEAS):
+            parser.error(f"--in-process takes only {', '.join(IN_PROCESS_IDEAS)}")
+        training = time_in_process(ideas, args.windows, args.warmup)
+    elif ideas:
         baseline = _spawn("baseline")
         try:
             for idea in ideas:

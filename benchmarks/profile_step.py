@@ -17,9 +17,8 @@ import tempfile
 
 
 def profile(steps: int) -> tuple[dict, dict]:
+    from cvae_lib.backend import keras, tf  # first: it sets up TensorFlow quietly
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-    from cvae_lib.backend import keras, tf
     from cvae_lib.config import ModelConfig, TrainConfig
     from cvae_lib.data import load_digits, training_dataset
     from cvae_lib.model import ConditionalVAE
@@ -48,7 +47,7 @@ def profile(steps: int) -> tuple[dict, dict]:
                 continue
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name
-                if ":" not in name:
+                if ":" not in name or "::" in name:
                     continue  # executor bookkeeping, not an op
                 op, kind = name.rsplit(":", 1)
                 ms = event.duration_ps / 1e9 / len(batches)

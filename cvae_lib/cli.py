@@ -149,8 +149,9 @@ def cmd_evaluate(args) -> None:
     checkpoint.atomic_write_text(args.out, report_to_json(report))
     print(f"wrote {args.out}: conditional accuracy {report['conditional_accuracy']:.1%} "
           f"(judge {report['judge_test_accuracy']:.1%} on real test digits), test negative ELBO "
-          f"{report['test_neg_elbo']:.2f} nats, bound on {report['iw_bound_of']} {report['iw_bound']:.2f} "
-          f"(k={report['k']}, {report['iw_digits']} digits)")
+          f"{report['test_neg_elbo']:.2f} nats; on the first {report['iw_digits']} test digits, bound on "
+          f"{report['iw_bound_of']} {report['iw_bound']:.2f} (k={report['k']}) against their negative ELBO "
+          f"{report['iw_neg_elbo']:.2f}")
 
 
 def build_parser() -> argparse.ArgumentParser:

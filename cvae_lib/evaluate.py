@@ -39,7 +39,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy.special import logsumexp
 
-from .backend import tf
+from .backend import GPUS, tf
 from .data import Digits, load_digits
 from .errors import CvaeError
 from .sampling import sample_images
@@ -311,6 +311,7 @@ def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digit
         "iw_digits": int(n_iw),
         "iw_neg_elbo": float(iw_elbo["neg_elbo"]),
         "iw_seconds": float(iw_seconds),
+        "iw_device": "GPU" if GPUS else "CPU",
         "separation": separation.round(4).tolist(),
         "min_separation": min_separation(separation),
     }
@@ -352,15 +353,13 @@ def report_to_json(report: dict) -> str:
 
 
 #: Bump when the evaluation's computation changes, so cached reports are recomputed.
-EVALUATION_FORMAT = "cvae_lib-evaluation/1"
+EVALUATION_FORMAT = "cvae_lib-evaluation/2"
 
 
 def book_settings() -> dict:
     """The book's evaluation settings: k = 1000 everywhere; the bound covers every test
     digit on a GPU, and the first 100 on a CPU, where k decodes per digit cost about
     0.2-0.4 s (measured on 2 shared cores)."""
-    from .backend import GPUS
-
     return {"k": DEFAULT_K, "iw_digits": None if GPUS else 100, "per_class": DEFAULT_PER_CLASS, "seed": 0}
 
 
@@ -371,7 +370,8 @@ def _digest(arrays) -> str:
     return digest.hexdigest()
 
 
-def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str = "bar", **settings) -> tuple[dict, bool]:
+def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str = "bar",
+                      **settings) -> tuple[dict, bool]:
     """:func:`evaluate_model`'s report, reused when this exact evaluation was done before.
 
     The report is stored in ``directory`` (the model's run directory) under a name

@@ -1,4 +1,4 @@
-"""The compiled training and evaluation steps, and the epoch loop that drives them.
+"""The compiled training and evaluation steps: where the time goes.
 
 Kept apart from the training loop so that speed work (XLA, precision, what runs per
 step) happens in one place and the benchmark (:mod:`cvae_lib.bench`) times exactly
@@ -49,26 +49,6 @@ def make_train_step(model, optimizer, prior_optimizer, *, jit_compile: bool = Tr
         return tf.reduce_mean(reconstruction), tf.reduce_mean(kl)
 
     return step
-
-
-def run_epoch(step, dataset, seed: int, epoch: int) -> tuple[float, float, int]:
-    """One pass over ``dataset``: (mean reconstruction, mean KL, number of steps).
-
-    The running sums stay on the device and are read once at the end, so the host
-    never waits for a step to finish before queueing the next one (on a GPU a
-    ``float()`` per step would serialise the two). Each step gets its own seed,
-    ``(seed, epoch * 100000 + i)``, so runs are reproducible.
-    """
-    total = tf.zeros([2])
-    steps = 0
-    for i, (x, y) in enumerate(dataset):
-        recon, kl = step(x, y, tf.constant([seed, epoch * 100_000 + i], tf.int32))
-        total += tf.stack([recon, kl])
-        steps += 1
-    if steps == 0:
-        return float("nan"), float("nan"), 0
-    recon, kl = (total / steps).numpy().tolist()
-    return recon, kl, steps
 
 
 def make_eval_step(model, *, jit_compile: bool = True):

@@ -11,6 +11,9 @@
 # 2. jupyter-book builds with warnings as errors, so a chapter that raises, a broken
 #    reference or a missing citation fails the build.
 # 3. The built pages are checked for <script src="http..."> / <link href="http...">.
+#
+# Execution results are cached in _build/.jupyter_cache, keyed on each chapter's code
+# (not on cvae_lib's): after changing the library, delete that folder to re-execute.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

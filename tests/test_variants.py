@@ -112,3 +112,10 @@ def test_sohn_cvae_feeds_the_label_to_encoder_and_decoder():
     # generation: z ~ N(0, I) for every class, the label does the rest
     np.testing.assert_array_equal(class_means_for_generation(model), np.zeros((10, 2)))
     assert manifold_image(model, 3, n=3).shape == (84, 84)
+
+
+def test_standard_training_keeps_the_budget_and_drops_the_book_changes():
+    book = TrainConfig(epochs=7, batch_size=64, seed=3)
+    standard = variants.standard_train_config(book)
+    assert (standard.epochs, standard.batch_size, standard.seed) == (7, 64, 3)
+    assert standard.learning_rate == 1e-3 and standard.warmup_epochs == 0
