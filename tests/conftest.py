@@ -15,12 +15,8 @@ import pytest
 matplotlib.use("Agg")  # never open windows, even if a test imports pyplot
 
 import cvae_lib  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from cvae_lib.config import ModelConfig, TrainConfig  # noqa: E402
 
-#: The model size the tests train: the reference layout with 2 base channels.
-TINY_MODEL = ModelConfig(base_depth=2)
-#: Two short epochs of batch 128.
-TINY_TRAIN = TrainConfig(epochs=2, batch_size=128)
+from tiny_settings import TINY_MODEL, TINY_TRAIN  # noqa: E402,F401  (see that module)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from cvae_lib.errors import CvaeError
 from cvae_lib.model import ConditionalVAE
 from cvae_lib.train import History
 
-from conftest import TINY_MODEL, TINY_TRAIN
+from tiny_settings import TINY_MODEL, TINY_TRAIN
 
 
 def outputs(model):

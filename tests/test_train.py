@@ -12,7 +12,7 @@ from cvae_lib.config import ModelConfig, TrainConfig
 from cvae_lib.model import ConditionalVAE
 from cvae_lib.train import History, evaluate_elbo, fixed_binarization, format_record, min_mean_distance, train
 
-from conftest import TINY_MODEL, TINY_TRAIN
+from tiny_settings import TINY_MODEL, TINY_TRAIN
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from cvae_lib.model import ConditionalVAE
 from cvae_lib.runs import train_or_load, train_run
 from cvae_lib.sampling import class_means_for_generation, manifold_image, sample_images
 
-from conftest import TINY_MODEL
+from tiny_settings import TINY_MODEL
 
 ONE_EPOCH = TrainConfig(epochs=1, batch_size=128)
 

@@ -1,0 +1,14 @@
+"""Sizes of the tiny models the tests train.
+
+A module of its own, not conftest.py: the notebooks' conftest.py is also imported as
+a top-level ``conftest`` when pytest collects both folders, so ``from conftest
+import ...`` could find the wrong one.
+"""
+
+import cvae_lib  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from cvae_lib.config import ModelConfig, TrainConfig
+
+#: The model size the tests train: the reference layout with 2 base channels.
+TINY_MODEL = ModelConfig(base_depth=2)
+#: Two short epochs of batch 128.
+TINY_TRAIN = TrainConfig(epochs=2, batch_size=128)
