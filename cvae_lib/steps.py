@@ -2,8 +2,7 @@
 
 Kept apart from the training loop so that speed work (XLA, precision, what runs per
 step) happens in one place and the benchmark (:mod:`cvae_lib.bench`) times exactly
-what :func:`cvae_lib.train.train` runs (it times ``train`` itself):
-:func:`make_train_step` is the step, :func:`make_epoch_runner` the loop around it.
+what :func:`cvae_lib.train.train` runs (it times ``train`` itself).
 
 What was measured, and kept or dropped, is in the book's performance chapter
 (``book/performance.md``); the short version for a 2-core CPU is that the step is
@@ -11,8 +10,6 @@ bound by oneDNN's convolution kernels, so no change around them moves it far.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from .backend import GPUS, tf
 
@@ -52,34 +49,6 @@ def make_train_step(model, optimizer, prior_optimizer, *, jit_compile: bool = Tr
         return tf.reduce_mean(reconstruction), tf.reduce_mean(kl)
 
     return step
-
-
-def make_epoch_runner(step):
-    """``run(dataset, seed, epoch, steps)`` -> summed (reconstruction, KL) over one epoch of ``step``.
-
-    Each call of the compiled wrapper takes its batch from the ``tf.data`` iterator
-    *inside* the graph, as Keras ``fit`` does, instead of a Python ``for x, y in
-    dataset`` loop handing eager tensors to the step. Same batches, same seeds
-    ``(seed, epoch * 100000 + i)``, same arithmetic; but with the Python loop, whole
-    epochs now and then ran at about 60% of the speed of their neighbours (in every
-    benchmark run on the 2-core CPU), and with the pull inside the graph none did
-    (``benchmarks/ideas.py``, idea ``iterator-in-step``; see the performance chapter).
-    """
-
-    @tf.function
-    def pull_and_step(iterator, seed):
-        images, labels = next(iterator)
-        return step(images, labels, seed)
-
-    def run(dataset, seed: int, epoch: int, steps: int) -> np.ndarray:
-        iterator = iter(dataset)
-        sums = np.zeros(2)
-        for i in range(steps):
-            recon, kl = pull_and_step(iterator, tf.constant([seed, epoch * 100_000 + i], tf.int32))
-            sums += [float(recon), float(kl)]
-        return sums
-
-    return run
 
 
 def make_eval_step(model, *, jit_compile: bool = True):
