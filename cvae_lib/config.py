@@ -12,7 +12,7 @@ import json
 import numbers
 from dataclasses import dataclass
 
-from .errors import CvaeError
+from .errors import CvaeError, check_positive_int
 
 #: KL weightings understood by :class:`~cvae_lib.model.ConditionalVAE`.
 KL_WEIGHTINGS = ("elbo", "reference")
@@ -30,9 +30,7 @@ class ModelConfig:
 
     def __post_init__(self):
         for name in ("latent_dim", "base_depth", "kernel_size", "num_classes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise CvaeError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(getattr(self, name), name, allow_numpy=False)
         try:
             shape = tuple(int(v) for v in self.image_shape)
         except (TypeError, ValueError):
@@ -73,9 +71,7 @@ class TrainConfig:
                 or not self.prior_init_radius >= 0):
             raise CvaeError(f"prior_init_radius must be a number >= 0, got {self.prior_init_radius!r}")
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise CvaeError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(getattr(self, name), name, allow_numpy=False)
         for name in ("learning_rate", "prior_learning_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:

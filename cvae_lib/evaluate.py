@@ -41,7 +41,8 @@ from scipy.special import logsumexp
 
 from .backend import GPUS, tf
 from .data import Digits, load_digits
-from .errors import CvaeError
+from .errors import CvaeError, check_positive_int
+from .judge import array_digest
 from .sampling import sample_images
 from .steps import default_jit_compile, make_eval_step
 from .train import evaluate_elbo, fixed_binarization
@@ -227,15 +228,12 @@ def importance_weighted_bound(model, images: np.ndarray, labels: np.ndarray, *, 
     ``chunk`` latent codes: a few images with all their k samples, or for large k one
     image in slices of samples, combined with a log-sum-exp in float64.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise CvaeError(f"k (importance samples per digit) must be a positive integer, got {k!r}")
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise CvaeError(f"chunk must be a positive integer, got {chunk!r}")
+    k = check_positive_int(k, "k (importance samples per digit)")
+    chunk = check_positive_int(chunk, "chunk")
     images = np.asarray(images, np.float32)
     labels = np.asarray(labels, np.int32)
     if len(images) != len(labels):
         raise CvaeError(f"got {len(images)} images but {len(labels)} labels")
-    k, chunk = int(k), int(chunk)
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
     log_weights = _log_weights_function(model, jit_compile)
     per_call = min(k, chunk)
@@ -278,9 +276,8 @@ def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digit
     ``iw_digits``: bound only the first N test digits (default: all); the report's
     ``iw_neg_elbo`` is the ELBO on exactly those digits.
     """
-    if iw_digits is not None and (isinstance(iw_digits, bool) or not isinstance(iw_digits, (int, np.integer))
-                                  or iw_digits < 1):
-        raise CvaeError(f"iw_digits must be a positive integer, got {iw_digits!r}")
+    if iw_digits is not None:
+        check_positive_int(iw_digits, "iw_digits")
     x, y = scored_digits(model, digits)
     eval_step = make_eval_step(model, jit_compile=default_jit_compile())
     elbo = evaluate_elbo(model, x, y, eval_step=eval_step)
@@ -363,13 +360,6 @@ def book_settings() -> dict:
     return {"k": DEFAULT_K, "iw_digits": None if GPUS else 100, "per_class": DEFAULT_PER_CLASS, "seed": 0}
 
 
-def _digest(arrays) -> str:
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
 def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str = "bar",
                       **settings) -> tuple[dict, bool]:
     """:func:`evaluate_model`'s report, reused when this exact evaluation was done before.
@@ -382,8 +372,8 @@ def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str 
 
     weights = [w for network in model.networks().values() for w in network.get_weights()]
     key = {
-        "format": EVALUATION_FORMAT, "kind": model.kind, "weights": _digest(weights),
-        "test_digits": _digest([digits.x_test, digits.y_test]),
+        "format": EVALUATION_FORMAT, "kind": model.kind, "weights": array_digest(weights),
+        "test_digits": array_digest([digits.x_test, digits.y_test]),
         "judge": judge.meta.get("fingerprint"), "judge_test_accuracy": float(judge.test_accuracy),
         **{name: settings.get(name) for name in sorted(settings)},
     }

@@ -26,7 +26,7 @@ import numpy as np
 from .backend import keras, tf
 from .checkpoint import atomic_write, prepare_directory
 from .data import Digits
-from .errors import CvaeError
+from .errors import CvaeError, check_positive_int
 
 #: Bump when the network or its training changes, so old caches are not reused.
 JUDGE_FORMAT = "cvae_lib-judge/1"
@@ -101,12 +101,17 @@ class Judge:
         return float(np.mean(self.labels(images) == np.asarray(labels)))
 
 
+def array_digest(arrays) -> str:
+    """SHA-256 over the bytes of ``arrays`` in order: a cache key for data or weights."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
 def fingerprint(digits: Digits) -> str:
     """A short hash of the training split: which digits, in which order, with which labels."""
-    digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(digits.y_train, np.int32).tobytes())
-    digest.update(np.ascontiguousarray(digits.x_train, np.float32).tobytes())
-    return digest.hexdigest()[:16]
+    return array_digest([np.asarray(digits.y_train, np.int32), np.asarray(digits.x_train, np.float32)])[:16]
 
 
 def judge_directory(digits: Digits, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None) -> Path:
@@ -161,8 +166,7 @@ def load_or_train_judge(digits: Digits, *, seed: int = 0, epochs: int = DEFAULT_
     cached judge is reused only if it was trained with the same format, epochs, seed
     and exactly the same training digits (by fingerprint).
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise CvaeError(f"judge epochs must be a positive integer, got {epochs!r}")
+    check_positive_int(epochs, "judge epochs")
     stream = stream or sys.stderr
     directory = judge_directory(digits, seed, epochs, root)
     wanted = {"format": JUDGE_FORMAT, "source": digits.source, "n_train": int(len(digits.x_train)),

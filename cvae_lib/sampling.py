@@ -12,7 +12,7 @@ from scipy.stats import norm
 
 from .backend import tf
 from .data import check_digit
-from .errors import CvaeError
+from .errors import CvaeError, check_positive_int
 
 #: Quantiles of the reference's manifold grid.
 GRID_SIZE = 15
@@ -35,8 +35,7 @@ def decode_images(model, z, labels, batch_size: int = 2048) -> np.ndarray:
 
 def sample_latents(model, per_class: int, seed: int = 0) -> np.ndarray:
     """z ~ p(z | y) for every class, shape (num_classes, per_class, latent_dim)."""
-    if not isinstance(per_class, (int, np.integer)) or isinstance(per_class, bool) or per_class < 1:
-        raise CvaeError(f"samples per class must be a positive integer, got {per_class!r}")
+    check_positive_int(per_class, "samples per class")
     labels = np.repeat(np.arange(model.config.num_classes), per_class)
     z = model.generation_prior(tf.constant(labels, tf.int32)).sample(seed=tf.constant([seed, 7], tf.int32))
     return np.asarray(z).reshape(model.config.num_classes, per_class, -1)

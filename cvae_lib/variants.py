@@ -32,6 +32,7 @@ from .config import TrainConfig
 from .decoder import make_decoder
 from .encoder import make_encoder, posterior_distribution
 from .model import ConditionalVAE
+from .prior import prior_distribution
 from .train import fixed_binarization
 
 
@@ -53,20 +54,14 @@ def standard_train_config(settings: TrainConfig) -> TrainConfig:
     return dataclasses.replace(settings, **STANDARD_TRAINING)
 
 
-def standard_normal(labels: tf.Tensor, latent_dim: int) -> tfd.Distribution:
-    """N(0, I) with one batch member per label (the label itself is ignored)."""
-    zeros = tf.zeros(tf.stack([tf.shape(labels)[0], latent_dim]))
-    return tfd.MultivariateNormalDiag(loc=zeros, scale_diag=tf.ones_like(zeros))
-
-
 class _StandardNormalPrior(ConditionalVAE):
-    """Shared by both variants: p(z | y) = N(0, I), nothing for the prior optimiser."""
+    """Shared by both variants: p(z | y) = N(0, I), nothing for the prior optimiser.
+
+    Every class mean is 0, so the inherited :meth:`ConditionalVAE.prior` gives N(0, I).
+    """
 
     def class_means(self, labels: tf.Tensor) -> tf.Tensor:
         return tf.zeros(tf.stack([tf.shape(labels)[0], self.config.latent_dim]))
-
-    def prior(self, labels: tf.Tensor) -> tfd.Distribution:
-        return standard_normal(labels, self.config.latent_dim)
 
     @property
     def prior_variables(self):
@@ -100,8 +95,7 @@ class UnconditionalVAE(_StandardNormalPrior):
         return {"encoder": self.encoder, "decoder": self.decoder, "class_centres": self.class_centres}
 
     def generation_prior(self, labels: tf.Tensor) -> tfd.Distribution:
-        centres = self.class_centres(self.one_hot(labels))
-        return tfd.MultivariateNormalDiag(loc=centres, scale_diag=tf.ones_like(centres))
+        return prior_distribution(self.class_centres(self.one_hot(labels)))
 
     def finish_training(self, digits) -> None:
         """centre_y = mean posterior mean of the training digits of class y."""

@@ -187,42 +187,36 @@ def _flip_bytes_in_the_middle(path):
     path.write_bytes(bytes(data))
 
 
-def _npz(path, **arrays):
+def _rewrite_npz(path, edit):
+    """Load the archive's arrays, let ``edit`` change the dict in place, write it back."""
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    edit(arrays)
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
 
 
 def _without_config_copy(path):
-    with np.load(path) as archive:
-        arrays = {k: archive[k] for k in archive.files if k != "__config__"}
-    _npz(path, **arrays)
+    _rewrite_npz(path, lambda arrays: arrays.pop("__config__"))
 
 
 def _garbage_config_copy(path):
-    with np.load(path) as archive:
-        arrays = {k: archive[k] for k in archive.files}
-    arrays["__config__"] = np.array("{not json")
-    _npz(path, **arrays)
+    _rewrite_npz(path, lambda arrays: arrays.update(__config__=np.array("{not json")))
 
 
 def _missing_weight(path):
-    with np.load(path) as archive:
-        arrays = {k: archive[k] for k in archive.files if k != "decoder/000"}
-    _npz(path, **arrays)
+    _rewrite_npz(path, lambda arrays: arrays.pop("decoder/000"))
 
 
 def _wrong_shape(path):
-    with np.load(path) as archive:
-        arrays = {k: archive[k] for k in archive.files}
-    arrays["encoder/000"] = np.zeros((3, 3, 1, 2), np.float32)
-    _npz(path, **arrays)
+    _rewrite_npz(path, lambda arrays: arrays.update({"encoder/000": np.zeros((3, 3, 1, 2), np.float32)}))
 
 
 def _string_weights(path):
-    with np.load(path) as archive:
-        arrays = {k: archive[k] for k in archive.files}
-    arrays["prior_network/001"] = np.array(["a"] * arrays["prior_network/001"].size)
-    _npz(path, **arrays)
+    def to_strings(arrays):
+        arrays["prior_network/001"] = np.array(["a"] * arrays["prior_network/001"].size)
+
+    _rewrite_npz(path, to_strings)
 
 
 @pytest.mark.parametrize(
