@@ -37,6 +37,7 @@ import sys
 import time
 
 from .errors import CvaeError
+from .precision import check_precision
 
 #: Test digits ``train`` validates on after each epoch (untimed; small, so the CPU-time
 #: figures, which include it, are about the training steps).
@@ -61,7 +62,7 @@ def check_settings(windows: int, warmup: int, window_steps: int, batch_size: int
 
 
 def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, reference: bool = True,
-                       jit_compile: bool | None = None, stream=sys.stderr):
+                       jit_compile: bool | None = None, precision: str | None = None, stream=sys.stderr):
     """Alternate library epochs (``train``) and reference epochs.
 
     Returns (model, speeds): ``speeds`` maps ``library``, ``reference``,
@@ -76,7 +77,8 @@ def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, re
     from .train import train
 
     total = warmup + windows
-    model = ConditionalVAE(ModelConfig(), TrainConfig(epochs=total, batch_size=batch_size))
+    settings = {} if precision is None else {"precision": precision}
+    model = ConditionalVAE(ModelConfig(), TrainConfig(epochs=total, batch_size=batch_size, **settings))
     trainer = ReferenceTrainer(digits.x_train, digits.y_train, batch_size) if reference else None
     speeds = {"library": [], "reference": [], "library_cpu": [], "reference_cpu": []}
     images_per_epoch = (len(digits.x_train) // batch_size) * batch_size
@@ -141,9 +143,16 @@ def count_flops(model, batch_size: int) -> dict:
 def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS["warmup"],
                   window_steps: int = DEFAULTS["window_steps"], batch_size: int = DEFAULTS["batch_size"],
                   data: str = DEFAULTS["data"], decode_images: int = DEFAULTS["decode_images"],
-                  decode_batch: int = DEFAULTS["decode_batch"], reference: bool = True, stream=sys.stderr) -> dict:
-    """Everything the module docstring lists, as one JSON-ready dict."""
+                  decode_batch: int = DEFAULTS["decode_batch"], reference: bool = True, precision: str | None = None,
+                  stream=sys.stderr) -> dict:
+    """Everything the module docstring lists, as one JSON-ready dict.
+
+    ``precision`` is the library path's (:mod:`cvae_lib.precision`; None: the
+    library's default); the reference path is float32, as the reference was.
+    """
     check_settings(windows, warmup, window_steps, batch_size, decode_images, decode_batch)
+    if precision is not None:
+        check_precision(precision)
     from .backend import tf
     from .data import load_digits
     from .hardware import describe_device
@@ -157,7 +166,7 @@ def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS[
     digits = digits.subset(n_train, min(len(digits.x_test), VALIDATION_DIGITS))
     load_before = os.getloadavg()
     model, speeds = benchmark_training(digits, windows=windows, warmup=warmup, batch_size=batch_size,
-                                             reference=reference, stream=stream)
+                                       reference=reference, precision=precision, stream=stream)
     decode = benchmark_decoding(model, images=decode_images, batch_size=decode_batch, windows=windows)
     load_after = os.getloadavg()
     device = describe_device()
@@ -170,6 +179,7 @@ def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS[
     return {
         "device": device["name"], "device_kind": device["kind"], "peak_flops_per_s": peak,
         "peak_rule": device.get("peak_rule"),
+        "precision": model.train_config.precision,
         "train_images_per_s": train_speed, "reference_train_images_per_s": ref_speed,
         "speedup": _median([a / b for a, b in zip(library, ref)]) if ref else None,
         "train_images_per_cpu_s": _median(speeds["library_cpu"]),
@@ -202,7 +212,8 @@ def format_report(result: dict) -> str:
         if result["peak_flops_per_s"] else f"device: {result['device']}; peak unknown",
         f"load average (1 min): {result['load_average']['before']} before, {result['load_average']['after']} after",
         f"batch {s['batch_size']}, {s['windows']} timed windows of {s['window_steps']} steps "
-        f"after {s['warmup']} warm-up, data {s['data']}, XLA {'on' if s['jit_compile'] else 'off'}",
+        f"after {s['warmup']} warm-up, data {s['data']}, XLA {'on' if s['jit_compile'] else 'off'}, "
+        f"library precision {result['precision']}",
         f"library training (cvae_lib.train):   {result['train_images_per_s']:8,.0f} images/s  "
         f"({pct(result['peak_fraction'])} of peak)",
     ]
@@ -224,6 +235,7 @@ def format_report(result: dict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from .cli import _positive_int
+    from .precision import PRECISIONS
 
     parser = argparse.ArgumentParser(prog="python -m cvae_lib.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
@@ -236,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--decode-images", type=_positive_int, default=DEFAULTS["decode_images"],
                         help="latent codes decoded per sampling window")
     parser.add_argument("--decode-batch", type=_positive_int, default=DEFAULTS["decode_batch"])
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="the library path's precision (default: the library's default)")
     parser.add_argument("--no-reference", action="store_true", help="time the library only")
     return parser
 
@@ -245,7 +259,8 @@ def main(argv=None) -> int:
     try:
         result = run_benchmark(windows=args.windows, warmup=args.warmup, window_steps=args.window_steps,
                                batch_size=args.batch_size, data=args.data, decode_images=args.decode_images,
-                               decode_batch=args.decode_batch, reference=not args.no_reference)
+                               decode_batch=args.decode_batch, reference=not args.no_reference,
+                               precision=args.precision)
     except CvaeError as err:
         print(f"cvae_lib.bench: error: {err}", file=sys.stderr)
         return 2

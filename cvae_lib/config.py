@@ -13,6 +13,7 @@ import numbers
 from dataclasses import dataclass
 
 from .errors import CvaeError, check_positive_int
+from .precision import check_precision
 
 #: KL weightings understood by :class:`~cvae_lib.model.ConditionalVAE`.
 KL_WEIGHTINGS = ("elbo", "reference")
@@ -53,6 +54,7 @@ class TrainConfig:
     kl_weighting: str = "elbo"
     binarize: bool = True
     seed: int = 0
+    precision: str = "float32"
 
     @property
     def warmup_epochs(self) -> int:
@@ -70,6 +72,7 @@ class TrainConfig:
         if (isinstance(self.prior_init_radius, bool) or not isinstance(self.prior_init_radius, numbers.Real)
                 or not self.prior_init_radius >= 0):
             raise CvaeError(f"prior_init_radius must be a number >= 0, got {self.prior_init_radius!r}")
+        check_precision(self.precision)
         for name in ("epochs", "batch_size"):
             check_positive_int(getattr(self, name), name, allow_numpy=False)
         for name in ("learning_rate", "prior_learning_rate"):

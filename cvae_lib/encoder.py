@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .backend import keras, tf, tfb, tfd, tfpl
 from .config import ModelConfig
+from .precision import hidden_layer_dtype
 
 
 def posterior_params_size(latent_dim: int) -> int:
@@ -21,25 +22,29 @@ def posterior_params_size(latent_dim: int) -> int:
     return tfpl.MultivariateNormalTriL.params_size(latent_dim)
 
 
-def make_encoder(config: ModelConfig, seed: int = 0, extra_inputs: int = 0) -> keras.Model:
-    """image (28, 28, 1) -> raw posterior parameters (params_size,).
+def make_encoder(config: ModelConfig, seed: int = 0, extra_inputs: int = 0,
+                 precision: str = "float32") -> keras.Model:
+    """image (28, 28, 1) -> raw posterior parameters (params_size,), always float32.
 
     ``extra_inputs`` > 0 builds a variant that takes a one-hot label as a second input,
     broadcast over the image as extra channels (Sohn et al.'s CVAE); 0 is the
-    reference encoder.
+    reference encoder. ``precision`` sets the hidden layers' compute precision
+    (:mod:`cvae_lib.precision`); the last layer is float32 either way.
     """
     depth, k = config.base_depth, config.kernel_size
     act = tf.nn.leaky_relu
     init = lambda i: keras.initializers.GlorotUniform(seed=seed + i)  # noqa: E731
+    hidden = hidden_layer_dtype(precision)
     layers = [
-        keras.layers.Lambda(lambda x: x - 0.5, name="center"),
-        keras.layers.Conv2D(depth, k, 1, "same", activation=act, kernel_initializer=init(0)),
-        keras.layers.Conv2D(depth, k, 2, "same", activation=act, kernel_initializer=init(1)),
-        keras.layers.Conv2D(2 * depth, k, 1, "same", activation=act, kernel_initializer=init(2)),
-        keras.layers.Conv2D(2 * depth, k, 2, "same", activation=act, kernel_initializer=init(3)),
-        keras.layers.Conv2D(4 * config.latent_dim, 7, 1, "valid", activation=act, kernel_initializer=init(4)),
-        keras.layers.Flatten(),
-        keras.layers.Dense(posterior_params_size(config.latent_dim), kernel_initializer=init(5)),
+        keras.layers.Lambda(lambda x: x - 0.5, name="center", dtype=hidden),
+        keras.layers.Conv2D(depth, k, 1, "same", activation=act, kernel_initializer=init(0), dtype=hidden),
+        keras.layers.Conv2D(depth, k, 2, "same", activation=act, kernel_initializer=init(1), dtype=hidden),
+        keras.layers.Conv2D(2 * depth, k, 1, "same", activation=act, kernel_initializer=init(2), dtype=hidden),
+        keras.layers.Conv2D(2 * depth, k, 2, "same", activation=act, kernel_initializer=init(3), dtype=hidden),
+        keras.layers.Conv2D(4 * config.latent_dim, 7, 1, "valid", activation=act, kernel_initializer=init(4),
+                            dtype=hidden),
+        keras.layers.Flatten(dtype=hidden),
+        keras.layers.Dense(posterior_params_size(config.latent_dim), kernel_initializer=init(5), dtype="float32"),
     ]
     channels = config.image_shape[-1] + extra_inputs
     return keras.Sequential(

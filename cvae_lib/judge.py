@@ -25,7 +25,7 @@ import numpy as np
 
 from .backend import keras, tf
 from .checkpoint import atomic_write, prepare_directory
-from .data import Digits
+from .data import Digits, prefetched
 from .errors import CvaeError, check_positive_int
 
 #: Bump when the network or its training changes, so old caches are not reused.
@@ -73,7 +73,7 @@ def train_judge(digits: Digits, *, epochs: int = DEFAULT_EPOCHS, seed: int = 0, 
     data = tf.data.Dataset.from_tensor_slices((digits.x_train, digits.y_train))
     data = data.shuffle(n, seed=seed).batch(128).enumerate()
     data = data.map(lambda i, xy: (_augment(xy[0], tf.stack([tf.cast(seed, tf.int64), i])), xy[1]))
-    judge.fit(data.prefetch(tf.data.AUTOTUNE), epochs=epochs, verbose=2 if verbose else 0)
+    judge.fit(prefetched(data), epochs=epochs, verbose=2 if verbose else 0)
     return judge
 
 

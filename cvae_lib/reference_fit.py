@@ -62,7 +62,7 @@ def build_reference_model(config: ModelConfig = ModelConfig(), learning_rate: fl
     params = make_encoder(config, seed=seed)(image)
     posterior = tfpl.MultivariateNormalTriL(config.latent_dim, name="posterior")(params)
     z = ConditionalKL(weight=1.0, name="kl")([posterior, class_means])
-    logits = make_decoder(config, seed=seed)(z)
+    logits = make_decoder(config, seed=seed, fast_output=False)(z)
     pixels = keras.layers.Activation("sigmoid", name="pixels")(logits)
     model = keras.Model([image, label], pixels, name="reference_cvae")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=pixel_binary_crossentropy)

@@ -123,10 +123,12 @@ class SohnCVAE(_StandardNormalPrior):
     kind = "sohn_cvae"
 
     def _make_encoder(self) -> keras.Model:
-        return make_encoder(self.config, seed=self.train_config.seed, extra_inputs=self.config.num_classes)
+        return make_encoder(self.config, seed=self.train_config.seed, extra_inputs=self.config.num_classes,
+                            precision=self.train_config.precision)
 
     def _make_decoder(self) -> keras.Model:
-        return make_decoder(self.config, seed=self.train_config.seed, extra_inputs=self.config.num_classes)
+        return make_decoder(self.config, seed=self.train_config.seed, extra_inputs=self.config.num_classes,
+                            precision=self.train_config.precision)
 
     def networks(self) -> dict[str, keras.Model]:
         return {"encoder": self.encoder, "decoder": self.decoder}

@@ -263,3 +263,13 @@ def test_evaluation_dataset_keeps_order_and_remainder():
     batches = _epoch(data.evaluation_dataset(x, y))
     assert [len(b[1]) for b in batches] == [1000, 1000, 500]
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+
+
+def test_pipelines_prefetch_without_the_autotuner(tiny_digits):
+    """The autotuner's thread stalled iterator deletion (see data.prefetched)."""
+    for dataset in (training_dataset(tiny_digits.x_train, tiny_digits.y_train, 64, 0),
+                    data.evaluation_dataset(tiny_digits.x_test, tiny_digits.y_test)):
+        assert dataset.options().autotune.enabled is False
+    batches = list(training_dataset(tiny_digits.x_train, tiny_digits.y_train, 64, 0))
+    assert len(batches) == len(tiny_digits.x_train) // 64
+    assert sorted(np.concatenate([y.numpy() for _, y in batches]).tolist()) == sorted(tiny_digits.y_train.tolist())

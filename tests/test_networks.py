@@ -98,9 +98,15 @@ def test_parameter_counts_follow_the_config(latent, depth):
 
 
 def _conv_layout(network):
-    """(kind, filters, kernel, strides, padding, activation) of every convolution."""
+    """(kind, filters, kernel, strides, padding, activation) of every convolution.
+
+    The decoder's last layer, :class:`~cvae_lib.decoder.PixelLogits`, counts as the
+    ``Conv2D`` it computes (tested against it below).
+    """
+    from cvae_lib.decoder import PixelLogits
+
     return [
-        (type(layer).__name__, layer.filters, layer.kernel_size, layer.strides, layer.padding,
+        ("Conv2D" if type(layer) is PixelLogits else type(layer).__name__, layer.filters, layer.kernel_size, layer.strides, layer.padding,
          getattr(layer.activation, "__name__", None))
         for layer in network.layers
         if isinstance(layer, keras.layers.Conv2D)  # Conv2DTranspose is a subclass
@@ -218,3 +224,38 @@ def test_classes_start_with_distinct_means(latent):
     means = model.class_means(tf.range(10)).numpy()
     gaps = np.linalg.norm(means[:, None] - means[None], axis=-1)[np.triu_indices(10, 1)]
     assert gaps.min() > 1e-2, "two classes start at the same prior mean"
+
+
+@pytest.mark.parametrize("kernel", [5, 3, 4])
+def test_pixel_logits_layer_is_conv2d_computed_another_way(kernel):
+    """PixelLogits (the decoder's last layer) gives Conv2D's outputs and gradients."""
+    from cvae_lib.decoder import PixelLogits
+
+    fast = PixelLogits(1, kernel, 1, "same")
+    plain = keras.layers.Conv2D(1, kernel, 1, "same")
+    x = tf.random.normal([3, 28, 28, 16], seed=1)
+    fast.build(x.shape)
+    plain.build(x.shape)
+    fast.set_weights([w + 0.1 for w in plain.get_weights()])
+    plain.set_weights(fast.get_weights())
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y_fast, y_plain = fast(x), plain(x)
+        loss_fast, loss_plain = tf.reduce_sum(y_fast ** 2), tf.reduce_sum(y_plain ** 2)
+    assert y_fast.shape == y_plain.shape == (3, 28, 28, 1)
+    np.testing.assert_allclose(y_fast.numpy(), y_plain.numpy(), atol=1e-5)
+    for a, b in zip(tape.gradient(loss_fast, [x] + fast.trainable_variables),
+                    tape.gradient(loss_plain, [x] + plain.trainable_variables)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_reference_decoder_is_plain_keras_with_the_same_weights():
+    from cvae_lib.decoder import PixelLogits
+
+    config = ModelConfig()
+    fast, plain = make_decoder(config), make_decoder(config, fast_output=False)
+    assert type(fast.layers[-1]) is PixelLogits and type(plain.layers[-1]) is keras.layers.Conv2D
+    for a, b in zip(fast.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    z = tf.random.normal([4, 2], seed=2)
+    np.testing.assert_allclose(fast(z).numpy(), plain(z).numpy(), atol=1e-4)
