@@ -10,7 +10,8 @@ from cvae_lib.backend import keras, tf
 from cvae_lib.errors import CvaeError
 
 REQUIRED = ("train_images_per_s", "reference_train_images_per_s", "speedup", "flops_per_image",
-            "decode_images_per_s", "device", "device_kind", "peak_flops_per_s", "peak_fraction")
+            "decode_images_per_s", "device", "device_kind", "peak_flops_per_s", "peak_fraction",
+            "matmul_flops_per_s", "matmul_fraction", "precision")
 
 
 def test_bench_json_smoke(capsys):
@@ -22,9 +23,10 @@ def test_bench_json_smoke(capsys):
     for key in REQUIRED:
         assert key in result, key
     for key in ("train_images_per_s", "reference_train_images_per_s", "speedup", "flops_per_image",
-                "decode_images_per_s"):
+                "decode_images_per_s", "matmul_flops_per_s", "matmul_fraction"):
         assert math.isfinite(result[key]) and result[key] > 0, (key, result[key])
     assert result["device_kind"] in ("cpu", "gpu")
+    assert result["precision"] == "float32"  # the library's default
     assert result["settings"]["batch_size"] == 16
     assert result["settings"]["train_images_per_window"] == 16
     assert len(result["windows"]["library"]) == len(result["windows"]["reference"]) == 1
@@ -103,3 +105,20 @@ def test_cpuinfo_parsing(tmp_path):
                     "processor\t: 1\nmodel name\t: Test CPU\n")
     info = hardware.cpu_info(str(path))
     assert info["model"] == "Test CPU" and info["mhz"] == 2500.0 and {"avx2", "fma"} <= info["flags"]
+
+
+def test_matmul_rate_is_the_flops_of_the_product_over_its_time(monkeypatch):
+    """2 n^3 FLOPs over the fastest timed product, from perf_counter readings."""
+    import time as time_module
+
+    ticks = iter([0.0, 2.0, 10.0, 11.0, 20.0, 24.0])  # three products: 2 s, 1 s, 4 s
+    monkeypatch.setattr(time_module, "perf_counter", lambda: next(ticks))
+    assert hardware.measure_matmul_rate(size=8, repeats=3) == pytest.approx(2 * 8**3 / 1.0)
+
+
+def test_bench_times_the_library_in_the_precision_asked(capsys):
+    code = bench.main(["--json", "--windows", "1", "--warmup", "0", "--window-steps", "1", "--batch-size", "16",
+                       "--decode-images", "32", "--decode-batch", "32", "--precision", "mixed_bfloat16"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["precision"] == "mixed_bfloat16" and result["train_images_per_s"] > 0
