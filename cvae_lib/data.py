@@ -206,8 +206,9 @@ def prefetched(dataset):
     """``dataset`` prefetching two batches, with tf.data's autotuner off.
 
     Measured on a 2-core CPU (``book/performance.md``): deleting an iterator whose
-    autotuner is on stalled the Python loop for about 1.1 s, idle, in 5 to 7 of
-    every 14 epochs, since every epoch and every validation pass ends with one. The
+    autotuner is on stalled the Python loop for about 1.1 s, idle, in between 2 of 12
+    and 9 of 12 epochs per run (3 of 14 in ``benchmarks/iterator_stall.py``'s saved
+    run), and every epoch and every validation pass ends with such a deletion. The
     pipelines here slice, shuffle and batch arrays in memory (the training one delivers
     over 100,000 images/s, 40 times what the training step takes; the judge's adds a
     sequential augmentation ``map``), so there is little for it to tune.

@@ -106,8 +106,8 @@ def _conv_layout(network):
     from cvae_lib.decoder import PixelLogits
 
     return [
-        ("Conv2D" if type(layer) is PixelLogits else type(layer).__name__, layer.filters, layer.kernel_size, layer.strides, layer.padding,
-         getattr(layer.activation, "__name__", None))
+        ("Conv2D" if type(layer) is PixelLogits else type(layer).__name__, layer.filters, layer.kernel_size,
+         layer.strides, layer.padding, getattr(layer.activation, "__name__", None))
         for layer in network.layers
         if isinstance(layer, keras.layers.Conv2D)  # Conv2DTranspose is a subclass
     ]
@@ -226,13 +226,15 @@ def test_classes_start_with_distinct_means(latent):
     assert gaps.min() > 1e-2, "two classes start at the same prior mean"
 
 
-@pytest.mark.parametrize("kernel", [5, 3, 4])
-def test_pixel_logits_layer_is_conv2d_computed_another_way(kernel):
-    """PixelLogits (the decoder's last layer) gives Conv2D's outputs and gradients."""
+@pytest.mark.parametrize("kernel, padding, dilation", [(5, "same", 1), (3, "same", 1), (4, "same", 1),
+                                                       (5, "valid", 1), (3, "same", 2)])
+def test_pixel_logits_layer_is_conv2d_computed_another_way(kernel, padding, dilation):
+    """PixelLogits (the decoder's last layer) gives Conv2D's outputs and gradients, also
+    where it must fall back to Conv2D's own computation (even kernel, valid, dilated)."""
     from cvae_lib.decoder import PixelLogits
 
-    fast = PixelLogits(1, kernel, 1, "same")
-    plain = keras.layers.Conv2D(1, kernel, 1, "same")
+    fast = PixelLogits(1, kernel, 1, padding, dilation_rate=dilation)
+    plain = keras.layers.Conv2D(1, kernel, 1, padding, dilation_rate=dilation)
     x = tf.random.normal([3, 28, 28, 16], seed=1)
     fast.build(x.shape)
     plain.build(x.shape)
@@ -242,7 +244,8 @@ def test_pixel_logits_layer_is_conv2d_computed_another_way(kernel):
         tape.watch(x)
         y_fast, y_plain = fast(x), plain(x)
         loss_fast, loss_plain = tf.reduce_sum(y_fast ** 2), tf.reduce_sum(y_plain ** 2)
-    assert y_fast.shape == y_plain.shape == (3, 28, 28, 1)
+    size = 28 if padding == "same" else 28 - kernel + 1
+    assert y_fast.shape == y_plain.shape == (3, size, size, 1)
     np.testing.assert_allclose(y_fast.numpy(), y_plain.numpy(), atol=1e-5)
     for a, b in zip(tape.gradient(loss_fast, [x] + fast.trainable_variables),
                     tape.gradient(loss_plain, [x] + plain.trainable_variables)):
