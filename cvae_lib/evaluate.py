@@ -320,7 +320,8 @@ def run_digits(record: dict, directory="the checkpoint") -> tuple[Digits, int]:
     Returns the full splits (the judge trains on all training digits) and ``n_test``,
     the number of test digits the run itself was validated on (the first ``n_test``).
     The split's seed is the record's ``data.seed`` if present, else the training seed,
-    which is what ``python -m cvae_lib train`` uses.
+    which is what ``python -m cvae_lib train`` uses. Where the record has the digits'
+    fingerprint, the reloaded digits must match it.
     """
     data = record.get("data") or {}
     source = data.get("source")
@@ -332,6 +333,10 @@ def run_digits(record: dict, directory="the checkpoint") -> tuple[Digits, int]:
     if (n_train and n_train > len(digits.x_train)) or n_test > len(digits.x_test):
         raise CvaeError(f"{directory} was trained on {n_train} {source!r} digits, but only "
                         f"{len(digits.x_train)} training / {len(digits.x_test)} test digits are here")
+    if "fingerprint" in data and digits.subset(n_train, n_test).fingerprint != data["fingerprint"]:
+        # Evaluating on other test digits could score the run on digits it trained on.
+        raise CvaeError(f"the {source!r} digits here (split seed {seed}) are not the ones {directory} "
+                        "was trained on: its config.json records other images or another split")
     return digits, int(n_test)
 
 

@@ -36,7 +36,8 @@ def run_metadata(digits: Digits) -> dict:
     gpus = tf.config.list_physical_devices("GPU")
     return {
         "data": {"source": digits.source, "description": digits.description,
-                 "n_train": int(len(digits.x_train)), "n_test": int(len(digits.x_test))},
+                 "n_train": int(len(digits.x_train)), "n_test": int(len(digits.x_test)),
+                 "seed": int(digits.seed), "fingerprint": digits.fingerprint},
         "hardware": {"device": "GPU" if gpus else "CPU", "machine": platform.machine(),
                      "processor": platform.processor() or platform.machine()},
     }
@@ -62,7 +63,11 @@ def train_run(digits: Digits, out_dir, *, model_config: ModelConfig = ModelConfi
 
 def matching_run(out_dir, digits: Digits, model_config: ModelConfig, train_config: TrainConfig,
                  model_class=ConditionalVAE) -> bool:
-    """True if ``out_dir`` holds a finished run with exactly these settings and data."""
+    """True if ``out_dir`` holds a finished run with exactly these settings and data.
+
+    "The same data" is the same images and labels in the same order (the digits'
+    fingerprint); a run written before fingerprints were recorded never matches.
+    """
     try:
         record = checkpoint.read_config(out_dir)
     except CvaeError:
@@ -70,7 +75,7 @@ def matching_run(out_dir, digits: Digits, model_config: ModelConfig, train_confi
     wanted = to_dict(model_config, train_config, kind=model_class.kind)
     same_settings = all(record.get(key) == json.loads(json.dumps(value)) for key, value in wanted.items())
     data = record.get("data", {})
-    same_data = data.get("source") == digits.source and data.get("n_train") == len(digits.x_train)
+    same_data = data.get("source") == digits.source and data.get("fingerprint") == digits.fingerprint
     return bool(same_settings and same_data and record.get("complete"))
 
 

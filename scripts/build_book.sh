@@ -12,8 +12,9 @@
 #    reference or a missing citation fails the build.
 # 3. The built pages are checked for <script src="http..."> / <link href="http...">.
 #
-# Execution results are cached in _build/.jupyter_cache, keyed on each chapter's code
-# (not on cvae_lib's): after changing the library, delete that folder to re-execute.
+# Execution results are cached in _build/.jupyter_cache, keyed by jupyter-cache on each
+# chapter's code. The chapters' outputs also depend on cvae_lib, so this script keeps a
+# hash of the library's sources next to the cache and empties the cache when it changes.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -70,7 +71,20 @@ check_offline() {
     echo "build_book: no <script src> or <link href> points off-site"
 }
 
+# Empty the execution cache when cvae_lib (or the package metadata) changed since it was filled.
+invalidate_stale_cache() {
+    local cache="$ROOT/_build/.jupyter_cache" stamp="$ROOT/_build/.jupyter_cache.cvae_lib.sha256" current
+    current=$(cd "$ROOT" && find cvae_lib -name '*.py' -print0 | sort -z | xargs -0 sha256sum pyproject.toml | sha256sum)
+    if [[ -d "$cache" && "$(cat "$stamp" 2>/dev/null)" != "$current" ]]; then
+        echo "build_book: cvae_lib changed since the chapters were last executed: re-executing them"
+        rm -rf "$cache"
+    fi
+    mkdir -p "$ROOT/_build"
+    echo "$current" > "$stamp"
+}
+
 fetch_mathjax
+invalidate_stale_cache
 JB=$(find_jupyter_book)
 "$JB" build "$ROOT" --warningiserror --keep-going
 check_offline

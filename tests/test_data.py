@@ -49,6 +49,10 @@ def test_split_depends_on_seed_and_test_size(sample_digits):
     again = load_digits("sample", seed=0)
     np.testing.assert_array_equal(again.x_test, sample_digits.x_test)
     np.testing.assert_array_equal(again.y_train, sample_digits.y_train)
+    # the seed is kept, and the fingerprint tells the splits apart
+    assert (again.seed, other.seed) == (0, 1)
+    assert again.fingerprint == sample_digits.fingerprint
+    assert load_digits("sample", seed=1).fingerprint != sample_digits.fingerprint
 
 
 def test_splits_are_shuffled(sample_digits):
@@ -65,6 +69,13 @@ def test_subset_takes_prefixes(sample_digits):
     sub = sample_digits.subset(10, 3)
     assert sub.x_train.shape == (10, 28, 28, 1) and sub.y_test.shape == (3,)
     np.testing.assert_array_equal(sub.x_train, sample_digits.x_train[:10])
+    assert sub.seed == sample_digits.seed and sub.source == sample_digits.source
+    assert sub.fingerprint != sample_digits.fingerprint
+    assert sub.fingerprint == sample_digits.subset(10, 3).fingerprint
+    # one changed label changes it
+    labels = sub.y_train.copy()
+    labels[0] = (labels[0] + 1) % 10
+    assert type(sub)(sub.x_train, labels, sub.x_test, sub.y_test, sub.source, "").fingerprint != sub.fingerprint
 
 
 # --- choosing the source ----------------------------------------------------------------

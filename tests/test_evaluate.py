@@ -274,6 +274,13 @@ def test_run_digits_follows_the_record_and_rejects_what_does_not_fit(monkeypatch
         evaluate.run_digits({"data": {"source": "sample", "n_train": 4000, "n_test": 50}, "train": {"seed": 0}})
     with pytest.raises(CvaeError, match="which digits"):
         evaluate.run_digits({"train": {"seed": 0}})
+    # With a fingerprint, the reloaded split must be the trained-on one.
+    record = {"data": {"source": "sample", "n_train": 300, "n_test": 50, "seed": 3,
+                       "fingerprint": tiny_digits.subset(300, 50).fingerprint}}
+    assert evaluate.run_digits(record)[1] == 50
+    record["data"]["fingerprint"] = tiny_digits.subset(300, 40).fingerprint
+    with pytest.raises(CvaeError, match="not the ones"):
+        evaluate.run_digits(record)
 
 
 def test_report_json_is_strict():

@@ -9,6 +9,7 @@ import pytest
 from cvae_lib import runs
 from cvae_lib.backend import tf
 from cvae_lib.config import ModelConfig, TrainConfig
+from cvae_lib.data import load_digits
 from cvae_lib.model import ConditionalVAE
 from cvae_lib.train import History, evaluate_elbo, fixed_binarization, format_record, min_mean_distance, train
 
@@ -123,7 +124,20 @@ def test_finished_run_is_reused_and_changed_settings_are_not(tiny_checkpoint_dir
     assert not runs.matching_run(tiny_checkpoint_dir, tiny_digits, TINY_MODEL,
                                  TrainConfig(epochs=2, batch_size=128, seed=1))
     assert not runs.matching_run(tiny_checkpoint_dir, tiny_digits.subset(500), TINY_MODEL, TINY_TRAIN)
+    # the same source and counts, but another split of the digits
+    other_split = load_digits("sample", seed=1).subset(len(tiny_digits.x_train), len(tiny_digits.x_test))
+    assert not runs.matching_run(tiny_checkpoint_dir, other_split, TINY_MODEL, TINY_TRAIN)
     assert not runs.matching_run(tiny_checkpoint_dir.parent / "missing", tiny_digits, TINY_MODEL, TINY_TRAIN)
+
+
+def test_run_records_its_split_and_a_run_without_a_fingerprint_is_not_reused(copy_checkpoint, tiny_digits):
+    directory = copy_checkpoint()
+    record = json.loads((directory / "config.json").read_text())
+    assert record["data"]["seed"] == tiny_digits.seed == 0
+    assert record["data"]["fingerprint"] == tiny_digits.fingerprint
+    del record["data"]["fingerprint"]  # as written before fingerprints were recorded
+    (directory / "config.json").write_text(json.dumps(record))
+    assert not runs.matching_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
 
 
 def test_unfinished_run_is_not_reused(copy_checkpoint, tiny_digits):
