@@ -42,18 +42,12 @@ PASSES = {"Conv2D": {"forward_training": "forward", "backward_data": "input grad
 
 def run_steps(steps: int, precision: str) -> None:
     """Child process: warm up the library's step, print MARK, run ``steps`` timed steps."""
-    from cvae_lib.backend import keras, tf
-    from cvae_lib.config import ModelConfig, TrainConfig
-    from cvae_lib.data import load_digits, training_dataset
-    from cvae_lib.model import ConditionalVAE
-    from cvae_lib.steps import default_jit_compile, make_train_step
+    from cvae_lib.backend import tf
 
-    digits = load_digits("sample")
-    config = TrainConfig(precision=precision)
-    model = ConditionalVAE(ModelConfig(), config)
-    step = make_train_step(model, keras.optimizers.Adam(config.learning_rate),
-                           keras.optimizers.Adam(config.prior_learning_rate), jit_compile=default_jit_compile())
-    batches = list(training_dataset(digits.x_train, digits.y_train, config.batch_size, 0).take(steps))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from profile_step import library_step
+
+    model, step, batches = library_step(steps, precision)
     for i, (x, y) in enumerate(batches[:5]):
         step(x, y, tf.constant([0, i], tf.int32))
     print(layer_table(model), flush=True)

@@ -16,9 +16,11 @@ import glob
 import tempfile
 
 
-def profile(steps: int, precision: str = "float32") -> tuple[dict, dict]:
-    from cvae_lib.backend import keras, tf  # first: it sets up TensorFlow quietly
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+def library_step(steps: int, precision: str = "float32"):
+    """(model, compiled step, up to ``steps`` batches): the reference-size model and the
+    step :func:`cvae_lib.train.train` runs, on the offline digits (also used by
+    ``conv_primitives.py``)."""
+    from cvae_lib.backend import keras
     from cvae_lib.config import ModelConfig, TrainConfig
     from cvae_lib.data import load_digits, training_dataset
     from cvae_lib.model import ConditionalVAE
@@ -30,6 +32,14 @@ def profile(steps: int, precision: str = "float32") -> tuple[dict, dict]:
     step = make_train_step(model, keras.optimizers.Adam(config.learning_rate),
                            keras.optimizers.Adam(config.prior_learning_rate), jit_compile=default_jit_compile())
     batches = list(training_dataset(digits.x_train, digits.y_train, config.batch_size, 0).take(steps))
+    return model, step, batches
+
+
+def profile(steps: int, precision: str = "float32") -> tuple[dict, dict]:
+    from cvae_lib.backend import tf  # first: it sets up TensorFlow quietly
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    _, step, batches = library_step(steps, precision)
     for i, (x, y) in enumerate(batches):  # warm-up: trace, kernel caches
         step(x, y, tf.constant([0, i], tf.int32))
     logdir = tempfile.mkdtemp(prefix="cvae-profile-")
