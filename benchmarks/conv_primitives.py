@@ -63,6 +63,7 @@ def run_steps(steps: int, precision: str) -> None:
 def layer_table(model) -> str:
     """JSON: for each convolution layer, the oneDNN problem it runs on and how."""
     from cvae_lib.backend import keras
+    from cvae_lib.decoder import PixelLogits
 
     rows = []
     for net in (model.encoder, model.decoder):
@@ -70,7 +71,8 @@ def layer_table(model) -> str:
             if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
                 continue
             (h, w, c), (oh, ow, f) = layer.input_shape[1:], layer.output_shape[1:]
-            transposed = isinstance(layer, keras.layers.Conv2DTranspose) or type(layer).__name__ == "PixelLogits"
+            transposed = (isinstance(layer, keras.layers.Conv2DTranspose)
+                          or (isinstance(layer, PixelLogits) and layer.runs_as_transposed()))
             # A transposed convolution is oneDNN's convolution from its output to its input.
             shape = (f, c, oh, h) if transposed else (c, f, h, oh)
             # The encoder's first layer gets no input gradient: its input is the data.
@@ -92,10 +94,14 @@ def macs(p: dict) -> int:
     return p["mb"] * p["oc"] * p["oh"] * p.get("ow", 1) * p["ic"] * p["kh"] * p.get("kw", 1) // p.get("g", 1)
 
 
+def step_ms(output: str) -> float:
+    """The child's wall time per timed step, in ms."""
+    return float(re.search(r"STEP_MS ([\d.]+)", output).group(1))
+
+
 def summarise(output: str) -> dict:
     layers = json.loads(re.search(r"^LAYERS (.*)$", output, re.M).group(1))
     timed = output.split(MARK, 1)[1]
-    steps_ms = float(re.search(r"STEP_MS ([\d.]+)", timed).group(1))
     lines = [line.split(",") for line in timed.splitlines() if line.startswith("onednn_verbose") and ",exec," in line]
     per_step = collections.defaultdict(lambda: [0.0, 0])
     other_ms = collections.Counter()
@@ -110,14 +116,17 @@ def summarise(output: str) -> dict:
     rows = []
     for (pass_, descriptor, impl, dtype), (ms, count) in per_step.items():
         p = problem(descriptor)
-        users = [f"{row['layer']} {PASSES[row['passes']].get(pass_, pass_)}" for row in layers
-                 if tuple(row["shape"]) == (p["ic"], p["oc"], p["ih"], p["oh"])
-                 and row["kernel"] == p["kh"] and row["stride"] == p.get("sh", 1) and row["dtype"] == dtype
-                 and not (row["first"] and PASSES[row["passes"]].get(pass_, pass_) == "input gradient")]
+        users = []
+        for row in layers:
+            role = PASSES[row["passes"]].get(pass_, pass_)
+            if (tuple(row["shape"]) == (p["ic"], p["oc"], p["ih"], p["oh"]) and row["kernel"] == p["kh"]
+                    and row["stride"] == p.get("sh", 1) and row["dtype"] == dtype
+                    and not (row["first"] and role == "input gradient")):
+                users.append(f"{row['layer']} {role}")
         rows.append({"pass": pass_, "problem": descriptor, "implementation": impl, "dtype": dtype,
                      "ms": ms, "count": count,
                      "flops": 2 * macs(p) * count, "used_by": users})
-    return {"step_ms": steps_ms, "rows": rows, "other_primitives_ms": dict(other_ms)}
+    return {"step_ms": step_ms(timed), "rows": rows, "other_primitives_ms": dict(other_ms)}
 
 
 def report(summary: dict, steps: int) -> dict:
@@ -164,8 +173,7 @@ def main() -> None:
     result = report(summarise(timed_child(args, ONEDNN_VERBOSE="1")), args.steps)
     result["precision"] = args.precision
     if args.without_onednn:
-        plain = timed_child(args, TF_ENABLE_ONEDNN_OPTS="0")
-        result["step_ms_without_onednn"] = float(re.search(r"STEP_MS ([\d.]+)", plain).group(1))
+        result["step_ms_without_onednn"] = step_ms(timed_child(args, TF_ENABLE_ONEDNN_OPTS="0"))
     if args.json:
         print(json.dumps(result, indent=1))
         return

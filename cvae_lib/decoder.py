@@ -29,13 +29,15 @@ class PixelLogits(keras.layers.Conv2D):
     back to ``Conv2D``'s own computation.
     """
 
-    def _flip_is_exact(self) -> bool:
+    def runs_as_transposed(self) -> bool:
+        """Whether this layer's configuration is one where the flipped-kernel identity is
+        exact, so that ``call`` computes it as a transposed convolution."""
         return (self.padding == "same" and self.strides == (1, 1) and tuple(self.dilation_rate) == (1, 1)
                 and self.groups == 1 and self.data_format == "channels_last"
                 and all(size % 2 == 1 for size in self.kernel_size))
 
     def call(self, inputs):
-        if not self._flip_is_exact():
+        if not self.runs_as_transposed():
             return super().call(inputs)
         flipped = tf.transpose(tf.reverse(self.kernel, [0, 1]), [0, 1, 3, 2])  # (h, w, out, in)
         shape = tf.concat([tf.shape(inputs)[:3], [self.filters]], axis=0)
