@@ -1,7 +1,7 @@
 """The training step's convolutions as oneDNN runs them: time and FLOP rate of each.
 
     nice -n 5 .venv/bin/python benchmarks/conv_primitives.py [--steps 20] [--precision mixed_bfloat16]
-        [--without-onednn] [--json]
+        [--without-onednn] [--inter-op 1] [--json]
 
 Why: the profile (``profile_step.py``) says 87% of the step is convolutions but not
 how well each one runs. This runs the library's compiled step (as
@@ -15,7 +15,8 @@ every convolution ran as fast as the fastest one here?
 
 oneDNN times a primitive from its start to its end; two ops that TensorFlow runs at
 the same moment share the two cores, so the sum of primitive times can exceed the
-step's wall time. CPU only: on a GPU oneDNN is not used.
+step's wall time; ``--inter-op 1`` runs one op at a time, so each primitive's time is
+its own. CPU only: on a GPU oneDNN is not used.
 """
 
 from __future__ import annotations
@@ -40,9 +41,17 @@ PASSES = {"Conv2D": {"forward_training": "forward", "backward_data": "input grad
                          "backward_weights": "weight gradient"}}
 
 
-def run_steps(steps: int, precision: str) -> None:
-    """Child process: warm up the library's step, print MARK, run ``steps`` timed steps."""
+def run_steps(steps: int, precision: str, inter_op: int = 0, intra_op: int = 0) -> None:
+    """Child process: warm up the library's step, print MARK, run ``steps`` timed steps.
+
+    ``inter_op`` / ``intra_op``: TensorFlow's thread pools (0: its default). With
+    ``inter_op=1`` the ops run one at a time, so each kernel's time is its own, not
+    shared with a concurrent one.
+    """
     from cvae_lib.backend import tf
+
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    tf.config.threading.set_intra_op_parallelism_threads(intra_op)
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from profile_step import library_step
@@ -152,7 +161,8 @@ def timed_child(args, **env) -> str:
     """Run the timed steps in a child process with ``env`` added; its stdout."""
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", **env)
     child = subprocess.run([sys.executable, __file__, "--child", "--steps", str(args.steps),
-                            "--precision", args.precision], env=env, capture_output=True, text=True)
+                            "--precision", args.precision, "--inter-op", str(args.inter_op),
+                            "--intra-op", str(args.intra_op)], env=env, capture_output=True, text=True)
     if child.returncode != 0 or MARK not in child.stdout:
         sys.exit(f"the timed child process failed (exit {child.returncode}):\n{child.stderr[-3000:]}")
     return child.stdout
@@ -165,13 +175,20 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--without-onednn", action="store_true",
                         help="also time the step with TensorFlow's own kernels (TF_ENABLE_ONEDNN_OPTS=0)")
+    parser.add_argument("--inter-op", type=int, default=0, metavar="N",
+                        help="TensorFlow's inter-op threads (default 0: its own choice; 1: one op at a time)")
+    parser.add_argument("--intra-op", type=int, default=0, metavar="N",
+                        help="TensorFlow's intra-op threads (default 0: its own choice)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.inter_op < 0 or args.intra_op < 0:
+        parser.error("thread counts must be 0 (TensorFlow's choice) or more")
     if args.child:
-        run_steps(args.steps, args.precision)
+        run_steps(args.steps, args.precision, args.inter_op, args.intra_op)
         return
     result = report(summarise(timed_child(args, ONEDNN_VERBOSE="1")), args.steps)
     result["precision"] = args.precision
+    result["threads"] = {"inter_op": args.inter_op, "intra_op": args.intra_op}
     if args.without_onednn:
         result["step_ms_without_onednn"] = step_ms(timed_child(args, TF_ENABLE_ONEDNN_OPTS="0"))
     if args.json:

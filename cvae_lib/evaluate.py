@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 import time
 import weakref
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from .backend import GPUS, tf
 from .data import Digits, load_digits
 from .errors import CvaeError, check_positive_int
 from .judge import array_digest
+from .progress import Progress
 from .sampling import sample_images
 from .steps import default_jit_compile, make_eval_step
 from .train import evaluate_elbo, fixed_binarization
@@ -194,30 +194,6 @@ def _compile_log_weights(model, jit_compile: bool):
     return log_weights
 
 
-class _Progress:
-    """Done/total, elapsed and an estimate of the time left; in place ("bar"), as lines, or silent."""
-
-    def __init__(self, total: int, label: str, mode: str = "bar", stream=None):
-        if mode not in ("bar", "lines", "none"):
-            raise CvaeError(f"progress must be 'bar', 'lines' or 'none', got {mode!r}")
-        self.total, self.label, self.mode = total, label, mode
-        self.stream = stream or sys.stderr
-        self.start = self.last = time.perf_counter()
-
-    def update(self, done: int) -> None:
-        now = time.perf_counter()
-        if self.mode == "none" or (done < self.total and now - self.last < (1.0 if self.mode == "bar" else 15.0)):
-            return
-        self.last = now
-        elapsed = now - self.start
-        left = elapsed / done * (self.total - done) if done else float("nan")
-        text = f"{self.label}: {done}/{self.total} digits, {elapsed:.0f} s, about {left:.0f} s left"
-        if self.mode == "bar":
-            print(f"\r{text}   ", end="" if done < self.total else "\n", file=self.stream, flush=True)
-        else:
-            print(text, file=self.stream, flush=True)
-
-
 def importance_weighted_bound(model, images: np.ndarray, labels: np.ndarray, *, k: int = DEFAULT_K,
                               seed: int = 0, chunk: int = DEFAULT_CHUNK, progress: str = "none",
                               stream=None, jit_compile: bool | None = None) -> np.ndarray:
@@ -240,7 +216,7 @@ def importance_weighted_bound(model, images: np.ndarray, labels: np.ndarray, *, 
     per_batch = max(1, chunk // per_call)
     calls_per_batch = math.ceil(k / per_call)
     bounds = np.empty(len(images), np.float64)
-    meter = _Progress(len(images), f"importance-weighted bound (k={k})", progress, stream)
+    meter = Progress(len(images), f"importance-weighted bound (k={k})", "digits", progress, stream)
     for b, start in enumerate(range(0, len(images), per_batch)):
         count = min(per_batch, len(images) - start)
         # Pad the last batch (and draw whole calls of samples, dropping the surplus) so

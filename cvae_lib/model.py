@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .backend import keras, tf, tfd
 from .config import ModelConfig, TrainConfig
-from .decoder import make_decoder, pixel_distribution
+from .decoder import make_decoder
 from .encoder import make_encoder, posterior_distribution
 from .prior import make_prior_network, prior_distribution
 

@@ -2,8 +2,8 @@
 
 The CLI's ``train`` and the book's chapters share this: a run directory holds the
 checkpoint, so a later chapter (or ``sample``/``grid``/``evaluate``) reloads it, and a
-chapter that finds a finished run with the *same* settings and data reuses it instead
-of training again.
+chapter that finds a finished run with the *same* settings, data and training code
+(:mod:`cvae_lib.code_fingerprint`) reuses it instead of training again.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import platform
 from pathlib import Path
 
 from . import checkpoint
+from .code_fingerprint import code_fingerprint
 from .config import ModelConfig, TrainConfig, to_dict
 from .data import Digits
 from .errors import CvaeError
@@ -30,7 +31,7 @@ def default_epochs(digits: Digits) -> int:
 
 
 def run_metadata(digits: Digits) -> dict:
-    """What a run was trained on and where, stored in its config.json."""
+    """What a run was trained on, by which code and where, stored in its config.json."""
     from .backend import tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -38,6 +39,7 @@ def run_metadata(digits: Digits) -> dict:
         "data": {"source": digits.source, "description": digits.description,
                  "n_train": int(len(digits.x_train)), "n_test": int(len(digits.x_test)),
                  "seed": int(digits.seed), "fingerprint": digits.fingerprint},
+        "code": code_fingerprint(),
         "hardware": {"device": "GPU" if gpus else "CPU", "machine": platform.machine(),
                      "processor": platform.processor() or platform.machine()},
     }
@@ -63,10 +65,12 @@ def train_run(digits: Digits, out_dir, *, model_config: ModelConfig = ModelConfi
 
 def matching_run(out_dir, digits: Digits, model_config: ModelConfig, train_config: TrainConfig,
                  model_class=ConditionalVAE) -> bool:
-    """True if ``out_dir`` holds a finished run with exactly these settings and data.
+    """True if ``out_dir`` holds a finished run with exactly these settings, data and code.
 
     "The same data" is the same images and labels in the same order (the digits'
-    fingerprint); a run written before fingerprints were recorded never matches.
+    fingerprint); "the same code" is the same training code, comments and docstrings
+    aside (:func:`~cvae_lib.code_fingerprint.code_fingerprint`). A run written before
+    either was recorded never matches.
     """
     try:
         record = checkpoint.read_config(out_dir)
@@ -76,13 +80,14 @@ def matching_run(out_dir, digits: Digits, model_config: ModelConfig, train_confi
     same_settings = all(record.get(key) == json.loads(json.dumps(value)) for key, value in wanted.items())
     data = record.get("data", {})
     same_data = data.get("source") == digits.source and data.get("fingerprint") == digits.fingerprint
-    return bool(same_settings and same_data and record.get("complete"))
+    same_code = record.get("code") == code_fingerprint()
+    return bool(same_settings and same_data and same_code and record.get("complete"))
 
 
 def train_or_load(digits: Digits, out_dir, *, model_config: ModelConfig = ModelConfig(),
                   train_config: TrainConfig = TrainConfig(), model_class=ConditionalVAE,
                   progress: str = "bar", **train_kwargs):
-    """Reuse the finished run in ``out_dir`` if its settings and data match, else train it.
+    """Reuse the finished run in ``out_dir`` if its settings, data and code match, else train it.
 
     Returns ``(model, history, reused)``.
     """

@@ -49,6 +49,7 @@ import numpy as np
 
 from .backend import keras, tf
 from .data import Digits, evaluation_dataset, training_dataset
+from .progress import Progress, check_mode
 from .steps import default_jit_compile, make_eval_step, make_train_step
 
 
@@ -121,7 +122,8 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
     dataset = training_dataset(digits.x_train, digits.y_train, config.batch_size, config.seed)
     steps_per_epoch = len(digits.x_train) // min(config.batch_size, len(digits.x_train))
     history = History()
-    bar = _progress_bar(epochs, stream) if progress == "bar" else None
+    check_mode(progress)
+    bar = Progress(epochs, "training", "epochs", "bar", stream, min_interval=0) if progress == "bar" else None
     for epoch in range(1, epochs + 1):
         model.recon_weight.assign(min(1.0, (epoch - 1) / warmup) if warmup else 1.0)
         if epoch == warmup + 1:
@@ -149,11 +151,10 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
         if progress == "lines":
             print(format_record(record, epochs), file=stream, flush=True)
         elif bar is not None:
-            bar.update(record)
+            bar.update(epoch, f"loss {record['loss']:.1f}, val {record['val_loss']:.1f}, "
+                              f"{record['images_per_s']:.0f} img/s")
         if callback is not None:
             callback(model, record)
-    if bar is not None:
-        bar.close()
     return history
 
 
@@ -165,22 +166,3 @@ def format_record(record: dict, epochs: int) -> str:
         f"val {record['val_loss']:9.2f}  means >= {record['min_mean_distance']:5.2f} apart  "
         f"{record['images_per_s']:7.0f} img/s"
     )
-
-
-class _progress_bar:
-    """A one-line text bar redrawn in place; works in terminals and notebooks alike."""
-
-    def __init__(self, total: int, stream):
-        self.total, self.stream, self.start = total, stream, time.perf_counter()
-
-    def update(self, record: dict) -> None:
-        done = record["epoch"]
-        filled = int(30 * done / self.total)
-        elapsed = time.perf_counter() - self.start
-        line = (f"\r[{'#' * filled}{'.' * (30 - filled)}] epoch {done}/{self.total} "
-                f"loss {record['loss']:.1f} val {record['val_loss']:.1f} "
-                f"{record['images_per_s']:.0f} img/s {elapsed:.0f}s")
-        print(line, end="", file=self.stream, flush=True)
-
-    def close(self) -> None:
-        print(file=self.stream, flush=True)

@@ -87,3 +87,11 @@ def test_summary_credits_each_kernel_to_its_layers_and_pass(conv_primitives, lay
     assert result["step_ms"] == 10.0
     assert result["other_primitives_ms_per_step"] == {"reorder": 0.5}
     assert result["convolution_ms_per_step"] == 9.0
+
+
+def test_negative_thread_counts_are_refused_before_any_work(conv_primitives, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["conv_primitives.py", "--inter-op", "-1"])
+    monkeypatch.setattr(conv_primitives, "timed_child", lambda *a, **k: pytest.fail("ran the timed child"))
+    with pytest.raises(SystemExit) as stopped:
+        conv_primitives.main()
+    assert stopped.value.code == 2 and "thread counts must be 0" in capsys.readouterr().err

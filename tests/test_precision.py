@@ -9,7 +9,7 @@ import pytest
 
 from cvae_lib import checkpoint
 from cvae_lib.backend import keras, tf
-from cvae_lib.config import ModelConfig, TrainConfig
+from cvae_lib.config import TrainConfig
 from cvae_lib.model import ConditionalVAE
 from cvae_lib.precision import PRECISIONS, check_precision, hidden_layer_dtype, native_bfloat16
 from cvae_lib.errors import CvaeError

@@ -93,7 +93,8 @@ def test_progress_bar(tiny_digits):
     history = train(model, digits, progress="bar", stream=stream)
     assert len(history.epochs) == 2
     out = stream.getvalue()
-    assert out.count("\r") == 2 and "epoch 2/2" in out and out.endswith("\n")
+    assert out.count("\r") == 2 and "training: 2/2 epochs" in out and out.endswith("\n")
+    assert "about 0 s left" in out.splitlines()[-1]
 
 
 def test_history_series_and_json():

@@ -1,0 +1,58 @@
+"""A fingerprint of the library code that decides what a training run produces.
+
+A finished run on disk is reused only when its settings, its digits *and* this
+fingerprint match (:func:`cvae_lib.runs.matching_run`). Without it, a change to the
+loss, a network or the training loop would leave the old run in ``_runs/`` looking
+valid, and the book would show a model its own code no longer makes.
+
+What counts is each module's syntax tree with its docstrings removed, so comments,
+docstrings and formatting can change without costing a retrain; any change to what
+the code does changes the fingerprint. Modules that only present, sample, score or
+time a trained model cannot change one and are left out (:data:`NOT_TRAINING`);
+every other module counts, including one added later, so the default errs on the
+side of retraining. The syntax tree's form can change between Python versions, so
+a run written under another Python may be retrained once.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from pathlib import Path
+
+#: Modules of the package that never run while a model trains, by file name.
+NOT_TRAINING = frozenset({
+    "__main__.py", "cli.py",  # command line: parses arguments, calls the rest
+    "bench.py", "flops.py", "hardware.py", "reference_fit.py",  # benchmarks
+    "evaluate.py", "judge.py", "sampling.py", "plots.py",  # use a trained model
+})
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    """``tree`` with every statement that is only a string constant removed."""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            kept = [stmt for stmt in body
+                    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+                            and isinstance(stmt.value.value, str))]
+            node.body = kept or [ast.Pass()]
+    return tree
+
+
+def module_digest(source: str) -> str:
+    """SHA-256 of one module's code, blind to comments, docstrings and layout."""
+    tree = _without_docstrings(ast.parse(source))
+    return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
+
+
+def code_fingerprint(package_dir=None) -> str:
+    """SHA-256 over the training-relevant modules of the package (``cvae_lib`` by default)."""
+    package_dir = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py")):
+        if path.name in NOT_TRAINING:
+            continue
+        name = path.relative_to(package_dir).as_posix()
+        digest.update(f"{name}\0{module_digest(path.read_text(encoding='utf-8'))}\0".encode())
+    return digest.hexdigest()

@@ -1,0 +1,108 @@
+"""The training-code fingerprint: what changes it, what does not, and runs that use it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cvae_lib
+from cvae_lib import runs
+from cvae_lib.code_fingerprint import NOT_TRAINING, code_fingerprint, module_digest
+
+from tiny_settings import TINY_MODEL, TINY_TRAIN
+
+PACKAGE = Path(cvae_lib.__file__).resolve().parent
+
+CODE = '''"""Module docstring."""
+SCALE = 2.0
+
+
+def loss(x):
+    """Why it is computed so."""
+    return SCALE * x  # a comment
+'''
+
+
+def test_module_digest_ignores_docstrings_comments_and_layout():
+    reworded = CODE.replace("Module docstring.", "Another text.").replace("Why it is computed so.", "Reworded.")
+    reformatted = reworded.replace("# a comment", "# another comment").replace("SCALE * x", "SCALE*x")
+    assert module_digest(reformatted) == module_digest(CODE)
+    no_docstring = CODE.replace('    """Why it is computed so."""\n', "")
+    assert module_digest(no_docstring) == module_digest(CODE)
+
+
+def test_module_digest_sees_code_changes():
+    assert module_digest(CODE.replace("SCALE = 2.0", "SCALE = 1.0")) != module_digest(CODE)
+    assert module_digest(CODE.replace("SCALE * x", "x * SCALE")) != module_digest(CODE)
+    # a function whose body is only a docstring still differs from one with code
+    assert module_digest('def f():\n    """Doc."""\n') != module_digest('def f():\n    return 1\n')
+
+
+def _package_copy(tmp_path) -> Path:
+    copy = tmp_path / "cvae_lib"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path.name}: update this test"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _append(path: Path, code: str) -> None:
+    path.write_text(path.read_text() + code)
+
+
+def test_fingerprint_follows_training_code_only(tmp_path):
+    copy = _package_copy(tmp_path)
+    original = code_fingerprint(copy)
+    assert original == code_fingerprint(PACKAGE)  # the copy is the package
+    _edit(copy / "model.py", '"""', '"""Edited docstring. ')  # prose only
+    _append(copy / "plots.py", "\nUNUSED = 1\n")  # not training code
+    assert code_fingerprint(copy) == original
+    (copy / "new_module.py").write_text("X = 1\n")  # a new module counts until listed
+    with_new = code_fingerprint(copy)
+    assert with_new != original
+    _append(copy / "model.py", "\nUNUSED = 1\n")  # training code
+    assert code_fingerprint(copy) not in (original, with_new)
+
+
+def test_training_never_imports_the_modules_left_out():
+    """If training used a module in NOT_TRAINING, a change to it would reuse stale runs."""
+    script = (
+        "import sys, tempfile\n"
+        "from cvae_lib.config import ModelConfig, TrainConfig\n"
+        "from cvae_lib.data import load_digits\n"
+        "from cvae_lib.runs import train_or_load\n"
+        "from cvae_lib.checkpoint import load_checkpoint, model_classes\n"
+        "from cvae_lib.variants import VARIANTS\n"
+        "digits = load_digits('sample').subset(256, 64)\n"
+        "out = tempfile.mkdtemp()\n"
+        "for cls in model_classes().values():\n"
+        "    train_or_load(digits, f'{out}/{cls.kind}', model_config=ModelConfig(base_depth=2),\n"
+        "                  train_config=TrainConfig(epochs=1, batch_size=128), model_class=cls, progress='bar')\n"
+        "    load_checkpoint(f'{out}/{cls.kind}')\n"
+        "print(sorted(m.split('.')[-1] + '.py' for m in sys.modules if m.startswith('cvae_lib.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
+    assert {"train.py", "model.py", "runs.py"} <= imported
+    assert not imported & NOT_TRAINING
+
+
+def test_run_trained_by_other_code_is_not_reused(copy_checkpoint, tiny_digits):
+    directory = copy_checkpoint()
+    record = json.loads((directory / "config.json").read_text())
+    assert record["code"] == code_fingerprint()
+    assert runs.matching_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
+    record["code"] = "0" * 64
+    (directory / "config.json").write_text(json.dumps(record))
+    assert not runs.matching_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
+    del record["code"]  # as written before the code was recorded
+    (directory / "config.json").write_text(json.dumps(record))
+    assert not runs.matching_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
