@@ -244,11 +244,12 @@ def test_pixel_logits_layer_is_conv2d_computed_another_way(kernel, padding, dila
     """PixelLogits (the decoder's last layer) gives Conv2D's outputs and gradients, also
     where it must fall back to Conv2D's own computation (even kernel, valid, dilated).
 
-    The weights and inputs are seeded: with unseeded weights the element-wise 1e-4
-    comparison of the two float32 kernel gradients failed for 5 of 40 initialisations,
-    in entries that are small differences of terms near 1,000 (summation order). Both
-    are also compared with the same layer computed in float64, relative to each
-    array's largest value, which holds for any initialisation."""
+    Gradients are compared relative to each array's largest value, not element by
+    element: an element-wise 1e-4 comparison of the two float32 kernel gradients
+    failed for 5 of 40 random initialisations, in entries that are small differences
+    of terms near 1,000 (summation order), while both layers stayed within 1.5e-6 of
+    scale of the same gradients computed in float64. Both are also compared with that
+    float64 computation. The weights and inputs are seeded so that a failure repeats."""
     from cvae_lib.decoder import PixelLogits
 
     fast = PixelLogits(1, kernel, 1, padding, dilation_rate=dilation)
@@ -271,8 +272,8 @@ def test_pixel_logits_layer_is_conv2d_computed_another_way(kernel, padding, dila
     np.testing.assert_allclose(y_fast.numpy(), y_plain.numpy(), atol=1e-5)
     grads_fast = tape.gradient(loss_fast, [x] + fast.trainable_variables)
     grads_plain = tape.gradient(loss_plain, [x] + plain.trainable_variables)
-    for a, b in zip(grads_fast, grads_plain):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+    for a, b in zip(grads_fast, grads_plain):  # relative to scale: see the docstring
+        assert np.abs(a.numpy() - b.numpy()).max() <= 2e-5 * np.abs(b.numpy()).max()
     for truth, fast_grad, plain_grad in zip(tape.gradient(loss64, [x64, kernel64]), grads_fast, grads_plain):
         truth = truth.numpy()
         for grad in (fast_grad, plain_grad):
