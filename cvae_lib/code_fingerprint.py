@@ -1,16 +1,17 @@
-"""A fingerprint of the library code that decides what a training run produces.
+"""Fingerprints of the library code that decides what a cached result contains.
 
-A finished run on disk is reused only when its settings, its digits *and* this
-fingerprint match (:func:`cvae_lib.runs.matching_run`). Without it, a change to the
-loss, a network or the training loop would leave the old run in ``_runs/`` looking
-valid, and the book would show a model its own code no longer makes.
+Three results are kept on disk and reused: training runs, the judge and evaluation
+reports. Each is reused only when its settings, its digits *and* the fingerprint of
+the code that computes it match (:func:`cvae_lib.runs.matching_run`,
+:func:`cvae_lib.judge.load_or_train_judge`, :func:`cvae_lib.evaluate.cached_evaluation`).
+Without it, a change to the loss, a network or the bound would leave an old result
+in ``_runs/`` looking valid, and the book would show what its own code no longer makes.
 
 What counts is each module's syntax tree with its docstrings removed, so comments,
 docstrings and formatting can change without costing a retrain; any change to what
-the code does changes the fingerprint. Modules that only present, sample, score or
-time a trained model cannot change one and are left out (:data:`NOT_TRAINING`);
-every other module counts, including one added later, so the default errs on the
-side of retraining. The syntax tree's form can change between Python versions, so
+the code does changes the fingerprint. Modules that cannot change the result are left
+out (:data:`NOT_TRAINING`, :data:`NOT_EVALUATION`); every other module counts,
+including one added later, so the default errs on the side of recomputing. The syntax tree's form can change between Python versions, so
 a run written under another Python may be retrained once.
 """
 
@@ -26,6 +27,12 @@ NOT_TRAINING = frozenset({
     "bench.py", "flops.py", "hardware.py", "reference_fit.py",  # benchmarks
     "evaluate.py", "judge.py", "sampling.py", "plots.py",  # use a trained model
 })
+#: Modules of the package that never run while a model is evaluated.
+NOT_EVALUATION = frozenset({
+    "__main__.py", "cli.py", "bench.py", "flops.py", "hardware.py", "reference_fit.py", "plots.py",
+})
+#: The judge's own code: its network and training (judge.py) and the pipeline it reads (data.py).
+JUDGE_MODULES = ("judge.py", "data.py")
 
 
 def _without_docstrings(tree: ast.AST) -> ast.AST:
@@ -46,12 +53,13 @@ def module_digest(source: str) -> str:
     return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
 
 
-def code_fingerprint(package_dir=None) -> str:
-    """SHA-256 over the training-relevant modules of the package (``cvae_lib`` by default)."""
+def code_fingerprint(package_dir=None, *, leave_out=NOT_TRAINING, only=None) -> str:
+    """SHA-256 over the package's modules (``cvae_lib`` by default): all but ``leave_out``,
+    or just the file names in ``only``. The default is the code that training runs."""
     package_dir = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
     digest = hashlib.sha256()
     for path in sorted(package_dir.rglob("*.py")):
-        if path.name in NOT_TRAINING:
+        if (path.name not in only) if only is not None else (path.name in leave_out):
             continue
         name = path.relative_to(package_dir).as_posix()
         digest.update(f"{name}\0{module_digest(path.read_text(encoding='utf-8'))}\0".encode())

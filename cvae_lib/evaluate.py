@@ -39,6 +39,7 @@ from matplotlib.figure import Figure
 from scipy.special import logsumexp
 
 from .backend import GPUS, tf
+from .code_fingerprint import NOT_EVALUATION, code_fingerprint
 from .data import Digits, load_digits
 from .errors import CvaeError, check_positive_int
 from .judge import array_digest
@@ -330,7 +331,8 @@ def report_to_json(report: dict) -> str:
     return json.dumps(clean(report), indent=2, allow_nan=False) + "\n"
 
 
-#: Bump when the evaluation's computation changes, so cached reports are recomputed.
+#: Bump when the report's layout changes. A change to what is computed needs no bump:
+#: the cache key also holds the fingerprint of the code evaluation runs.
 EVALUATION_FORMAT = "cvae_lib-evaluation/2"
 
 
@@ -347,13 +349,15 @@ def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str 
 
     The report is stored in ``directory`` (the model's run directory) under a name
     derived from everything it depends on: the model's weights, the test digits, the
-    judge, the settings and :data:`EVALUATION_FORMAT`. Returns ``(report, reused)``.
+    judge, the settings, the code that evaluates (comments and docstrings aside) and
+    :data:`EVALUATION_FORMAT`. Returns ``(report, reused)``.
     """
     from .checkpoint import atomic_write_text, prepare_directory
 
     weights = [w for network in model.networks().values() for w in network.get_weights()]
     key = {
-        "format": EVALUATION_FORMAT, "kind": model.kind, "weights": array_digest(weights),
+        "format": EVALUATION_FORMAT, "code": code_fingerprint(leave_out=NOT_EVALUATION),
+        "kind": model.kind, "weights": array_digest(weights),
         "test_digits": array_digest([digits.x_test, digits.y_test]),
         "judge": judge.meta.get("fingerprint"), "judge_test_accuracy": float(judge.test_accuracy),
         **{name: settings.get(name) for name in sorted(settings)},

@@ -9,7 +9,8 @@ Training takes a while on a CPU (about 15 s on the 4,000 offline digits, minutes
 full MNIST), so :func:`load_or_train_judge` keeps the trained judge on disk, keyed by
 data source, training-set size and seed, and every chapter and the CLI share it. The
 cache also stores a fingerprint of the training digits: a judge trained on another
-split of the same source (which could have seen today's test digits) is never reused.
+split of the same source (which could have seen today's test digits) is never reused,
+and a fingerprint of the judge's code, so a changed network or training retrains it.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ import numpy as np
 
 from .backend import keras, tf
 from .checkpoint import atomic_write, prepare_directory
+from .code_fingerprint import JUDGE_MODULES, code_fingerprint
 from .data import Digits, prefetched
 from .errors import CvaeError, check_positive_int
 
-#: Bump when the network or its training changes, so old caches are not reused.
+#: Bump when the file's layout changes. A change to the network or its training needs
+#: no bump: the cache also records the judge's code fingerprint (JUDGE_MODULES).
 JUDGE_FORMAT = "cvae_lib-judge/1"
 JUDGE_FILE = "judge.npz"
 DEFAULT_EPOCHS = 12
@@ -163,14 +166,16 @@ def load_or_train_judge(digits: Digits, *, seed: int = 0, epochs: int = DEFAULT_
     """The judge for these digits: from the on-disk cache if it matches, else trained and cached.
 
     The judge is trained on ``digits.x_train`` and scored on ``digits.x_test``. A
-    cached judge is reused only if it was trained with the same format, epochs, seed
-    and exactly the same training digits (by fingerprint).
+    cached judge is reused only if it was trained with the same format, epochs, seed,
+    code (:data:`~cvae_lib.code_fingerprint.JUDGE_MODULES`) and exactly the same
+    training digits (by fingerprint).
     """
     check_positive_int(epochs, "judge epochs")
     stream = stream or sys.stderr
     directory = judge_directory(digits, seed, epochs, root)
     wanted = {"format": JUDGE_FORMAT, "source": digits.source, "n_train": int(len(digits.x_train)),
-              "seed": int(seed), "epochs": int(epochs), "fingerprint": fingerprint(digits)}
+              "seed": int(seed), "epochs": int(epochs), "fingerprint": fingerprint(digits),
+              "code": code_fingerprint(only=JUDGE_MODULES)}
     try:
         judge = load_judge(directory)
         if all(judge.meta.get(key) == value for key, value in wanted.items()):

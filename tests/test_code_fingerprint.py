@@ -10,7 +10,8 @@ from pathlib import Path
 
 import cvae_lib
 from cvae_lib import runs
-from cvae_lib.code_fingerprint import NOT_TRAINING, code_fingerprint, module_digest
+from cvae_lib.code_fingerprint import (JUDGE_MODULES, NOT_EVALUATION, NOT_TRAINING, code_fingerprint,
+                                       module_digest)
 
 from tiny_settings import TINY_MODEL, TINY_TRAIN
 
@@ -71,26 +72,63 @@ def test_fingerprint_follows_training_code_only(tmp_path):
     assert code_fingerprint(copy) not in (original, with_new)
 
 
+def test_evaluation_and_judge_fingerprints_cover_their_own_code(tmp_path):
+    copy = _package_copy(tmp_path)
+    before = {"judge": code_fingerprint(copy, only=JUDGE_MODULES),
+              "evaluation": code_fingerprint(copy, leave_out=NOT_EVALUATION)}
+    _append(copy / "plots.py", "\nUNUSED = 1\n")  # neither judges nor evaluates
+    assert before == {"judge": code_fingerprint(copy, only=JUDGE_MODULES),
+                      "evaluation": code_fingerprint(copy, leave_out=NOT_EVALUATION)}
+    _append(copy / "evaluate.py", "\nUNUSED = 1\n")  # evaluation, not the judge
+    assert code_fingerprint(copy, only=JUDGE_MODULES) == before["judge"]
+    assert code_fingerprint(copy, leave_out=NOT_EVALUATION) != before["evaluation"]
+    _append(copy / "judge.py", "\nUNUSED = 1\n")
+    assert code_fingerprint(copy, only=JUDGE_MODULES) != before["judge"]
+
+
+def _modules_imported_by(script: str) -> set:
+    """File names of the cvae_lib modules loaded after running ``script`` in a fresh Python."""
+    script += "\nprint(sorted(m.split('.')[-1] + '.py' for m in sys.modules if m.startswith('cvae_lib.')))\n"
+    done = subprocess.run([sys.executable, "-c", "import sys\n" + script], capture_output=True, text=True,
+                          cwd=PACKAGE.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
+
+
+def test_evaluation_never_imports_the_modules_it_leaves_out():
+    """If evaluation used a module in NOT_EVALUATION, a change to it would reuse stale reports."""
+    imported = _modules_imported_by(
+        "import tempfile\n"
+        "from cvae_lib.config import ModelConfig, TrainConfig\n"
+        "from cvae_lib.data import load_digits\n"
+        "from cvae_lib.model import ConditionalVAE\n"
+        "from cvae_lib.judge import load_or_train_judge\n"
+        "from cvae_lib.evaluate import cached_evaluation\n"
+        "digits = load_digits('sample').subset(256, 64)\n"
+        "judge = load_or_train_judge(digits, epochs=1, root=tempfile.mkdtemp())\n"
+        "model = ConditionalVAE(ModelConfig(base_depth=2), TrainConfig(epochs=1, batch_size=128))\n"
+        "cached_evaluation(tempfile.mkdtemp(), model, digits, judge, progress='none', k=2, iw_digits=4,\n"
+        "                  per_class=2, seed=0)\n"
+    )
+    assert {"evaluate.py", "judge.py", "sampling.py"} <= imported
+    assert not imported & NOT_EVALUATION
+
+
 def test_training_never_imports_the_modules_left_out():
     """If training used a module in NOT_TRAINING, a change to it would reuse stale runs."""
-    script = (
-        "import sys, tempfile\n"
+    imported = _modules_imported_by(
+        "import tempfile\n"
         "from cvae_lib.config import ModelConfig, TrainConfig\n"
         "from cvae_lib.data import load_digits\n"
         "from cvae_lib.runs import train_or_load\n"
         "from cvae_lib.checkpoint import load_checkpoint, model_classes\n"
-        "from cvae_lib.variants import VARIANTS\n"
         "digits = load_digits('sample').subset(256, 64)\n"
         "out = tempfile.mkdtemp()\n"
         "for cls in model_classes().values():\n"
         "    train_or_load(digits, f'{out}/{cls.kind}', model_config=ModelConfig(base_depth=2),\n"
         "                  train_config=TrainConfig(epochs=1, batch_size=128), model_class=cls, progress='bar')\n"
         "    load_checkpoint(f'{out}/{cls.kind}')\n"
-        "print(sorted(m.split('.')[-1] + '.py' for m in sys.modules if m.startswith('cvae_lib.')))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent)
-    assert done.returncode == 0, done.stderr[-2000:]
-    imported = set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
     assert {"train.py", "model.py", "runs.py"} <= imported
     assert not imported & NOT_TRAINING
 

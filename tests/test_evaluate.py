@@ -111,6 +111,18 @@ def test_judge_is_retrained_for_other_training_digits(quick_judge, monkeypatch):
     assert calls == [1]
 
 
+def test_judge_is_retrained_when_its_code_changed(quick_judge, monkeypatch):
+    _, digits, root = quick_judge
+    assert judge_lib.load_judge(judge_lib.judge_directory(digits, 0, 2, root)).meta["code"] == \
+        judge_lib.code_fingerprint(only=judge_lib.JUDGE_MODULES)
+    calls = []
+    monkeypatch.setattr(judge_lib, "code_fingerprint", lambda **kwargs: "0" * 64)
+    monkeypatch.setattr(judge_lib, "train_judge", lambda *a, **k: calls.append(1) or judge_lib.make_judge_network())
+    monkeypatch.setattr(judge_lib, "save_judge", lambda *a, **k: None)  # keep the module's cache intact
+    judge_lib.load_or_train_judge(digits, epochs=2, root=root)
+    assert calls == [1]
+
+
 def test_corrupt_judge_cache_is_retrained(tmp_path, sample_digits, monkeypatch, capsys):
     digits = sample_digits.subset(200, 50)
     directory = judge_lib.judge_directory(digits, 0, 1, root=tmp_path)
@@ -243,6 +255,14 @@ def test_cached_evaluation_is_reused_only_for_the_same_evaluation(tiny_model, ti
                                            **{**settings, "k": 5})
     assert not reused and calls == [1]
     assert len(list(tmp_path.glob("evaluation-*.json"))) == 2
+    # other evaluation code (say, a changed bound): computed again, not read back
+    with monkeypatch.context() as patched:
+        patched.setattr(evaluate, "code_fingerprint", lambda **kwargs: "0" * 64)
+        _, reused = evaluate.cached_evaluation(tmp_path, tiny_model, tiny_digits, judge, progress="none", **settings)
+    assert not reused and calls == [1, 1]
+    for path in tmp_path.glob("evaluation-*.json"):
+        if json.loads(path.read_text())["cache_key"]["code"] == "0" * 64:
+            path.unlink()
     # reports of other weights (an earlier training of this run) are removed when a new one is written
     stale = json.loads(next(tmp_path.glob("evaluation-*.json")).read_text())
     stale["cache_key"]["weights"] = "0" * 64
