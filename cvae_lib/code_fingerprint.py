@@ -11,8 +11,9 @@ What counts is each module's syntax tree with its docstrings removed, so comment
 docstrings and formatting can change without costing a retrain; any change to what
 the code does changes the fingerprint. Modules that cannot change the result are left
 out (:data:`NOT_TRAINING`, :data:`NOT_EVALUATION`); every other module counts,
-including one added later, so the default errs on the side of recomputing. The syntax tree's form can change between Python versions, so
-a run written under another Python may be retrained once.
+including one added later, so the default errs on the side of recomputing. The
+syntax tree's form can change between Python versions, so a result written under
+another Python may be recomputed once.
 """
 
 from __future__ import annotations

@@ -105,6 +105,7 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
     notebooks), "none" nothing. ``callback(model, record)`` runs after each epoch
     (used to write checkpoints).
     """
+    check_mode(progress)  # a misspelt mode fails now, not after minutes of silent training
     config = model.train_config
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
     epochs = config.epochs if epochs is None else epochs
@@ -122,7 +123,6 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
     dataset = training_dataset(digits.x_train, digits.y_train, config.batch_size, config.seed)
     steps_per_epoch = len(digits.x_train) // min(config.batch_size, len(digits.x_train))
     history = History()
-    check_mode(progress)
     bar = Progress(epochs, "training", "epochs", "bar", stream, min_interval=0) if progress == "bar" else None
     for epoch in range(1, epochs + 1):
         model.recon_weight.assign(min(1.0, (epoch - 1) / warmup) if warmup else 1.0)
