@@ -40,9 +40,8 @@ from scipy.special import logsumexp
 
 from .backend import GPUS, tf
 from .code_fingerprint import NOT_EVALUATION, code_fingerprint
-from .data import Digits, load_digits
+from .data import Digits, array_digest, load_digits
 from .errors import CvaeError, check_positive_int
-from .judge import array_digest
 from .progress import Progress
 from .sampling import sample_images
 from .steps import default_jit_compile, make_eval_step

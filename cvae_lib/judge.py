@@ -15,7 +15,6 @@ and a fingerprint of the judge's code, so a changed network or training retrains
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import zipfile
@@ -27,7 +26,7 @@ import numpy as np
 from .backend import keras, tf
 from .checkpoint import atomic_write, prepare_directory
 from .code_fingerprint import JUDGE_MODULES, code_fingerprint
-from .data import Digits, prefetched
+from .data import Digits, array_digest, prefetched
 from .errors import CvaeError, check_positive_int
 
 #: Bump when the file's layout changes. A change to the network or its training needs
@@ -102,14 +101,6 @@ class Judge:
 
     def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
         return float(np.mean(self.labels(images) == np.asarray(labels)))
-
-
-def array_digest(arrays) -> str:
-    """SHA-256 over the bytes of ``arrays`` in order: a cache key for data or weights."""
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
 
 
 def fingerprint(digits: Digits) -> str:
