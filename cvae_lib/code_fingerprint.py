@@ -65,3 +65,9 @@ def code_fingerprint(package_dir=None, *, leave_out=NOT_TRAINING, only=None) -> 
         name = path.relative_to(package_dir).as_posix()
         digest.update(f"{name}\0{module_digest(path.read_text(encoding='utf-8'))}\0".encode())
     return digest.hexdigest()
+
+
+if __name__ == "__main__":
+    # ``python cvae_lib/code_fingerprint.py``: the whole package's fingerprint, for
+    # scripts/build_book.sh (run as a file, not with -m, so no TensorFlow is imported).
+    print(code_fingerprint(leave_out=()))

@@ -14,7 +14,9 @@
 #
 # Execution results are cached in _build/.jupyter_cache, keyed by jupyter-cache on each
 # chapter's code. The chapters' outputs also depend on cvae_lib, so this script keeps a
-# hash of the library's sources next to the cache and empties the cache when it changes.
+# fingerprint of the library next to the cache and empties the cache when it changes:
+# cvae_lib/code_fingerprint.py over every module (the one the training runs use, blind
+# to comments and docstrings, which no chapter shows), plus pyproject.toml.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -71,21 +73,31 @@ check_offline() {
     echo "build_book: no <script src> or <link href> points off-site"
 }
 
-# Empty the execution cache when cvae_lib (or the package metadata) changed since it was filled.
+# Empty the execution cache when cvae_lib's code (or the package metadata) changed since it was filled.
+# $1: the Python to run the fingerprint with (stdlib only: run as a script, it imports no TensorFlow).
 invalidate_stale_cache() {
-    local cache="$ROOT/_build/.jupyter_cache" stamp="$ROOT/_build/.jupyter_cache.cvae_lib.sha256" current
-    current=$(cd "$ROOT" && find cvae_lib -name '*.py' -print0 | sort -z | xargs -0 sha256sum pyproject.toml | sha256sum)
-    if [[ -d "$cache" && "$(cat "$stamp" 2>/dev/null)" != "$current" ]]; then
-        echo "build_book: cvae_lib changed since the chapters were last executed: re-executing them"
+    local cache="$ROOT/_build/.jupyter_cache" stamp="$ROOT/_build/.jupyter_cache.cvae_lib.sha256" current code
+    code=$("$1" "$ROOT/cvae_lib/code_fingerprint.py")
+    current=$(cd "$ROOT" && { echo "$code"; sha256sum pyproject.toml; } | sha256sum)
+    if [[ "$(cat "$stamp" 2>/dev/null)" != "$current" ]]; then
+        if [[ -d "$cache" || -d "$ROOT/_build/.doctrees" ]]; then
+            echo "build_book: cvae_lib changed since the chapters were last executed: re-executing them"
+        fi
         rm -rf "$cache"
+        # Sphinx re-reads only the pages whose source changed, so without a fresh
+        # environment an emptied cache would re-execute nothing and keep stale pages.
+        FRESH_ENV=(--all)
     fi
     mkdir -p "$ROOT/_build"
     echo "$current" > "$stamp"
 }
 
 fetch_mathjax
-invalidate_stale_cache
 JB=$(find_jupyter_book)
-"$JB" build "$ROOT" --warningiserror --keep-going
+FRESH_ENV=()
+PY="$(dirname "$JB")/python"
+[[ -x "$PY" ]] || PY=python3
+invalidate_stale_cache "$PY"
+"$JB" build "$ROOT" --warningiserror --keep-going "${FRESH_ENV[@]}"
 check_offline
 echo "build_book: open _build/html/index.html"

@@ -144,3 +144,24 @@ def test_run_trained_by_other_code_is_not_reused(copy_checkpoint, tiny_digits):
     del record["code"]  # as written before the code was recorded
     (directory / "config.json").write_text(json.dumps(record))
     assert not runs.matching_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
+
+
+def test_script_form_fingerprints_the_whole_package_without_tensorflow(tmp_path):
+    """scripts/build_book.sh runs the module as a file to key the chapters' execution cache:
+    every module counts (plots.py included), and starting it must not load TensorFlow."""
+    copy = _package_copy(tmp_path)
+    script = [sys.executable, "-c", "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__');"
+              " print('tensorflow' in sys.modules)", str(copy / "code_fingerprint.py")]
+
+    def run() -> str:
+        done = subprocess.run(script, capture_output=True, text=True, check=True)
+        printed, tensorflow_loaded = done.stdout.split()
+        assert tensorflow_loaded == "False"
+        return printed
+
+    before = run()
+    assert before == code_fingerprint(copy, leave_out=())
+    _edit(copy / "plots.py", '"""', '"""Reworded. ', )
+    assert run() == before  # a docstring edit re-executes no chapter
+    _append(copy / "plots.py", "\nUNUSED = 1\n")
+    assert run() != before
