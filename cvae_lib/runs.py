@@ -18,6 +18,7 @@ from .config import ModelConfig, TrainConfig, to_dict
 from .data import Digits
 from .errors import CvaeError
 from .model import ConditionalVAE
+from .progress import check_mode
 from .train import History, train
 
 
@@ -49,6 +50,7 @@ def train_run(digits: Digits, out_dir, *, model_config: ModelConfig = ModelConfi
               train_config: TrainConfig = TrainConfig(), model_class=ConditionalVAE,
               progress: str = "lines", **train_kwargs):
     """Train a fresh model, writing the checkpoint after every epoch; returns (model, history)."""
+    check_mode(progress)  # a misspelt mode fails before the output directory is made
     out_dir = checkpoint.prepare_directory(out_dir)
     model = model_class(model_config, train_config)
     meta = run_metadata(digits)
