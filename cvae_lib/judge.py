@@ -26,7 +26,7 @@ import numpy as np
 from .backend import keras, tf
 from .checkpoint import atomic_write, prepare_directory
 from .code_fingerprint import JUDGE_MODULES, code_fingerprint
-from .data import Digits, array_digest, prefetched
+from .data import Digits, prefetched
 from .errors import CvaeError, check_positive_int
 
 #: Bump when the file's layout changes. A change to the network or its training needs
@@ -104,8 +104,9 @@ class Judge:
 
 
 def fingerprint(digits: Digits) -> str:
-    """A short hash of the training split: which digits, in which order, with which labels."""
-    return array_digest([np.asarray(digits.y_train, np.int32), np.asarray(digits.x_train, np.float32)])[:16]
+    """A short hash of the training split: which digits, in which order, with which labels
+    (the digits' own fingerprint, :attr:`Digits.fingerprint`, of that split alone)."""
+    return digits.subset(n_test=0).fingerprint[:16]
 
 
 def judge_directory(digits: Digits, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None) -> Path:
