@@ -68,7 +68,7 @@ def run_epoch(step, dataset, seed: int, epoch: int) -> tuple[float, float, int]:
     total = tf.zeros([2])
     steps = 0
     for i, (x, y) in enumerate(dataset):
-        recon, kl = step(x, y, tf.constant([seed, epoch * 100_000 + i], tf.int32))
+        recon, kl, _ = step(x, y, tf.constant([seed, epoch * 100_000 + i], tf.int32))
         total += tf.stack([recon, kl])
         steps += 1
     if steps == 0:
@@ -139,7 +139,7 @@ def _library_window_fn(idea: str):
     def whole_epoch(epoch):
         total, count = tf.zeros([2]), tf.constant(0)
         for x, y in dataset:
-            recon, kl = step(x, y, tf.stack([0, epoch * 100_000 + count]))
+            recon, kl, _ = step(x, y, tf.stack([0, epoch * 100_000 + count]))
             total += tf.stack([recon, kl])
             count += 1
         return total / tf.cast(count, tf.float32)
@@ -151,7 +151,7 @@ def _library_window_fn(idea: str):
         elif idea == "batches-in-memory":
             sums, steps = np.zeros(2), 0
             for i, (x, y) in enumerate(list(dataset)):
-                recon, kl = step(x, y, tf.constant([0, epoch * 100_000 + i], tf.int32))
+                recon, kl, _ = step(x, y, tf.constant([0, epoch * 100_000 + i], tf.int32))
                 sums += [float(recon), float(kl)]
                 steps += 1
         elif idea == "epoch-in-graph":
@@ -160,14 +160,14 @@ def _library_window_fn(idea: str):
         elif idea == "iterator-in-step":
             iterator, sums = iter(dataset), np.zeros(2)
             for i in range(WINDOW_STEPS):
-                recon, kl = pull_and_step(iterator, tf.constant([0, epoch * 100_000 + i], tf.int32))
+                recon, kl, _ = pull_and_step(iterator, tf.constant([0, epoch * 100_000 + i], tf.int32))
                 sums += [float(recon), float(kl)]
             steps = WINDOW_STEPS
         else:  # cvae_lib.train.train's loop
             sums = np.zeros(2)
             steps = 0
             for i, (x, y) in enumerate(dataset):
-                recon, kl = step(x, y, tf.constant([0, epoch * 100_000 + i], tf.int32))
+                recon, kl, _ = step(x, y, tf.constant([0, epoch * 100_000 + i], tf.int32))
                 sums += [float(recon), float(kl)]
                 steps += 1
         return steps * BATCH, time.perf_counter() - start

@@ -50,6 +50,7 @@ class TrainConfig:
     learning_rate: float = 3e-3
     prior_learning_rate: float = 1e-3
     prior_init_radius: float = 8.0
+    class_weight: float = 0.0
     warmup_fraction: float = 1 / 3
     kl_weighting: str = "elbo"
     binarize: bool = True
@@ -75,10 +76,18 @@ class TrainConfig:
         check_precision(self.precision)
         for name in ("epochs", "batch_size"):
             check_positive_int(getattr(self, name), name, allow_numpy=False)
-        for name in ("learning_rate", "prior_learning_rate"):
+        value = self.learning_rate
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+            raise CvaeError(f"learning_rate must be a positive number, got {value!r}")
+        for name in ("prior_learning_rate", "class_weight"):  # 0: frozen prior / no class term
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-                raise CvaeError(f"{name} must be a positive number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+                raise CvaeError(f"{name} must be a number >= 0, got {value!r}")
+
+    @property
+    def frozen_prior(self) -> bool:
+        """True when the class means never move (``prior_learning_rate`` 0)."""
+        return self.prior_learning_rate == 0
 
 
 def to_dict(model: ModelConfig, train: TrainConfig, **extra) -> dict:

@@ -94,6 +94,15 @@ class ConditionalVAE(tf.Module):
 
     def loss_parts(self, images: tf.Tensor, labels: tf.Tensor, seed) -> tuple[tf.Tensor, tf.Tensor]:
         """Per-image (reconstruction nats, KL nats), each shape (N,)."""
+        reconstruction, kl, _ = self.loss_terms(images, labels, seed)
+        return reconstruction, kl
+
+    def loss_terms(self, images: tf.Tensor, labels: tf.Tensor, seed):
+        """Per-image reconstruction, KL and the prior's class loss -log p(y | z), each (N,).
+
+        The first two are the negative ELBO; the third is not part of it (see
+        :meth:`class_nll`) and enters training only through ``class_weight``.
+        """
         posterior = self.posterior(images, labels)
         z = posterior.sample(seed=seed)
         logits = self.decode_logits(z, labels)
@@ -101,14 +110,33 @@ class ConditionalVAE(tf.Module):
             tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits), axis=[1, 2, 3]
         )
         kl = tfd.kl_divergence(posterior, self.prior(labels))
-        return reconstruction, kl
+        return reconstruction, kl, self.class_nll(z, labels)
 
-    def objective(self, reconstruction: tf.Tensor, kl: tf.Tensor) -> tf.Tensor:
-        """The scalar that training minimises, per image."""
+    def class_nll(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        """-log p(y | z) under the prior: p(y | z) is proportional to N(z; mu_y, I).
+
+        The prior's own classifier (equal class weights): a softmax over
+        -||z - mu_c||^2 / 2. Small when z lies nearer its own class mean than any
+        other, so weighting it in keeps classes apart, as the alpha-weighted
+        classification term of Kingma et al. (2014) does for their M2 model.
+        """
+        means = self.class_means(tf.range(self.config.num_classes))
+        logits = -0.5 * tf.reduce_sum(tf.square(z[:, None, :] - means[None]), axis=-1)
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
+
+    def objective(self, reconstruction: tf.Tensor, kl: tf.Tensor, class_nll: tf.Tensor | None = None) -> tf.Tensor:
+        """The scalar that training minimises, per image.
+
+        ``recon_weight * reconstruction + kl_weight * KL + class_weight * class_nll``:
+        the negative ELBO itself when both weights are 1 and ``class_weight`` is 0.
+        """
         kl_weight = 1.0
         if self.train_config.kl_weighting == "reference":
             kl_weight = 1.0 / tf.cast(tf.shape(kl)[0], kl.dtype)
-        return self.recon_weight * tf.reduce_mean(reconstruction) + kl_weight * tf.reduce_mean(kl)
+        loss = self.recon_weight * tf.reduce_mean(reconstruction) + kl_weight * tf.reduce_mean(kl)
+        if class_nll is not None and self.train_config.class_weight:
+            loss += self.train_config.class_weight * tf.reduce_mean(class_nll)
+        return loss
 
     @property
     def prior_variables(self):

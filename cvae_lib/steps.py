@@ -31,7 +31,7 @@ def binarize(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 
 def make_train_step(model, optimizer, prior_optimizer, *, jit_compile: bool = True, binarize_input: bool = True):
-    """One compiled gradient step; returns (mean reconstruction, mean KL) of the batch."""
+    """One compiled gradient step; returns the batch's mean reconstruction, KL and class loss."""
     networks = model.network_variables
     priors = model.prior_variables
 
@@ -41,12 +41,12 @@ def make_train_step(model, optimizer, prior_optimizer, *, jit_compile: bool = Tr
         if binarize_input:
             images = binarize(images, seeds[0])
         with tf.GradientTape() as tape:
-            reconstruction, kl = model.loss_parts(images, labels, seeds[1])
-            loss = model.objective(reconstruction, kl)
+            reconstruction, kl, class_nll = model.loss_terms(images, labels, seeds[1])
+            loss = model.objective(reconstruction, kl, class_nll)
         grads = tape.gradient(loss, networks + priors)
         optimizer.apply_gradients(zip(grads[: len(networks)], networks))
         prior_optimizer.apply_gradients(zip(grads[len(networks):], priors))
-        return tf.reduce_mean(reconstruction), tf.reduce_mean(kl)
+        return tf.reduce_mean(reconstruction), tf.reduce_mean(kl), tf.reduce_mean(class_nll)
 
     return step
 

@@ -50,6 +50,7 @@ import numpy as np
 from .backend import keras, tf
 from .data import Digits, evaluation_dataset, training_dataset
 from .progress import Progress, check_mode
+from .sampling import class_means
 from .steps import default_jit_compile, make_eval_step, make_train_step
 
 
@@ -92,7 +93,7 @@ def evaluate_elbo(model, images: np.ndarray, labels: np.ndarray, *, seed: int = 
 
 def min_mean_distance(model) -> float:
     """Smallest distance between two class means, in prior standard deviations."""
-    means = model.class_means(tf.range(model.config.num_classes)).numpy()
+    means = class_means(model)
     gaps = np.linalg.norm(means[:, None] - means[None], axis=-1)
     return float(gaps[np.triu_indices(len(means), 1)].min())
 
@@ -113,9 +114,9 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
     tf.random.set_seed(config.seed)
     optimizer = keras.optimizers.Adam(config.learning_rate)
     warmup = int(round(config.warmup_fraction * epochs))
-    prior_rate = tf.Variable(0.0 if warmup else config.prior_learning_rate,
-                             trainable=False, dtype=tf.float32)
-    prior_optimizer = keras.optimizers.Adam(prior_rate)
+    # The optimizer keeps its own learning-rate variable (a tf.Variable passed in is
+    # copied, not shared), so the warm-up switches the prior on through that one.
+    prior_optimizer = keras.optimizers.Adam(0.0 if warmup else config.prior_learning_rate)
     step = make_train_step(model, optimizer, prior_optimizer, jit_compile=jit_compile,
                            binarize_input=config.binarize)
     eval_step = make_eval_step(model, jit_compile=jit_compile)
@@ -127,26 +128,27 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
     for epoch in range(1, epochs + 1):
         model.recon_weight.assign(min(1.0, (epoch - 1) / warmup) if warmup else 1.0)
         if epoch == warmup + 1:
-            prior_rate.assign(config.prior_learning_rate)  # warm-up over: the means may move
+            prior_optimizer.learning_rate.assign(config.prior_learning_rate)  # the means may move
         start = time.perf_counter()
-        sums = np.zeros(2)
+        sums = np.zeros(3)
         for i, (x, y) in enumerate(dataset):
             seed = tf.constant([config.seed, epoch * 100_000 + i], tf.int32)
-            recon, kl = step(x, y, seed)
-            sums += [float(recon), float(kl)]
+            sums += [float(term) for term in step(x, y, seed)]
         seconds = time.perf_counter() - start
         if epoch == epochs:
             model.finish_training(digits)  # before the last checkpoint (see ConditionalVAE)
         sums /= steps_per_epoch
         val = evaluate_elbo(model, val_x, digits.y_test, eval_step=eval_step)
         record = {
-            "epoch": epoch, "loss": sums.sum(), "recon": sums[0], "kl": sums[1],
+            "epoch": epoch, "loss": sums[:2].sum(), "recon": sums[0], "kl": sums[1], "class_nll": sums[2],
             "val_loss": val["neg_elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
             "seconds": seconds, "images_per_s": steps_per_epoch * min(config.batch_size, len(digits.x_train)) / seconds,
             "min_mean_distance": min_mean_distance(model),
+            "prior_learning_rate": float(prior_optimizer.learning_rate.numpy()),
         }
         if not all(math.isfinite(v) for v in record.values()):
             record["diverged"] = True
+        record["class_means"] = class_means(model).tolist()
         history.append(record)
         if progress == "lines":
             print(format_record(record, epochs), file=stream, flush=True)
