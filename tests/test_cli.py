@@ -158,7 +158,7 @@ def test_sample_writes_rows_of_classes(capsys, tmp_path, tiny_checkpoint_dir, ti
     np.testing.assert_array_equal(labels, np.repeat(np.arange(10), 3).reshape(10, 3))
     # row c is what the library generates for class c with this seed
     np.testing.assert_allclose(samples, sampling.sample_images(tiny_model, 3, seed=5), atol=1e-6)
-    np.testing.assert_allclose(means, sampling.class_means(tiny_model), rtol=1e-6)
+    np.testing.assert_allclose(means, sampling.class_means(tiny_model), rtol=1e-6, atol=1e-5)  # some are ~0
     assert_nothing_written(tmp_path)
 
 

@@ -42,7 +42,9 @@ def test_grid_spans_the_first_two_dimensions_only():
     mu = model.class_means(tf.constant([5])).numpy()[0]
     q = np.linspace(0.05, 0.95, 4)
     np.testing.assert_allclose(z[2, 1], mu + [norm.ppf(q[1]), norm.ppf(q[2]), 0.0], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(z[..., 2], np.full((4, 4), mu[2]), rtol=1e-6)
+    # mu[2] is float32 rounding noise around 0 (about 1e-7), and mu comes from a batch of one
+    # here but of ten in manifold_latents: compare on the scale of the means (radius 8).
+    np.testing.assert_allclose(z[..., 2], np.full((4, 4), mu[2]), rtol=0, atol=1e-5)
 
 
 def test_manifold_tiles_are_the_decoded_cells(tiny_model):
@@ -111,8 +113,8 @@ def test_bad_sample_count_raises(tiny_model, per_class):
 
 def test_class_means_and_decode_batching(tiny_model):
     means = sampling.class_means(tiny_model)
-    np.testing.assert_allclose(means, tiny_model.class_means(tf.range(10)).numpy())
-    np.testing.assert_allclose(sampling.class_means_for_generation(tiny_model), means, rtol=1e-6)
+    np.testing.assert_array_equal(means, tiny_model.class_means(tf.range(10)).numpy())  # the same computation
+    np.testing.assert_allclose(sampling.class_means_for_generation(tiny_model), means, rtol=1e-6, atol=1e-5)
     z = np.random.default_rng(0).normal(size=(20, 2))
     labels = np.arange(20) % 10
     np.testing.assert_allclose(sampling.decode_images(tiny_model, z, labels, batch_size=7),
