@@ -1,7 +1,6 @@
 """The training step's convolutions as oneDNN runs them: time and FLOP rate of each.
 
-    nice -n 5 .venv/bin/python benchmarks/conv_primitives.py [--steps 20] [--precision mixed_bfloat16]
-        [--without-onednn] [--inter-op 1] [--json]
+    nice -n 5 .venv/bin/python benchmarks/conv_primitives.py [--steps 20] [--without-onednn] [--inter-op 1] [--json]
 
 Why: the profile (``profile_step.py``) says 87% of the step is convolutions but not
 how well each one runs. This runs the library's compiled step (as
@@ -10,8 +9,8 @@ which makes oneDNN print every primitive it executes with its problem shape, its
 implementation and its time, and sums them per step. Each row is one convolution
 problem and pass; its FLOP rate is 2 x the multiply-accumulates of that problem
 (useful ones: a strided pass counts no zeros) over oneDNN's own time. The summary
-asks the question the issue's target depends on: how fast would the step be if
-every convolution ran as fast as the fastest one here?
+asks how fast the step would be if every convolution ran as fast as the fastest one
+here.
 
 oneDNN times a primitive from its start to its end; two ops that TensorFlow runs at
 the same moment share the two cores, so the sum of primitive times can exceed the
@@ -41,7 +40,7 @@ PASSES = {"Conv2D": {"forward_training": "forward", "backward_data": "input grad
                          "backward_weights": "weight gradient"}}
 
 
-def run_steps(steps: int, precision: str, inter_op: int = 0, intra_op: int = 0) -> None:
+def run_steps(steps: int, inter_op: int = 0, intra_op: int = 0) -> None:
     """Child process: warm up the library's step, print MARK, run ``steps`` timed steps.
 
     ``inter_op`` / ``intra_op``: TensorFlow's thread pools (0: its default). With
@@ -56,7 +55,7 @@ def run_steps(steps: int, precision: str, inter_op: int = 0, intra_op: int = 0) 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from profile_step import library_step
 
-    model, step, batches = library_step(steps, precision)
+    model, step, batches = library_step(steps)
     for i, (x, y) in enumerate(batches[:5]):
         step(x, y, tf.constant([0, i], tf.int32))
     print(layer_table(model), flush=True)
@@ -72,7 +71,7 @@ def run_steps(steps: int, precision: str, inter_op: int = 0, intra_op: int = 0) 
 def layer_table(model) -> str:
     """JSON: for each convolution layer, the oneDNN problem it runs on and how."""
     from cvae_lib.backend import keras
-    from cvae_lib.decoder import PixelLogits
+    from cvae_lib.fast_conv import PixelLogits
 
     rows = []
     for net in (model.encoder, model.decoder):
@@ -161,7 +160,7 @@ def timed_child(args, **env) -> str:
     """Run the timed steps in a child process with ``env`` added; its stdout."""
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", **env)
     child = subprocess.run([sys.executable, __file__, "--child", "--steps", str(args.steps),
-                            "--precision", args.precision, "--inter-op", str(args.inter_op),
+                            "--inter-op", str(args.inter_op),
                             "--intra-op", str(args.intra_op)], env=env, capture_output=True, text=True)
     if child.returncode != 0 or MARK not in child.stdout:
         sys.exit(f"the timed child process failed (exit {child.returncode}):\n{child.stderr[-3000:]}")
@@ -171,7 +170,6 @@ def timed_child(args, **env) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
-    parser.add_argument("--precision", default="float32", help="float32 or mixed_bfloat16")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--without-onednn", action="store_true",
                         help="also time the step with TensorFlow's own kernels (TF_ENABLE_ONEDNN_OPTS=0)")
@@ -184,17 +182,16 @@ def main() -> None:
     if args.inter_op < 0 or args.intra_op < 0:
         parser.error("thread counts must be 0 (TensorFlow's choice) or more")
     if args.child:
-        run_steps(args.steps, args.precision, args.inter_op, args.intra_op)
+        run_steps(args.steps, args.inter_op, args.intra_op)
         return
     result = report(summarise(timed_child(args, ONEDNN_VERBOSE="1")), args.steps)
-    result["precision"] = args.precision
     result["threads"] = {"inter_op": args.inter_op, "intra_op": args.intra_op}
     if args.without_onednn:
         result["step_ms_without_onednn"] = step_ms(timed_child(args, TF_ENABLE_ONEDNN_OPTS="0"))
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    print(f"{args.precision}: step {result['step_ms']:.1f} ms wall; oneDNN convolutions "
+    print(f"step {result['step_ms']:.1f} ms wall; oneDNN convolutions "
           f"{result['convolution_ms_per_step']:.1f} ms for {result['convolution_gflop_per_step']:.1f} GFLOP "
           f"({result['convolution_gflops_per_s']:.0f} GFLOP/s)")
     print(f"{'ms/step':>8} {'GFLOP/s':>8}  pass              problem (used by)")

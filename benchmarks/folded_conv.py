@@ -1,7 +1,7 @@
 """Experiment (not used by the library): the same convolutions, rewritten as stride-1 ones.
 
 ``benchmarks/ideas.py`` times this idea against the library's step; it did not pay
-on the 2-core CPU (see ``book/performance.md``), so it lives here, not in cvae_lib.
+on the 2-core CPU (see ``benchmarks/README.md``), so it lives here, not in cvae_lib.
 The hypothesis was: on a CPU, oneDNN runs a 5x5 convolution fast when it has many
 channels and stride 1, and slowly otherwise. The reference networks are full of the
 slow cases: stride-2 convolutions, stride-2 transposed convolutions, and a final

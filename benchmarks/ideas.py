@@ -4,8 +4,7 @@
     nice -n 5 .venv/bin/python benchmarks/ideas.py --in-process --only iterator-in-step,reference
     .venv/bin/python benchmarks/ideas.py --check      # folded convolutions == Keras layers
 
-Every training idea runs in its own worker process (thread settings and Keras's
-precision policy are per process), next to a worker running the baseline: the
+Every training idea runs in its own worker process (thread settings are per process), next to a worker running the baseline: the
 library's step as :func:`cvae_lib.train.train` runs it (no XLA on CPU, one
 ``float()`` per step, TensorFlow's default threads). The parent alternates one epoch
 of the baseline and one of the idea (A B A B), so both see the same machine load,
@@ -17,7 +16,7 @@ worker, alternating in the same way. ``--in-process`` builds the baseline and th
 chosen ideas in one process instead (same thread pools; only ideas without
 per-process settings).
 
-Results are printed as a Markdown table for ``book/performance.md`` and, with
+Results are printed as a Markdown table for ``benchmarks/README.md`` and, with
 ``--json PATH``, written to a file.
 """
 
@@ -45,7 +44,6 @@ TRAINING_IDEAS = {
     "epoch-in-graph": "the whole epoch's loop inside one `tf.function` (no Python per step)",
     "batches-in-memory": "each epoch's batches drawn from `tf.data` at its start (timed), then the steps run",
     "binarize-in-pipeline": "binarisation in the `tf.data` pipeline (`map`) instead of in the step",
-    "bf16": "mixed precision bfloat16, `TrainConfig(precision=\"mixed_bfloat16\")` (changes the arithmetic)",
     "reference": "the reference recipe: Keras `fit` with TFP layers",
 }
 BATCH = 256
@@ -116,7 +114,7 @@ def _library_window_fn(idea: str):
     from cvae_lib.steps import make_train_step
 
     digits = _digits()
-    config = TrainConfig(batch_size=BATCH, precision="mixed_bfloat16" if idea == "bf16" else "float32")
+    config = TrainConfig(batch_size=BATCH)
     model = ConditionalVAE(ModelConfig(), config)
     if idea.startswith("folded"):
         model.encoder = _Folded(model.encoder, idea == "folded-thin-conv")
@@ -176,7 +174,8 @@ def _library_window_fn(idea: str):
 
 
 def _reference_window_fn():
-    from cvae_lib.reference_fit import ReferenceTrainer
+    sys.path.insert(0, str(HERE))
+    from reference_fit import ReferenceTrainer
 
     digits = _digits()
     trainer = ReferenceTrainer(digits.x_train, digits.y_train, BATCH)

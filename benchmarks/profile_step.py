@@ -1,6 +1,6 @@
 """Where the training step's time goes, by kind of op and by layer (TensorFlow's tracer).
 
-    nice -n 5 .venv/bin/python benchmarks/profile_step.py [--steps 6] [--precision mixed_bfloat16]
+    nice -n 5 .venv/bin/python benchmarks/profile_step.py [--steps 6]
 
 Traces the library's compiled step (as :func:`cvae_lib.train.train` builds it) for a
 few batches after warm-up and sums the tracer's op durations on TensorFlow's compute
@@ -16,7 +16,7 @@ import glob
 import tempfile
 
 
-def library_step(steps: int, precision: str = "float32"):
+def library_step(steps: int):
     """(model, compiled step, up to ``steps`` batches): the reference-size model and the
     step :func:`cvae_lib.train.train` runs, on the offline digits (also used by
     ``conv_primitives.py``)."""
@@ -27,7 +27,7 @@ def library_step(steps: int, precision: str = "float32"):
     from cvae_lib.steps import default_jit_compile, make_train_step
 
     digits = load_digits("sample")
-    config = TrainConfig(precision=precision)
+    config = TrainConfig()
     model = ConditionalVAE(ModelConfig(), config)
     step = make_train_step(model, keras.optimizers.Adam(config.learning_rate),
                            keras.optimizers.Adam(config.prior_learning_rate), jit_compile=default_jit_compile())
@@ -35,11 +35,11 @@ def library_step(steps: int, precision: str = "float32"):
     return model, step, batches
 
 
-def profile(steps: int, precision: str = "float32") -> tuple[dict, dict]:
+def profile(steps: int) -> tuple[dict, dict]:
     from cvae_lib.backend import tf  # first: it sets up TensorFlow quietly
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    _, step, batches = library_step(steps, precision)
+    _, step, batches = library_step(steps)
     for i, (x, y) in enumerate(batches):  # warm-up: trace, kernel caches
         step(x, y, tf.constant([0, i], tf.int32))
     logdir = tempfile.mkdtemp(prefix="cvae-profile-")
@@ -71,9 +71,8 @@ def profile(steps: int, precision: str = "float32") -> tuple[dict, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--precision", default="float32", help="float32 or mixed_bfloat16")
     args = parser.parse_args()
-    by_kind, by_layer = profile(args.steps, args.precision)
+    by_kind, by_layer = profile(args.steps)
     total = sum(by_kind.values())
     print(f"op thread time per step: {total:.0f} ms")
     for kind, ms in sorted(by_kind.items(), key=lambda kv: -kv[1])[:12]:

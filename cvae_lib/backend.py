@@ -58,7 +58,9 @@ with _native_stderr_silenced():
     import tf_keras as keras  # noqa: E402
     import tensorflow_probability as tfp  # noqa: E402
 
-    GPUS = tf.config.list_physical_devices("GPU")  # initialises the platforms quietly
+    #: The GPUs TensorFlow sees; empty on a CPU-only machine. (Listing them here
+    #: initialises the platforms quietly.)
+    GPUS = tf.config.list_physical_devices("GPU")
 
 tfd = tfp.distributions
 tfb = tfp.bijectors

@@ -82,10 +82,8 @@ def cmd_train(args) -> None:
     train_config = TrainConfig(
         epochs=epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         prior_learning_rate=args.prior_learning_rate, kl_weighting=args.kl_weighting, seed=args.seed,
-        precision=args.precision,
     )
-    print(f"training on {digits.description} for {epochs} epochs, batch {args.batch_size}"
-          f"{'' if args.precision == 'float32' else ', ' + args.precision}", flush=True)
+    print(f"training on {digits.description} for {epochs} epochs, batch {args.batch_size}", flush=True)
     _, history = train_run(digits, args.out, model_config=ModelConfig(latent_dim=args.latent_dim),
                            train_config=train_config)
     last = history.epochs[-1]
@@ -158,7 +156,6 @@ def cmd_evaluate(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import KL_WEIGHTINGS, TrainConfig
-    from .precision import PRECISIONS
     from .data import SOURCES
 
     defaults = TrainConfig()
@@ -176,9 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--kl-weighting", choices=KL_WEIGHTINGS, default=defaults.kl_weighting,
                        help="elbo (correct) or reference (KL x 1/batch, the reference recipe's mistake)")
     train.add_argument("--latent-dim", type=_positive_int, default=2)
-    train.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                       help="mixed_bfloat16: bfloat16 convolutions, float32 weights (faster where the "
-                            "hardware has bfloat16 units; see the performance chapter)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, required=True, help="checkpoint directory")
     train.set_defaults(func=cmd_train)

@@ -25,12 +25,11 @@ from pathlib import Path
 #: Modules of the package that never run while a model trains, by file name.
 NOT_TRAINING = frozenset({
     "__main__.py", "cli.py",  # command line: parses arguments, calls the rest
-    "bench.py", "flops.py", "hardware.py", "reference_fit.py",  # benchmarks
     "evaluate.py", "judge.py", "sampling.py", "plots.py",  # use a trained model
 })
 #: Modules of the package that never run while a model is evaluated.
 NOT_EVALUATION = frozenset({
-    "__main__.py", "cli.py", "bench.py", "flops.py", "hardware.py", "reference_fit.py", "plots.py",
+    "__main__.py", "cli.py", "plots.py",
 })
 #: The judge's own code: its network and training (judge.py) and the pipeline it reads (data.py).
 JUDGE_MODULES = ("judge.py", "data.py")

@@ -13,7 +13,6 @@ import numbers
 from dataclasses import dataclass
 
 from .errors import CvaeError, check_positive_int
-from .precision import check_precision
 
 #: KL weightings understood by :class:`~cvae_lib.model.ConditionalVAE`.
 KL_WEIGHTINGS = ("elbo", "reference")
@@ -55,7 +54,6 @@ class TrainConfig:
     kl_weighting: str = "elbo"
     binarize: bool = True
     seed: int = 0
-    precision: str = "float32"
 
     @property
     def warmup_epochs(self) -> int:
@@ -73,7 +71,6 @@ class TrainConfig:
         if (isinstance(self.prior_init_radius, bool) or not isinstance(self.prior_init_radius, numbers.Real)
                 or not self.prior_init_radius >= 0):
             raise CvaeError(f"prior_init_radius must be a number >= 0, got {self.prior_init_radius!r}")
-        check_precision(self.precision)
         for name in ("epochs", "batch_size"):
             check_positive_int(getattr(self, name), name, allow_numpy=False)
         value = self.learning_rate
@@ -101,15 +98,24 @@ def to_dict(model: ModelConfig, train: TrainConfig, **extra) -> dict:
 
 
 def from_dict(record: dict) -> tuple[ModelConfig, TrainConfig]:
-    """Inverse of :func:`to_dict`; raises :class:`CvaeError` on a foreign record."""
+    """Inverse of :func:`to_dict`; raises :class:`~cvae_lib.errors.CvaeError` on a foreign record."""
     if not isinstance(record, dict) or record.get("format") != "cvae_lib/1":
         raise CvaeError("config.json was not written by cvae_lib (missing format 'cvae_lib/1')")
     try:
         model = ModelConfig(**record["model"])
-        train = TrainConfig(**record["train"])
+        train = TrainConfig(**_without_precision(record["train"]))
     except (KeyError, TypeError, ValueError) as err:
         raise CvaeError(f"config.json is incomplete or has unknown fields: {err}") from None
     return model, train
+
+
+def _without_precision(train: dict) -> dict:
+    """An older record's ``train`` settings without its ``precision``, which only float32 can drop."""
+    train = dict(train)
+    precision = train.pop("precision", "float32")
+    if precision != "float32":
+        raise CvaeError(f"config.json was trained in {precision!r}, which this version of cvae_lib cannot load")
+    return train
 
 
 def dumps(record: dict) -> str:

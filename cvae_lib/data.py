@@ -164,7 +164,7 @@ def _to_float(images: np.ndarray) -> np.ndarray:
 
 
 def check_images(images, name: str = "images") -> np.ndarray:
-    """Return ``images`` as float32 (N, 28, 28, 1) in [0, 1], or raise :class:`CvaeError`.
+    """Return ``images`` as float32 (N, 28, 28, 1) in [0, 1], or raise :class:`~cvae_lib.errors.CvaeError`.
 
     Accepts (N, 28, 28) or (N, 28, 28, 1), floats in [0, 1] or uint8 in 0..255.
     """
@@ -185,7 +185,7 @@ def check_images(images, name: str = "images") -> np.ndarray:
 
 
 def check_labels(labels, num_classes: int = NUM_CLASSES, name: str = "labels") -> np.ndarray:
-    """Return ``labels`` as int32 in 0..num_classes-1, or raise :class:`CvaeError`."""
+    """Return ``labels`` as int32 in 0..num_classes-1, or raise :class:`~cvae_lib.errors.CvaeError`."""
     array = np.asarray(labels)
     if array.ndim == 0:
         array = array[None]
@@ -202,7 +202,7 @@ def check_labels(labels, num_classes: int = NUM_CLASSES, name: str = "labels") -
 
 
 def check_digit(digit, num_classes: int = NUM_CLASSES) -> int:
-    """One class label, as an int, or a clear :class:`CvaeError`."""
+    """One class label, as an int, or a clear :class:`~cvae_lib.errors.CvaeError`."""
     return int(check_labels(np.asarray([digit]), num_classes, name="digit")[0])
 
 
@@ -231,13 +231,9 @@ def evaluation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 1000):
 def prefetched(dataset):
     """``dataset`` prefetching two batches, with tf.data's autotuner off.
 
-    Measured on a 2-core CPU (``book/performance.md``): deleting an iterator whose
-    autotuner is on stalled the Python loop for about 1.1 s, idle, in between 2 of 12
-    and 9 of 12 epochs per run (3 of 14 in ``benchmarks/iterator_stall.py``'s saved
-    run), and every epoch and every validation pass ends with such a deletion. The
-    pipelines here slice, shuffle and batch arrays in memory (the training one delivers
-    over 100,000 images/s, 40 times what the training step takes; the judge's adds a
-    sequential augmentation ``map``), so there is little for it to tune.
+    With the autotuner on, deleting an iterator (the end of every epoch and validation
+    pass) sometimes stalled for about a second; these in-memory pipelines have nothing
+    for it to tune.
     """
     from .backend import tf
 

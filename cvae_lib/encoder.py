@@ -1,7 +1,7 @@
 """The encoder q(z | x): the reference convolution stack -> a full-covariance Gaussian.
 
-Five convolutions (5x5 kernels, leaky ReLU, two of them with stride 2) shrink the
-28x28 image to a vector; a Dense layer emits the parameters of a
+Four convolutions (5x5 kernels, leaky ReLU, two of them with stride 2) and a 7x7
+valid one shrink the 28x28 image to a vector; a Dense layer emits the parameters of a
 MultivariateNormalTriL: ``latent`` means plus ``latent*(latent+1)/2`` entries of a
 lower-triangular scale matrix. The parameter layout and the map from raw parameters
 to a valid scale (softplus on the diagonal plus 1e-5) are exactly those of
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from .backend import keras, tf, tfb, tfd, tfpl
 from .config import ModelConfig
-from .precision import hidden_layer_dtype
 
 
 def posterior_params_size(latent_dim: int) -> int:
@@ -22,29 +21,25 @@ def posterior_params_size(latent_dim: int) -> int:
     return tfpl.MultivariateNormalTriL.params_size(latent_dim)
 
 
-def make_encoder(config: ModelConfig, seed: int = 0, extra_inputs: int = 0,
-                 precision: str = "float32") -> keras.Model:
-    """image (28, 28, 1) -> raw posterior parameters (params_size,), always float32.
+def make_encoder(config: ModelConfig, seed: int = 0, extra_inputs: int = 0) -> keras.Model:
+    """image (28, 28, 1) -> raw posterior parameters (params_size,).
 
     ``extra_inputs`` > 0 builds a variant that takes a one-hot label as a second input,
     broadcast over the image as extra channels (Sohn et al.'s CVAE); 0 is the
-    reference encoder. ``precision`` sets the hidden layers' compute precision
-    (:mod:`cvae_lib.precision`); the last layer is float32 either way.
+    reference encoder.
     """
     depth, k = config.base_depth, config.kernel_size
     act = tf.nn.leaky_relu
     init = lambda i: keras.initializers.GlorotUniform(seed=seed + i)  # noqa: E731
-    hidden = hidden_layer_dtype(precision)
     layers = [
-        keras.layers.Lambda(lambda x: x - 0.5, name="center", dtype=hidden),
-        keras.layers.Conv2D(depth, k, 1, "same", activation=act, kernel_initializer=init(0), dtype=hidden),
-        keras.layers.Conv2D(depth, k, 2, "same", activation=act, kernel_initializer=init(1), dtype=hidden),
-        keras.layers.Conv2D(2 * depth, k, 1, "same", activation=act, kernel_initializer=init(2), dtype=hidden),
-        keras.layers.Conv2D(2 * depth, k, 2, "same", activation=act, kernel_initializer=init(3), dtype=hidden),
-        keras.layers.Conv2D(4 * config.latent_dim, 7, 1, "valid", activation=act, kernel_initializer=init(4),
-                            dtype=hidden),
-        keras.layers.Flatten(dtype=hidden),
-        keras.layers.Dense(posterior_params_size(config.latent_dim), kernel_initializer=init(5), dtype="float32"),
+        keras.layers.Lambda(lambda x: x - 0.5, name="center"),
+        keras.layers.Conv2D(depth, k, 1, "same", activation=act, kernel_initializer=init(0)),
+        keras.layers.Conv2D(depth, k, 2, "same", activation=act, kernel_initializer=init(1)),
+        keras.layers.Conv2D(2 * depth, k, 1, "same", activation=act, kernel_initializer=init(2)),
+        keras.layers.Conv2D(2 * depth, k, 2, "same", activation=act, kernel_initializer=init(3)),
+        keras.layers.Conv2D(4 * config.latent_dim, 7, 1, "valid", activation=act, kernel_initializer=init(4)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(posterior_params_size(config.latent_dim), kernel_initializer=init(5)),
     ]
     channels = config.image_shape[-1] + extra_inputs
     return keras.Sequential(

@@ -4,7 +4,7 @@ does it model the test digits?
 Four measurements, each with the reason it is there:
 
 Conditional accuracy
-    Draw z from the model's recipe for class y (:meth:`generation_prior`: N(mu_y, I)
+    Draw z from the model's recipe for class y (:meth:`~cvae_lib.model.ConditionalVAE.generation_prior`: N(mu_y, I)
     for the book's model), decode the mean image, and ask an independent classifier
     (:mod:`cvae_lib.judge`, trained on the training split only) which digit it sees.
     The share labelled y, per class and averaged, is what "conditional generation
@@ -35,7 +35,6 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.figure import Figure
 from scipy.special import logsumexp
 
 from .backend import GPUS, tf
@@ -84,69 +83,6 @@ def conditional_accuracy(model, judge, per_class: int = DEFAULT_PER_CLASS, seed:
     confusion = np.stack([np.bincount(row, minlength=width) for row in predicted])
     per_class_accuracy = confusion[np.arange(classes), np.arange(classes)] / per_class
     return ConditionalAccuracy(float(per_class_accuracy.mean()), per_class_accuracy, confusion, per_class)
-
-
-def _draw_confusion(ax, confusion: np.ndarray, title: str) -> None:
-    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    for (row, col), rate in np.ndenumerate(rates):
-        if rate >= 0.005:
-            ax.text(col, row, f"{100 * rate:.0f}", ha="center", va="center", fontsize=7,
-                    color="white" if rate > 0.6 else "black")
-    ax.set_xticks(range(rates.shape[1]))
-    ax.set_yticks(range(rates.shape[0]))
-    ax.set_xlabel("judge's label")
-    ax.set_ylabel("requested digit")
-    ax.set_title(title, fontsize=10)
-
-
-def confusion_figure(confusion: np.ndarray, title: str = "judge's label of generated digits",
-                     size: float = 5.0) -> Figure:
-    """Row-normalised confusion matrix in percent: row = requested digit, column = judge's label."""
-    fig = Figure(figsize=(size, size), layout="constrained")
-    _draw_confusion(fig.add_subplot(), confusion, f"{title} (%)")
-    return fig
-
-
-def confusions_figure(confusions: dict, size: float = 3.6) -> Figure:
-    """Several confusion matrices side by side, titled by the dict's keys."""
-    fig = Figure(figsize=(size * len(confusions), size + 0.3), layout="constrained")
-    for i, (name, confusion) in enumerate(confusions.items()):
-        _draw_confusion(fig.add_subplot(1, len(confusions), i + 1), np.asarray(confusion), name)
-    return fig
-
-
-def panels_figure(images: dict, size: float = 3.6, ylabel: str | None = None) -> Figure:
-    """Grey images (e.g. sample grids or manifolds) side by side, titled by the dict's keys."""
-    fig = Figure(figsize=(size * len(images), size + 0.3), layout="constrained")
-    for i, (name, image) in enumerate(images.items()):
-        ax = fig.add_subplot(1, len(images), i + 1)
-        ax.imshow(image, cmap="Greys_r", vmin=0, vmax=1)
-        ax.set_title(name, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i == 0 and ylabel:
-            ax.set_ylabel(ylabel)
-    return fig
-
-
-def separation_figure(separation: np.ndarray, title: str = "distance between class centres",
-                      size: float = 5.0) -> Figure:
-    """A :func:`class_separation` matrix, in prior standard deviations, annotated."""
-    separation = np.asarray(separation)
-    fig = Figure(figsize=(size, size), layout="constrained")
-    ax = fig.add_subplot()
-    ax.imshow(separation, cmap="viridis", vmin=0)
-    for (row, col), value in np.ndenumerate(separation):
-        if row != col:
-            ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
-                    color="white" if value < 0.6 * separation.max() else "black")
-    ax.set_xticks(range(len(separation)))
-    ax.set_yticks(range(len(separation)))
-    ax.set_xlabel("digit")
-    ax.set_ylabel("digit")
-    ax.set_title(f"{title} (prior standard deviations)", fontsize=10)
-    return fig
 
 
 def scored_digits(model, digits: Digits, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -105,7 +105,7 @@ class Judge:
 
 def fingerprint(digits: Digits) -> str:
     """A short hash of the training split: which digits, in which order, with which labels
-    (the digits' own fingerprint, :attr:`Digits.fingerprint`, of that split alone)."""
+    (the digits' own fingerprint, :attr:`~cvae_lib.data.Digits.fingerprint`, of that split alone)."""
     return digits.subset(n_test=0).fingerprint[:16]
 
 
@@ -132,7 +132,7 @@ def save_judge(judge: Judge, directory) -> Path:
 
 
 def load_judge(directory) -> Judge:
-    """The judge saved in ``directory``; :class:`CvaeError` if missing or corrupt."""
+    """The judge saved in ``directory``; :class:`~cvae_lib.errors.CvaeError` if missing or corrupt."""
     path = Path(directory) / JUDGE_FILE
     if not path.is_file():
         raise CvaeError(f"no judge at {path}")

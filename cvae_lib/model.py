@@ -45,10 +45,10 @@ class ConditionalVAE(tf.Module):
 
     # Variants (see cvae_lib.variants) override these four hooks.
     def _make_encoder(self) -> keras.Model:
-        return make_encoder(self.config, seed=self.train_config.seed, precision=self.train_config.precision)
+        return make_encoder(self.config, seed=self.train_config.seed)
 
     def _make_decoder(self) -> keras.Model:
-        return make_decoder(self.config, seed=self.train_config.seed, precision=self.train_config.precision)
+        return make_decoder(self.config, seed=self.train_config.seed)
 
     def networks(self) -> dict[str, keras.Model]:
         """Named networks, in checkpoint order."""

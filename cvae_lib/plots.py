@@ -93,3 +93,90 @@ def training_curves_figure(history, size: tuple = (10.0, 3.2)) -> Figure:
         ax.set_xlabel("epoch")
         ax.legend()
     return fig
+
+
+def _draw_confusion(ax, confusion: np.ndarray, title: str) -> None:
+    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), rate in np.ndenumerate(rates):
+        if rate >= 0.005:
+            ax.text(col, row, f"{100 * rate:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if rate > 0.6 else "black")
+    ax.set_xticks(range(rates.shape[1]))
+    ax.set_yticks(range(rates.shape[0]))
+    ax.set_xlabel("judge's label")
+    ax.set_ylabel("requested digit")
+    ax.set_title(title, fontsize=10)
+
+
+def confusion_figure(confusion: np.ndarray, title: str = "judge's label of generated digits",
+                     size: float = 5.0) -> Figure:
+    """Row-normalised confusion matrix in percent: row = requested digit, column = judge's label."""
+    fig = Figure(figsize=(size, size), layout="constrained")
+    _draw_confusion(fig.add_subplot(), confusion, f"{title} (%)")
+    return fig
+
+
+def confusions_figure(confusions: dict, size: float = 3.6) -> Figure:
+    """Several confusion matrices side by side, titled by the dict's keys."""
+    fig = Figure(figsize=(size * len(confusions), size + 0.3), layout="constrained")
+    for i, (name, confusion) in enumerate(confusions.items()):
+        _draw_confusion(fig.add_subplot(1, len(confusions), i + 1), np.asarray(confusion), name)
+    return fig
+
+
+def panels_figure(images: dict, size: float = 3.6, ylabel: str | None = None) -> Figure:
+    """Grey images (e.g. sample grids or manifolds) side by side, titled by the dict's keys."""
+    fig = Figure(figsize=(size * len(images), size + 0.3), layout="constrained")
+    for i, (name, image) in enumerate(images.items()):
+        ax = fig.add_subplot(1, len(images), i + 1)
+        ax.imshow(image, cmap="Greys_r", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i == 0 and ylabel:
+            ax.set_ylabel(ylabel)
+    return fig
+
+
+def separation_figure(separation: np.ndarray, title: str = "distance between class centres",
+                      size: float = 5.0) -> Figure:
+    """A :func:`~cvae_lib.evaluate.class_separation` matrix, in prior standard deviations, annotated."""
+    separation = np.asarray(separation)
+    fig = Figure(figsize=(size, size), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(separation, cmap="viridis", vmin=0)
+    for (row, col), value in np.ndenumerate(separation):
+        if row != col:
+            ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
+                    color="white" if value < 0.6 * separation.max() else "black")
+    ax.set_xticks(range(len(separation)))
+    ax.set_yticks(range(len(separation)))
+    ax.set_xlabel("digit")
+    ax.set_ylabel("digit")
+    ax.set_title(f"{title} (prior standard deviations)", fontsize=10)
+    return fig
+
+
+def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
+    """The path of every class mean during training: start (circle), one dot per epoch, end (digit).
+
+    ``history`` is a :class:`~cvae_lib.train.History` whose records hold ``class_means``;
+    ``start`` is where the means began, shape (classes, latent_dim). Only the first two
+    latent dimensions are drawn.
+    """
+    paths = np.concatenate([np.asarray(start)[None], history.series("class_means")])  # (epochs + 1, C, d)
+    fig = Figure(figsize=(size, size), layout="constrained")
+    ax = fig.add_subplot()
+    colours = [f"C{c}" for c in range(paths.shape[1])]
+    for c, colour in enumerate(colours):
+        ax.plot(paths[:, c, 0], paths[:, c, 1], "-", color=colour, lw=1, alpha=0.7)
+        ax.plot(paths[1:, c, 0], paths[1:, c, 1], ".", color=colour, ms=3)
+        ax.plot(*paths[0, c, :2], "o", mfc="none", color=colour, ms=8)
+        ax.text(*paths[-1, c, :2], str(c), color="white", ha="center", va="center", fontsize=8,
+                bbox=dict(boxstyle="circle,pad=0.2", fc=colour, ec="none"))
+    ax.set_aspect("equal")
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.set_title("class means during training (open circle: start, dots: each epoch)", fontsize=10)
+    return fig

@@ -14,6 +14,7 @@ import time
 
 from .errors import CvaeError
 
+#: The progress modes: a live bar, one line per report, or nothing.
 MODES = ("bar", "lines", "none")
 #: Seconds between two reports by default: often enough to look alive, rarely enough
 #: that a log stays readable. The last report always comes.

@@ -1,12 +1,7 @@
 """The compiled training and evaluation steps: where the time goes.
 
-Kept apart from the training loop so that speed work (XLA, precision, what runs per
-step) happens in one place and the benchmark (:mod:`cvae_lib.bench`) times exactly
-what :func:`cvae_lib.train.train` runs (it times ``train`` itself).
-
-What was measured, and kept or dropped, is in the book's performance chapter
-(``book/performance.md``); the short version for a 2-core CPU is that the step is
-bound by oneDNN's convolution kernels, so no change around them moves it far.
+On a CPU the step is bound by oneDNN's convolution kernels (``book/performance.md``),
+so the step itself stays plain: one gradient step, XLA on a GPU only.
 """
 
 from __future__ import annotations
@@ -15,8 +10,7 @@ from .backend import GPUS, tf
 
 
 def default_jit_compile() -> bool:
-    """XLA on GPU only: on CPU, XLA's convolutions are several times slower than
-    oneDNN's (re-measured by ``benchmarks/ideas.py``; see the performance chapter)."""
+    """XLA on GPU only: on a CPU, XLA's convolutions are several times slower than oneDNN's."""
     return bool(GPUS)
 
 

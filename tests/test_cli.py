@@ -78,18 +78,6 @@ def test_train_writes_a_loadable_checkpoint(capsys, tmp_path, small_data):
     assert model.config.latent_dim == 3 and model.config.base_depth == 16
     assert len(history.epochs) == 1
     assert f"{history.epochs[0]['val_loss']:.2f}" in stdout
-    assert record["train"]["precision"] == "float32"
-
-
-def test_train_in_mixed_bfloat16_records_it(capsys, tmp_path, small_data):
-    out = tmp_path / "bf16"
-    code, stdout, err = run(capsys, "train", "--data", "sample", "--epochs", "1", "--precision", "mixed_bfloat16",
-                            "--out", out)
-    assert code == 0, err
-    assert "mixed_bfloat16" in stdout
-    model, _ = load_checkpoint(out)
-    assert model.train_config.precision == "mixed_bfloat16"
-    assert model.encoder.layers[1].compute_dtype == "bfloat16"
 
 
 def test_train_reads_the_data_source_from_the_environment(capsys, tmp_path, monkeypatch):
@@ -135,8 +123,7 @@ def test_train_output_that_cannot_be_a_directory(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("flag, value", [("--epochs", "0"), ("--batch-size", "-4"), ("--learning-rate", "0"),
-                                         ("--latent-dim", "two"), ("--kl-weighting", "beta"),
-                                         ("--precision", "float16")])
+                                         ("--latent-dim", "two"), ("--kl-weighting", "beta")])
 def test_train_bad_numbers(capsys, tmp_path, flag, value):
     code, _, err = run(capsys, "train", "--data", "sample", flag, value, "--out", tmp_path / "run")
     assert_usage_error(code, err, flag)

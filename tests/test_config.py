@@ -98,3 +98,13 @@ def test_incomplete_or_invalid_records_raise_cvae_error(mutate, match):
 def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         ModelConfig().latent_dim = 3
+
+
+def test_older_records_with_a_precision_load_in_float32_only():
+    record = _good_record()
+    record["train"]["precision"] = "float32"
+    assert cfg.from_dict(record) == (ModelConfig(), TrainConfig())
+    record["train"]["precision"] = "mixed_bfloat16"
+    with pytest.raises(CvaeError, match="trained in 'mixed_bfloat16'") as raised:
+        cfg.from_dict(record)
+    assert "\n" not in str(raised.value)

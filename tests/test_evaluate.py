@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from cvae_lib import evaluate, judge as judge_lib
+from cvae_lib import evaluate, judge as judge_lib, plots
 from cvae_lib.backend import tf, tfd
 from cvae_lib.cli import main
 from cvae_lib.config import ModelConfig
@@ -69,7 +69,7 @@ def test_conditional_accuracy_counts_per_class_and_confusions():
     assert result.confusion.sum() == 80
     for c in range(5, 10):
         assert result.confusion[c, (c + 1) % 10] == 8
-    fig = evaluate.confusion_figure(result.confusion)
+    fig = plots.confusion_figure(result.confusion)
     assert fig.axes and fig.axes[0].get_ylabel() == "requested digit"
 
 
@@ -278,9 +278,9 @@ def test_comparison_table_and_figures(tiny_model, tiny_digits, quick_judge):
     table = evaluate.comparison_table({"tiny": report, "again": report}).splitlines()
     assert len(table) == 4 and table[2].startswith("| tiny | ")
     assert all(row.count("|") == 8 for row in table)  # "p(x | y)" must not split a cell
-    assert len(evaluate.confusions_figure({"a": report["confusion"], "b": report["confusion"]}).axes) == 2
-    assert len(evaluate.panels_figure({"a": np.zeros((28, 56)), "b": np.ones((28, 56))}).axes) == 2
-    assert evaluate.separation_figure(np.array(report["separation"])).axes
+    assert len(plots.confusions_figure({"a": report["confusion"], "b": report["confusion"]}).axes) == 2
+    assert len(plots.panels_figure({"a": np.zeros((28, 56)), "b": np.ones((28, 56))}).axes) == 2
+    assert plots.separation_figure(np.array(report["separation"])).axes
 
 
 def test_run_digits_follows_the_record_and_rejects_what_does_not_fit(monkeypatch, tiny_digits):

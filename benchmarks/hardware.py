@@ -1,19 +1,11 @@
 """What the benchmark ran on, and that machine's FP32 peak, so speeds can be compared.
 
-CPU peak = cores x clock x FP32 FLOPs per cycle per core, read from ``/proc/cpuinfo``:
-
-* AVX-512 (``avx512f``): 64 = two 512-bit FMA units x 16 lanes x 2 (multiply + add);
-* AVX2 with FMA: 32 = two 256-bit FMA units x 8 lanes x 2;
-* AVX without FMA: 16; otherwise (SSE): 8.
-
-These assume two vector FMA units per core, as on current server cores; a core with
-one AVX-512 unit, or one that splits 512-bit work in two, peaks at half. The clock is
-``cpu MHz`` (what the kernel reports; turbo can exceed it) and the cores are the ones
-this process may run on. Because the clock may be exceeded, :func:`measure_matmul_rate`
-also measures what a large float32 matrix product actually reaches: on the 2-core
-machine of the performance chapter, 508 GFLOP/s against a nominal 332, so that CPU
-runs well above its reported clock and the nominal "share of peak" overstates. A GPU's peak comes from a table of vendor FP32 figures (no
-tensor cores) by device name; an unknown GPU gets no peak rather than a guess.
+CPU peak = cores x clock x FP32 FLOPs per cycle per core, from ``/proc/cpuinfo``:
+64 with AVX-512 (two 512-bit FMA units x 16 lanes x 2), 32 with AVX2 and FMA, 16 with
+AVX, 8 otherwise. That assumes two FMA units per core and the reported clock, which
+turbo can exceed, so :func:`measure_matmul_rate` also measures what a large float32
+matrix product reaches: an attainable ceiling. A GPU's peak comes from a table of
+vendor FP32 figures (no tensor cores); an unknown GPU gets no peak.
 """
 
 from __future__ import annotations
@@ -97,7 +89,7 @@ def gpu_peak(name: str) -> float | None:
 
 def describe_device() -> dict:
     """The device TensorFlow computes on: kind, name and FP32 peak (with how it was found)."""
-    from .backend import GPUS, tf
+    from cvae_lib.backend import GPUS, tf
 
     if GPUS:
         details = tf.config.experimental.get_device_details(GPUS[0])
@@ -120,7 +112,7 @@ def measure_matmul_rate(size: int = 4096, repeats: int = 3) -> float:
     """
     import time
 
-    from .backend import tf
+    from cvae_lib.backend import tf
 
     a = tf.random.stateless_normal([size, size], seed=[0, 1])
     b = tf.random.stateless_normal([size, size], seed=[0, 2])

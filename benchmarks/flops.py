@@ -18,8 +18,9 @@ traced graph as a cross-check.
 
 from __future__ import annotations
 
-from .backend import keras, tf
-from .errors import CvaeError
+from cvae_lib.backend import keras, tf
+from cvae_lib.fast_conv import PixelLogits
+from cvae_lib.errors import CvaeError
 
 
 def layer_macs(layer, input_shape) -> int:
@@ -30,9 +31,7 @@ def layer_macs(layer, input_shape) -> int:
         kh, kw = layer.kernel_size
         return height * width * kh * kw * channels * layer.filters
     if isinstance(layer, keras.layers.Conv2D):
-        from .decoder import PixelLogits  # Conv2D's function, computed another way
-
-        if type(layer) not in (keras.layers.Conv2D, PixelLogits):
+        if type(layer) not in (keras.layers.Conv2D, PixelLogits):  # PixelLogits: Conv2D's function
             raise CvaeError(f"cannot count FLOPs of {type(layer).__name__} layer {layer.name!r}")
         out = layer.compute_output_shape((1,) + shape)
         kh, kw = layer.kernel_size

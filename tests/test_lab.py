@@ -1,17 +1,29 @@
-"""The benchmark's plumbing and its arithmetic; no timing assertions (speed is measured, not tested)."""
+"""The performance lab (benchmarks/): the benchmark's plumbing and arithmetic, and the
+reference path's decoder. No timing assertions: speed is measured, not tested."""
 
 import json
 import math
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from cvae_lib import bench, flops, hardware
 from cvae_lib.backend import keras, tf
+from cvae_lib.config import ModelConfig
+from cvae_lib.decoder import make_decoder
 from cvae_lib.errors import CvaeError
+from cvae_lib.fast_conv import PixelLogits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import bench  # noqa: E402
+import flops  # noqa: E402
+import hardware  # noqa: E402
+import reference_fit  # noqa: E402
 
 REQUIRED = ("train_images_per_s", "reference_train_images_per_s", "speedup", "flops_per_image",
             "decode_images_per_s", "device", "device_kind", "peak_flops_per_s", "peak_fraction",
-            "matmul_flops_per_s", "matmul_fraction", "precision")
+            "matmul_flops_per_s", "matmul_fraction")
 
 
 def test_bench_json_smoke(capsys):
@@ -26,7 +38,6 @@ def test_bench_json_smoke(capsys):
                 "decode_images_per_s", "matmul_flops_per_s", "matmul_fraction"):
         assert math.isfinite(result[key]) and result[key] > 0, (key, result[key])
     assert result["device_kind"] in ("cpu", "gpu")
-    assert result["precision"] == "float32"  # the library's default
     assert result["settings"]["batch_size"] == 16
     assert result["settings"]["train_images_per_window"] == 16
     assert len(result["windows"]["library"]) == len(result["windows"]["reference"]) == 1
@@ -45,7 +56,7 @@ def test_bad_settings_are_one_line_errors(settings):
 def test_too_many_window_steps_is_a_clear_error(capsys):
     assert bench.main(["--window-steps", "100000", "--windows", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("cvae_lib.bench: error:") and "--window-steps" in err[-1]
+    assert err[-1].startswith("bench: error:") and "--window-steps" in err[-1]
 
 
 def test_conv_flops_of_a_small_known_layer():
@@ -116,9 +127,10 @@ def test_matmul_rate_is_the_flops_of_the_product_over_its_time(monkeypatch):
     assert hardware.measure_matmul_rate(size=8, repeats=3) == pytest.approx(2 * 8**3 / 1.0)
 
 
-def test_bench_times_the_library_in_the_precision_asked(capsys):
-    code = bench.main(["--json", "--windows", "1", "--warmup", "0", "--window-steps", "1", "--batch-size", "16",
-                       "--decode-images", "32", "--decode-batch", "32", "--precision", "mixed_bfloat16"])
-    assert code == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["precision"] == "mixed_bfloat16" and result["train_images_per_s"] > 0
+def test_reference_decoder_is_plain_keras_with_the_same_weights():
+    fast, plain = make_decoder(ModelConfig()), reference_fit.plain_decoder(ModelConfig())
+    assert type(fast.layers[-1]) is PixelLogits and type(plain.layers[-1]) is keras.layers.Conv2D
+    for a, b in zip(fast.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    z = tf.random.normal([4, 2], seed=2)
+    np.testing.assert_allclose(fast(z).numpy(), plain(z).numpy(), atol=1e-4)

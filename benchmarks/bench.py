@@ -1,4 +1,4 @@
-"""Training and sampling speed: ``python -m cvae_lib.bench [--json]``.
+"""Training and sampling speed: ``python benchmarks/bench.py [--json]``.
 
 What it measures, in one process, on the same digits, batch size and networks:
 
@@ -8,13 +8,13 @@ What it measures, in one process, on the same digits, batch size and networks:
     epoch is one timing window; windows are whole epochs over
     ``window_steps x batch_size`` digits.
 ``reference_train_images_per_s``
-    The reference recipe's path (:mod:`cvae_lib.reference_fit`): Keras ``fit`` with
+    The reference recipe's path (``reference_fit.py``): Keras ``fit`` with
     TFP layers, one epoch per window. It runs *between* the library's epochs (from
     ``train``'s per-epoch callback), so the two alternate A B A B and share whatever
     load the machine has; ``speedup`` is the median of the per-pair ratios.
 ``flops_per_image`` and ``peak_fraction``
-    Analytic training FLOPs per image (:mod:`cvae_lib.flops`) and the share of the
-    device's nominal FP32 peak (:mod:`cvae_lib.hardware`) the library's speed reaches.
+    Analytic training FLOPs per image (``flops.py``) and the share of the
+    device's nominal FP32 peak (``hardware.py``) the library's speed reaches.
 ``matmul_flops_per_s`` and ``matmul_fraction``
     What a large float32 matrix product reaches on the same device, measured, and the
     share of it the library's training reaches: a ceiling that holds even where the
@@ -39,9 +39,11 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
-from .errors import CvaeError
-from .precision import check_precision
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # flops, hardware, reference_fit
+
+from cvae_lib.errors import CvaeError  # noqa: E402
 
 #: Test digits ``train`` validates on after each epoch (untimed; small, so the CPU-time
 #: figures, which include it, are about the training steps).
@@ -66,7 +68,7 @@ def check_settings(windows: int, warmup: int, window_steps: int, batch_size: int
 
 
 def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, reference: bool = True,
-                       jit_compile: bool | None = None, precision: str | None = None, stream=sys.stderr):
+                       jit_compile: bool | None = None, stream=sys.stderr):
     """Alternate library epochs (``train``) and reference epochs.
 
     Returns (model, speeds): ``speeds`` maps ``library``, ``reference``,
@@ -75,14 +77,13 @@ def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, re
     from one callback to the next, so it includes ``train``'s validation pass (kept
     small by :func:`run_benchmark`).
     """
-    from .config import ModelConfig, TrainConfig
-    from .model import ConditionalVAE
-    from .reference_fit import ReferenceTrainer
-    from .train import train
+    from cvae_lib.config import ModelConfig, TrainConfig
+    from cvae_lib.model import ConditionalVAE
+    from cvae_lib.train import train
+    from reference_fit import ReferenceTrainer
 
     total = warmup + windows
-    settings = {} if precision is None else {"precision": precision}
-    model = ConditionalVAE(ModelConfig(), TrainConfig(epochs=total, batch_size=batch_size, **settings))
+    model = ConditionalVAE(ModelConfig(), TrainConfig(epochs=total, batch_size=batch_size))
     trainer = ReferenceTrainer(digits.x_train, digits.y_train, batch_size) if reference else None
     speeds = {"library": [], "reference": [], "library_cpu": [], "reference_cpu": []}
     images_per_epoch = (len(digits.x_train) // batch_size) * batch_size
@@ -115,7 +116,7 @@ def benchmark_decoding(model, *, images: int, batch_size: int, windows: int, war
     """Images/s of :func:`cvae_lib.sampling.decode_images` on ``images`` codes, per window."""
     import numpy as np
 
-    from .sampling import decode_images
+    from cvae_lib.sampling import decode_images
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=(images, model.config.latent_dim)).astype(np.float32)
@@ -131,9 +132,9 @@ def benchmark_decoding(model, *, images: int, batch_size: int, windows: int, war
 
 def count_flops(model, batch_size: int) -> dict:
     """Analytic training FLOPs per image, and TensorFlow's profiler count of the traced step."""
-    from .backend import keras, tf
-    from .flops import profiler_flops, training_flops_per_image
-    from .steps import make_train_step
+    from cvae_lib.backend import keras, tf
+    from cvae_lib.steps import make_train_step
+    from flops import profiler_flops, training_flops_per_image
 
     counts = training_flops_per_image(list(model.networks().values()))
     step = make_train_step(model, keras.optimizers.Adam(), keras.optimizers.Adam(), jit_compile=False)
@@ -147,20 +148,14 @@ def count_flops(model, batch_size: int) -> dict:
 def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS["warmup"],
                   window_steps: int = DEFAULTS["window_steps"], batch_size: int = DEFAULTS["batch_size"],
                   data: str = DEFAULTS["data"], decode_images: int = DEFAULTS["decode_images"],
-                  decode_batch: int = DEFAULTS["decode_batch"], reference: bool = True, precision: str | None = None,
+                  decode_batch: int = DEFAULTS["decode_batch"], reference: bool = True,
                   stream=sys.stderr) -> dict:
-    """Everything the module docstring lists, as one JSON-ready dict.
-
-    ``precision`` is the library path's (:mod:`cvae_lib.precision`; None: the
-    library's default); the reference path is float32, as the reference was.
-    """
+    """Everything the module docstring lists, as one JSON-ready dict."""
     check_settings(windows, warmup, window_steps, batch_size, decode_images, decode_batch)
-    if precision is not None:
-        check_precision(precision)
-    from .backend import tf
-    from .data import load_digits
-    from .hardware import describe_device, measure_matmul_rate
-    from .steps import default_jit_compile
+    from cvae_lib.backend import tf
+    from cvae_lib.data import load_digits
+    from cvae_lib.steps import default_jit_compile
+    from hardware import describe_device, measure_matmul_rate
 
     digits = load_digits(data)
     n_train = window_steps * batch_size
@@ -170,7 +165,7 @@ def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS[
     digits = digits.subset(n_train, min(len(digits.x_test), VALIDATION_DIGITS))
     load_before = os.getloadavg()
     model, speeds = benchmark_training(digits, windows=windows, warmup=warmup, batch_size=batch_size,
-                                       reference=reference, precision=precision, stream=stream)
+                                       reference=reference, stream=stream)
     decode = benchmark_decoding(model, images=decode_images, batch_size=decode_batch, windows=windows)
     load_after = os.getloadavg()
     device = describe_device()
@@ -184,7 +179,6 @@ def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS[
     return {
         "device": device["name"], "device_kind": device["kind"], "peak_flops_per_s": peak,
         "peak_rule": device.get("peak_rule"),
-        "precision": model.train_config.precision,
         "train_images_per_s": train_speed, "reference_train_images_per_s": ref_speed,
         "speedup": _median([a / b for a, b in zip(library, ref)]) if ref else None,
         "train_images_per_cpu_s": _median(speeds["library_cpu"]),
@@ -221,8 +215,7 @@ def format_report(result: dict) -> str:
         f"(an attainable ceiling; the clock-based peak assumes no turbo)",
         f"load average (1 min): {result['load_average']['before']} before, {result['load_average']['after']} after",
         f"batch {s['batch_size']}, {s['windows']} timed windows of {s['window_steps']} steps "
-        f"after {s['warmup']} warm-up, data {s['data']}, XLA {'on' if s['jit_compile'] else 'off'}, "
-        f"library precision {result['precision']}",
+        f"after {s['warmup']} warm-up, data {s['data']}, XLA {'on' if s['jit_compile'] else 'off'}",
         f"library training (cvae_lib.train):   {result['train_images_per_s']:8,.0f} images/s  "
         f"({pct(result['peak_fraction'])} of peak, {pct(result['matmul_fraction'])} of the matmul rate)",
     ]
@@ -243,11 +236,18 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .cli import _positive_int
-    from .precision import PRECISIONS
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
-    parser = argparse.ArgumentParser(prog="python -m cvae_lib.bench", description=__doc__.splitlines()[0])
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     parser.add_argument("--windows", type=_positive_int, default=DEFAULTS["windows"], help="timed windows per path")
     parser.add_argument("--warmup", type=int, default=DEFAULTS["warmup"], help="untimed windows first")
@@ -258,8 +258,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--decode-images", type=_positive_int, default=DEFAULTS["decode_images"],
                         help="latent codes decoded per sampling window")
     parser.add_argument("--decode-batch", type=_positive_int, default=DEFAULTS["decode_batch"])
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="the library path's precision (default: the library's default)")
     parser.add_argument("--no-reference", action="store_true", help="time the library only")
     return parser
 
@@ -269,10 +267,9 @@ def main(argv=None) -> int:
     try:
         result = run_benchmark(windows=args.windows, warmup=args.warmup, window_steps=args.window_steps,
                                batch_size=args.batch_size, data=args.data, decode_images=args.decode_images,
-                               decode_batch=args.decode_batch, reference=not args.no_reference,
-                               precision=args.precision)
+                               decode_batch=args.decode_batch, reference=not args.no_reference)
     except CvaeError as err:
-        print(f"cvae_lib.bench: error: {err}", file=sys.stderr)
+        print(f"bench: error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0

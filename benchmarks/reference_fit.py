@@ -7,8 +7,8 @@ Adam runs it. A Keras activity regularizer sees only the layer's output, so it c
 use a prior that depends on the label; for the class-conditional prior the model is a
 functional Keras model taking ``[image, label]`` and :class:`ConditionalKL` adds the
 same KL with ``add_loss``. Built here, on the library's own networks
-(:func:`~cvae_lib.encoder.make_encoder`, :func:`~cvae_lib.decoder.make_decoder`,
-:func:`~cvae_lib.prior.make_prior_network`):
+(``make_encoder``, ``make_decoder`` with a plain ``Conv2D`` last layer,
+``make_prior_network``):
 
 * encoder -> ``tfpl.MultivariateNormalTriL(latent)``; z is its sample;
 * :class:`ConditionalKL`: ``KLDivergenceRegularizer``'s default estimate,
@@ -17,18 +17,18 @@ same KL with ``add_loss``. Built here, on the library's own networks
 * ``tf.data``: shuffle, binarise each image in ``map``, batch, prefetch (as the
   reference did); ``model.fit(..., verbose=0)`` with Adam(1e-3).
 
-It is only for the benchmark: :mod:`cvae_lib.bench` times it against the library.
+``bench.py`` times it against the library.
 """
 
 from __future__ import annotations
 
 import time
 
-from .backend import keras, tf, tfd, tfpl
-from .config import ModelConfig
-from .decoder import make_decoder
-from .encoder import make_encoder
-from .prior import make_prior_network
+from cvae_lib.backend import keras, tf, tfd, tfpl
+from cvae_lib.config import ModelConfig
+from cvae_lib.decoder import make_decoder
+from cvae_lib.encoder import make_encoder
+from cvae_lib.prior import make_prior_network
 
 
 class ConditionalKL(keras.layers.Layer):
@@ -62,18 +62,31 @@ def build_reference_model(config: ModelConfig = ModelConfig(), learning_rate: fl
     params = make_encoder(config, seed=seed)(image)
     posterior = tfpl.MultivariateNormalTriL(config.latent_dim, name="posterior")(params)
     z = ConditionalKL(weight=1.0, name="kl")([posterior, class_means])
-    logits = make_decoder(config, seed=seed, fast_output=False)(z)
+    logits = plain_decoder(config, seed)(z)
     pixels = keras.layers.Activation("sigmoid", name="pixels")(logits)
     model = keras.Model([image, label], pixels, name="reference_cvae")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=pixel_binary_crossentropy)
     return model
 
 
+def plain_decoder(config: ModelConfig, seed: int = 0) -> keras.Model:
+    """The library's decoder with Keras's own ``Conv2D`` as its last layer (same weights),
+    as the reference had it, instead of :class:`~cvae_lib.fast_conv.PixelLogits`."""
+    decoder = make_decoder(config, seed=seed)
+    last = decoder.layers[-1]
+    plain = keras.layers.Conv2D.from_config(last.get_config())
+    network = keras.Sequential([keras.layers.InputLayer(input_shape=decoder.input_shape[1:])]
+                               + decoder.layers[:-1] + [plain], name="decoder")
+    plain.set_weights(last.get_weights())
+    return network
+
+
 def reference_dataset(x, y, batch_size: int, seed: int = 0):
     """((binarised image, label), binarised image) batches, binarised per image in ``map``."""
 
     def binarize(image, label):
-        sample = tf.cast(tf.random.uniform(tf.shape(image)) < image, tf.float32)
+        # seeded: the library's training turns on op determinism, which refuses unseeded random ops
+        sample = tf.cast(tf.random.uniform(tf.shape(image), seed=seed) < image, tf.float32)
         return (sample, label), sample
 
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
