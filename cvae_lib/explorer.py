@@ -1,0 +1,118 @@
+"""The HTML book's latent explorer: the decoder and the latent plane as one static file.
+
+The explorer page (``notebooks/09_explorer.md`` with ``book/_static/cvae_explorer.js``)
+decodes any point of the 2-D latent plane in the reader's browser. From the trained
+model it needs only the decoder's layers and weights, and what its plot shows: the
+test digits' posterior means, their labels and the class means. :func:`write_explorer_data`
+writes these as one script, ``window.CVAE_EXPLORER = {...};``: a ``<script>`` loads
+from ``file://`` too, where browsers refuse ``fetch``. Weights are little-endian
+float32 in base64, about 0.4 MB for the decoder's ~80k parameters.
+:func:`explorer_images` decodes with the file's weights in this library's decoder, so
+that Python can check that the file reproduces the model.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .backend import keras, tf
+from .checkpoint import atomic_write_text, prepare_directory
+from .config import ModelConfig
+from .decoder import make_decoder
+from .errors import CvaeError
+from .sampling import class_means
+
+PREFIX = "window.CVAE_EXPLORER = "
+SUFFIX = ";\n"
+FORMAT = "cvae-explorer/1"
+
+
+def _encode(array) -> str:
+    return base64.b64encode(np.asarray(array, "<f4").tobytes()).decode("ascii")
+
+
+def _decode(text: str, shape) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), "<f4").reshape(shape).copy()
+
+
+def _activation(layer) -> dict:
+    if layer.activation is tf.nn.leaky_relu:
+        return {"activation": "leaky_relu", "alpha": 0.2}  # tf.nn.leaky_relu's default slope
+    if layer.activation is keras.activations.linear:
+        return {"activation": "linear"}
+    raise CvaeError(f"the explorer cannot run activation {layer.activation!r} of {layer.name}")
+
+
+def decoder_layers(decoder: keras.Model) -> list[dict]:
+    """The decoder's convolutions as the page runs them: kind, stride, padding,
+    activation, and the kernel (Keras's layout) and bias in base64."""
+    layers = []
+    for layer in decoder.layers:
+        if isinstance(layer, keras.layers.Reshape):
+            continue  # the page reshapes z to 1 x 1 x latent_dim itself
+        if isinstance(layer, keras.layers.Conv2DTranspose):  # a subclass of Conv2D: test it first
+            kind = "conv2d_transpose"
+        elif isinstance(layer, keras.layers.Conv2D):
+            kind = "conv2d"
+        else:
+            kind = None
+        if kind is None or not layer.use_bias or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
+            raise CvaeError(f"the explorer cannot run layer {layer.name} ({type(layer).__name__})")
+        kernel, bias = layer.get_weights()
+        layers.append({"kind": kind, "strides": list(layer.strides), "padding": layer.padding,
+                       **_activation(layer), "kernel_shape": list(kernel.shape),
+                       "kernel": _encode(kernel), "bias": _encode(bias)})
+    return layers
+
+
+def explorer_data(model, images, labels) -> dict:
+    """Everything the page needs, as a JSON-ready dict (see the module docstring)."""
+    config = model.config
+    if config.latent_dim != 2 or model.decoder.input_shape[-1] != 2:
+        raise CvaeError("the explorer draws a 2-D latent plane: it needs a decoder of z alone, latent_dim 2")
+    posterior = model.posterior(tf.constant(images), tf.constant(labels))
+    return {
+        "format": FORMAT,
+        "config": {"latent_dim": config.latent_dim, "base_depth": config.base_depth,
+                   "kernel_size": config.kernel_size, "image_shape": list(config.image_shape)},
+        "layers": decoder_layers(model.decoder),
+        "class_means": class_means(model).round(6).tolist(),
+        "points": np.asarray(posterior.mean()).round(4).tolist(),
+        "labels": np.asarray(labels).astype(int).tolist(),
+    }
+
+
+def write_explorer_data(model, images, labels, path) -> Path:
+    """Write the explorer's script for ``model`` and the digits ``images``/``labels``."""
+    path = Path(path)
+    prepare_directory(path.parent)
+    text = json.dumps(explorer_data(model, images, labels), separators=(",", ":"))
+    atomic_write_text(path, PREFIX + text + SUFFIX)
+    return path
+
+
+def read_explorer_data(path) -> dict:
+    """The dict that :func:`write_explorer_data` wrote to ``path``."""
+    text = Path(path).read_text(encoding="utf-8")
+    if not (text.startswith(PREFIX) and text.endswith(SUFFIX)):
+        raise CvaeError(f"{path} is not an explorer data file")
+    data = json.loads(text[len(PREFIX):-len(SUFFIX)])
+    if data.get("format") != FORMAT:
+        raise CvaeError(f"{path} has format {data.get('format')!r}, expected {FORMAT!r}")
+    return data
+
+
+def explorer_images(data: dict, z) -> np.ndarray:
+    """Pixel probabilities, shape (N, height, width), that this library's decoder, with
+    the weights from explorer ``data``, gives for the codes ``z`` (N, latent_dim)."""
+    config = data["config"]
+    decoder = make_decoder(ModelConfig(**{**config, "image_shape": tuple(config["image_shape"])}))
+    weights = []
+    for layer in data["layers"]:
+        weights += [_decode(layer["kernel"], layer["kernel_shape"]), _decode(layer["bias"], [-1])]
+    decoder.set_weights(weights)
+    return tf.sigmoid(decoder(np.asarray(z, np.float32))).numpy()[..., 0]
