@@ -247,6 +247,31 @@ def test_the_explorer_follows_the_pointer_and_pins_a_click(explorer):
     assert readout(driver).split("\n")[1] == where
 
 
+def test_a_finger_moves_and_pins_the_point_too(explorer):
+    """A touch drag over the plane decodes under the finger; lifting it leaves the point pinned."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, _ = explorer
+    driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
+    try:
+        points = driver.execute_script("""
+            const plane = document.querySelector(".cvae-explorer-plot canvas");
+            plane.scrollIntoView({block: "center"});
+            return [2, 3].map(c => window.cvaeExplorer.clientPoint(window.CVAE_EXPLORER.class_means[c]));""")
+        touch = lambda kind, point: driver.execute_cdp_cmd("Input.dispatchTouchEvent", {  # noqa: E731
+            "type": kind, "touchPoints": [] if point is None else [{"x": point[0], "y": point[1]}]})
+        touch("touchStart", points[0])
+        touch("touchMove", points[1])
+        WebDriverWait(driver, 10).until(lambda d: readout(d).startswith("under the pointer"))
+        touch("touchEnd", None)
+        WebDriverWait(driver, 10).until(lambda d: readout(d).startswith("pinned"))
+        where = readout(driver).split("\n")[1]
+        mean = driver.execute_script("return window.CVAE_EXPLORER.class_means[3]")
+        assert np.allclose(json.loads(where[4:].replace("(", "[").replace(")", "]")), mean, atol=0.2)
+    finally:
+        driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
+
+
 def test_the_class_buttons_draw_fresh_samples(explorer):
     from selenium.webdriver.common.by import By
 

@@ -288,7 +288,10 @@
     }
     plane.addEventListener("pointermove", function (event) { state.pointer = latentAt(event); schedule(); });
     plane.addEventListener("pointerleave", function () { state.pointer = null; schedule(); });
-    plane.addEventListener("click", function (event) { state.pinned = latentAt(event); schedule(); });
+    function pin(event) { state.pinned = latentAt(event); schedule(); }
+    plane.addEventListener("click", pin);
+    // A finger that drags over the plane and lifts pins the point where it lifted (no click follows a drag).
+    plane.addEventListener("pointerup", function (event) { if (event.pointerType !== "mouse") pin(event); });
 
     function drawSamples(c) {
       state.digit = c;
