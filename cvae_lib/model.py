@@ -1,6 +1,6 @@
 r"""The conditional VAE: prior network + encoder + decoder -> negative ELBO.
 
-For an image x with label y the negative ELBO is
+For an image x with label y the negative ELBO is::
 
     -ELBO(x, y) = E_q(z|x)[-log p(x | z)]  +  KL(q(z | x) || N(mu_y, I))
                   \_____ reconstruction ____/   \_________ KL ____________/
