@@ -2,7 +2,8 @@
 
 Every file is written to a temporary name in the same directory and renamed into
 place (``os.replace`` is atomic), so a crash mid-write never leaves a file that
-later loads as if complete. ``weights.npz`` carries its own copy of the config; on
+later loads as if complete; ``config.json`` is written last, so its ``complete``
+flag is set only once the final weights are in place. ``weights.npz`` carries its own copy of the config; on
 load the two must agree, so weights from one run are never paired with the config of
 another.
 """
@@ -97,11 +98,13 @@ def save_checkpoint(model, directory, history=None, **extra) -> Path:
     arrays = {"__config__": np.array(text)}
     for net_name, network in model.networks().items():
         for i, weight in enumerate(network.get_weights()):
+            if not np.isfinite(weight).all():
+                raise CvaeError(f"refusing to save non-finite weights of the {net_name} to {directory}")
             arrays[f"{net_name}/{i:03d}"] = weight
     atomic_write(directory / WEIGHTS_FILE, lambda f: np.savez(f, **arrays))
-    atomic_write_text(directory / CONFIG_FILE, text)
     if history is not None:
         atomic_write_text(directory / HISTORY_FILE, history.to_json())
+    atomic_write_text(directory / CONFIG_FILE, text)  # last: its "complete" marks a finished run
     return directory
 
 

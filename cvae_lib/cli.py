@@ -83,9 +83,9 @@ def cmd_train(args) -> None:
         epochs=epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         prior_learning_rate=args.prior_learning_rate, kl_weighting=args.kl_weighting, seed=args.seed,
     )
-    print(f"training on {digits.description} for {epochs} epochs, batch {args.batch_size}", flush=True)
+    announce = f"training on {digits.description} for {epochs} epochs, batch {args.batch_size}"
     _, history = train_run(digits, args.out, model_config=ModelConfig(latent_dim=args.latent_dim),
-                           train_config=train_config)
+                           train_config=train_config, overwrite=args.overwrite, announce=announce)
     last = history.epochs[-1]
     print(f"wrote {args.out}/ (validation negative ELBO {last['val_loss']:.2f} nats/image)")
 
@@ -156,15 +156,15 @@ def cmd_evaluate(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import KL_WEIGHTINGS, TrainConfig
-    from .data import SOURCES
 
     defaults = TrainConfig()
     parser = _Parser(prog="python -m cvae_lib", description="Conditional VAE on MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model and write its checkpoint")
-    train.add_argument("--data", choices=SOURCES, default=None,
-                       help="digits: full MNIST (keras), the offline sample, or auto (default; $CVAE_DATA)")
+    train.add_argument("--data", default=None, metavar="{auto,keras,sample,PATH}",
+                       help="digits: auto (default; $CVAE_DATA), full MNIST (keras), the offline sample, or "
+                            "PATH: an MNIST .npz or a directory of the four IDX files, read offline")
     train.add_argument("--epochs", type=_positive_int, default=None,
                        help="default: 15 on full MNIST, 60 on the offline digits")
     train.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
@@ -174,7 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="elbo (correct) or reference (KL x 1/batch, the reference recipe's mistake)")
     train.add_argument("--latent-dim", type=_positive_int, default=2)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", type=Path, required=True, help="checkpoint directory")
+    train.add_argument("--out", type=Path, required=True,
+                       help="checkpoint directory; an unfinished run of the same settings there is resumed")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a finished run, or another run, in --out instead of refusing")
     train.set_defaults(func=cmd_train)
 
     sample = sub.add_parser("sample", help="generate digits of every class")

@@ -33,6 +33,7 @@ import math
 import time
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.special import logsumexp
@@ -237,10 +238,10 @@ def run_digits(record: dict, directory="the checkpoint") -> tuple[Digits, int]:
     """
     data = record.get("data") or {}
     source = data.get("source")
-    if source not in ("keras", "sample"):
+    if source not in ("keras", "sample", "file"):
         raise CvaeError(f"{directory}/config.json does not record which digits the run used (data.source)")
     seed = data.get("seed", record.get("train", {}).get("seed", 0))
-    digits = load_digits(source, seed=int(seed))
+    digits = load_digits(data.get("path") or source, seed=int(seed))  # a run on files reads them again
     n_train, n_test = data.get("n_train"), data.get("n_test") or len(digits.x_test)
     if (n_train and n_train > len(digits.x_train)) or n_test > len(digits.x_test):
         raise CvaeError(f"{directory} was trained on {n_train} {source!r} digits, but only "
@@ -266,11 +267,6 @@ def report_to_json(report: dict) -> str:
     return json.dumps(clean(report), indent=2, allow_nan=False) + "\n"
 
 
-#: Bump when the report's layout changes. A change to what is computed needs no bump:
-#: the cache key also holds the fingerprint of the code evaluation runs.
-EVALUATION_FORMAT = "cvae_lib-evaluation/2"
-
-
 def book_settings() -> dict:
     """The book's evaluation settings: k = 1000 everywhere; the bound covers every test
     digit on a GPU, and the first 100 on a CPU, where k decodes per digit cost about
@@ -284,31 +280,30 @@ def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str 
 
     The report is stored in ``directory`` (the model's run directory) under a name
     derived from everything it depends on: the model's weights, the test digits, the
-    judge, the settings, the code that evaluates (comments and docstrings aside) and
-    :data:`EVALUATION_FORMAT`. Returns ``(report, reused)``.
+    judge, the settings and the code that evaluates (comments and docstrings aside): the
+    one cache mechanism of :mod:`cvae_lib.cache`, lock included. Returns ``(report, reused)``.
     """
-    from .checkpoint import atomic_write_text, prepare_directory
+    from . import cache
+    from .checkpoint import atomic_write_text
 
     weights = [w for network in model.networks().values() for w in network.get_weights()]
-    key = {
-        "format": EVALUATION_FORMAT, "code": code_fingerprint(leave_out=NOT_EVALUATION),
-        "kind": model.kind, "weights": array_digest(weights),
-        "test_digits": array_digest([digits.x_test, digits.y_test]),
-        "judge": judge.meta.get("fingerprint"), "judge_test_accuracy": float(judge.test_accuracy),
-        **{name: settings.get(name) for name in sorted(settings)},
-    }
+    key = cache.key(code_fingerprint(leave_out=NOT_EVALUATION), kind=model.kind, weights=array_digest(weights),
+                    test_digits=array_digest([digits.x_test, digits.y_test]), judge=judge.meta.get("fingerprint"),
+                    judge_test_accuracy=float(judge.test_accuracy), **settings)
     name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = prepare_directory(directory) / f"evaluation-{name}.json"
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        if stored.get("cache_key") == key:
-            return stored["report"], True
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass  # missing or unreadable: evaluate afresh
-    report = evaluate_model(model, digits, judge, progress=progress, **settings)
-    _remove_stale_evaluations(path.parent, key["weights"])
-    atomic_write_text(path, report_to_json({"cache_key": key, "report": report}))
-    return json.loads(report_to_json(report)), False
+    path = Path(directory) / f"evaluation-{name}.json"
+
+    def read():
+        stored = cache.read_json(path) if path.exists() else None
+        return None if stored is None else (stored.get("cache_key"), stored.get("report"))
+
+    def make(reason):
+        report = evaluate_model(model, digits, judge, progress=progress, **settings)
+        _remove_stale_evaluations(path.parent, key["weights"])
+        atomic_write_text(path, report_to_json({"cache_key": key, "report": report}))
+        return json.loads(report_to_json(report))
+
+    return cache.reuse_or_make(directory, key, read, make)
 
 
 def _remove_stale_evaluations(directory, weights: str) -> None:

@@ -6,10 +6,10 @@ generated for class y that this judge labels y, so the judge's own test accuracy
 the ceiling that number can be read against: it is always reported with it.
 
 Training takes a while on a CPU (about 15 s on the 4,000 offline digits, minutes on
-full MNIST), so :func:`load_or_train_judge` keeps the trained judge on disk, keyed by
-data source, training-set size and seed, and every chapter and the CLI share it. The
-cache also stores a fingerprint of the training digits: a judge trained on another
-split of the same source (which could have seen today's test digits) is never reused,
+full MNIST), so :func:`load_or_train_judge` keeps the trained judge on disk (:mod:`cvae_lib.cache`),
+keyed by data source, training-set size and seed, and every chapter and the CLI share
+it. The key also holds a fingerprint of the training digits: a judge trained on another
+split of the same source (which could have seen today's test digits) is never reused;
 and a fingerprint of the judge's code, so a changed network or training retrains it.
 """
 
@@ -23,15 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cache
 from .backend import keras, tf
 from .checkpoint import atomic_write, prepare_directory
 from .code_fingerprint import JUDGE_MODULES, code_fingerprint
 from .data import Digits, prefetched
 from .errors import CvaeError, check_positive_int
 
-#: Bump when the file's layout changes. A change to the network or its training needs
-#: no bump: the cache also records the judge's code fingerprint (JUDGE_MODULES).
-JUDGE_FORMAT = "cvae_lib-judge/1"
 JUDGE_FILE = "judge.npz"
 DEFAULT_EPOCHS = 12
 
@@ -145,7 +143,7 @@ def load_judge(directory) -> Judge:
         raise CvaeError(f"{path} is corrupt: {err}") from None
     network = make_judge_network()  # the initial weights are replaced below
     expected = network.get_weights()
-    if meta.get("format") != JUDGE_FORMAT or len(weights) != len(expected) or any(
+    if meta.get("cache_format") != cache.CACHE_FORMAT or len(weights) != len(expected) or any(
         w.shape != e.shape for w, e in zip(weights, expected)
     ):
         raise CvaeError(f"{path} was written by another version of the judge")
@@ -165,22 +163,25 @@ def load_or_train_judge(digits: Digits, *, seed: int = 0, epochs: int = DEFAULT_
     check_positive_int(epochs, "judge epochs")
     stream = stream or sys.stderr
     directory = judge_directory(digits, seed, epochs, root)
-    wanted = {"format": JUDGE_FORMAT, "source": digits.source, "n_train": int(len(digits.x_train)),
-              "seed": int(seed), "epochs": int(epochs), "fingerprint": fingerprint(digits),
-              "code": code_fingerprint(only=JUDGE_MODULES)}
-    try:
+    wanted = cache.key(code_fingerprint(only=JUDGE_MODULES), source=digits.source,
+                       n_train=int(len(digits.x_train)), seed=int(seed), epochs=int(epochs),
+                       fingerprint=fingerprint(digits))
+
+    def read():
+        if not (Path(directory) / JUDGE_FILE).exists():
+            return None
         judge = load_judge(directory)
-        if all(judge.meta.get(key) == value for key, value in wanted.items()):
-            return judge
-        print(f"cvae_lib: judge in {directory} was trained on other digits or settings; retraining",
-              file=stream, flush=True)
-    except CvaeError as err:
-        if (Path(directory) / JUDGE_FILE).exists():
-            print(f"cvae_lib: {err}; retraining the judge", file=stream, flush=True)
-    print(f"cvae_lib: training the judge on {len(digits.x_train):,} {digits.source!r} digits "
-          f"({epochs} epochs; kept in {directory})", file=stream, flush=True)
-    network = train_judge(digits, epochs=epochs, seed=seed, verbose=verbose)
-    accuracy = float(np.mean(judge_labels(network, digits.x_test) == digits.y_test))
-    judge = Judge(network, accuracy, {**wanted, "n_test": int(len(digits.x_test))})
-    save_judge(judge, directory)
-    return judge
+        return judge.meta, judge
+
+    def make(reason):
+        if reason is not None:
+            print(f"cvae_lib: not reusing the judge in {directory}: {reason}", file=stream, flush=True)
+        print(f"cvae_lib: training the judge on {len(digits.x_train):,} {digits.source!r} digits "
+              f"({epochs} epochs; kept in {directory})", file=stream, flush=True)
+        network = train_judge(digits, epochs=epochs, seed=seed, verbose=verbose)
+        accuracy = float(np.mean(judge_labels(network, digits.x_test) == digits.y_test))
+        judge = Judge(network, accuracy, {**wanted, "n_test": int(len(digits.x_test))})
+        save_judge(judge, directory)
+        return judge
+
+    return cache.reuse_or_make(directory, wanted, read, make)[0]

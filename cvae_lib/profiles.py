@@ -10,9 +10,11 @@ that run is depends on the machine, so it is chosen by one environment variable,
     :func:`cvae_lib.runs.default_epochs` epochs. Needs no network and runs on a
     laptop or CI CPU in minutes.
 ``full``
-    The reference's full run: all 60,000 MNIST training digits (``"keras"``; downloaded
-    once and cached by Keras), 15 epochs, batch 256, otherwise the default
-    :class:`~cvae_lib.config.TrainConfig`. Meant for a GPU.
+    The reference's full run: all 60,000 MNIST training digits, 15 epochs, batch 256,
+    otherwise the default :class:`~cvae_lib.config.TrainConfig`. Meant for a GPU. The
+    digits come from MNIST files on disk when ``profile_model(data=PATH)`` or
+    ``CVAE_DATA=PATH`` names them (no network needed), else from Keras's download
+    (``"keras"``; downloaded once and cached).
 ``auto`` (default)
     ``full`` when TensorFlow sees a GPU, else ``quick``. If full MNIST cannot be
     loaded (no network and no cached copy), ``auto`` falls back to ``quick`` with one
@@ -23,7 +25,7 @@ that run is depends on the machine, so it is chosen by one environment variable,
 :func:`cvae_lib.runs.run_directory`), so the chapter that runs first trains and
 writes the checkpoint, every later chapter (and a second execution, such as the book
 build after the notebook tests) loads it, and nothing retrains unless the settings
-or data changed.
+or data changed. An interrupted training run resumes after its last finished epoch.
 """
 
 from __future__ import annotations
@@ -72,6 +74,17 @@ def resolve_profile(value: str | None = None, *, has_gpu: bool | None = None) ->
     return "full" if has_gpu else "quick"
 
 
+def profile_data(profile: str, data: str | None = None) -> str:
+    """The data source of a concrete profile: the offline sample for ``quick``; for ``full``,
+    ``data`` or ``$CVAE_DATA`` when it names MNIST files on disk, else Keras's download."""
+    from .data import DATA_ENV, SOURCES
+
+    if profile == "quick":
+        return PROFILE_DATA["quick"]
+    chosen = str(data or os.environ.get(DATA_ENV, "")).strip()
+    return chosen if chosen and chosen not in SOURCES else PROFILE_DATA["full"]
+
+
 def profile_train_config(profile: str, digits) -> "TrainConfig":  # noqa: F821 (imported lazily)
     """Training settings of a concrete profile for these digits (see module docstring)."""
     from .config import TrainConfig
@@ -93,17 +106,19 @@ def profile_directory(profile: str, root=None) -> Path:
     return run_directory(f"{profile}-cvae", root)
 
 
-def load_profile_digits(value: str | None = None, *, has_gpu: bool | None = None, loader=None):
+def load_profile_digits(value: str | None = None, *, has_gpu: bool | None = None, loader=None,
+                        data: str | None = None):
     """``(profile, digits)`` for the requested profile, with ``auto``'s fallback to quick.
 
     ``loader`` defaults to :func:`cvae_lib.data.load_digits`; tests substitute a fake.
+    ``data``: MNIST files for the full profile (:func:`profile_data`).
     """
     if loader is None:
         from .data import load_digits as loader
     requested = requested_profile(value)
     profile = resolve_profile(requested, has_gpu=has_gpu)
     try:
-        return profile, loader(PROFILE_DATA[profile])
+        return profile, loader(profile_data(profile, data))
     except CvaeError as err:
         if requested != "auto" or profile == "quick":
             raise
@@ -129,16 +144,19 @@ class ProfileRun:
         return float(sum(record["seconds"] for record in self.history.epochs))
 
 
-def profile_model(value: str | None = None, *, root=None, progress: str = "bar") -> ProfileRun:
+def profile_model(value: str | None = None, *, root=None, progress: str = "bar",
+                  data: str | None = None) -> ProfileRun:
     """Train the book's model for the selected profile, or load the finished run.
 
     ``value`` overrides ``$CVAE_PROFILE``; ``root`` overrides where runs are kept
-    (``$CVAE_RUNS`` or ``_runs/``). Training writes a checkpoint after every epoch and
-    marks it complete at the end, so an interrupted run is retrained, not reused.
+    (``$CVAE_RUNS`` or ``_runs/``); ``data`` names MNIST files for the full profile.
+    Training writes a checkpoint after every epoch and marks it complete at the end,
+    so an interrupted run is resumed after its last finished epoch, never reused as
+    finished; a second process waits for the first and then loads its run.
     """
     from .runs import train_or_load
 
-    profile, digits = load_profile_digits(value)
+    profile, digits = load_profile_digits(value, data=data)
     train_config = profile_train_config(profile, digits)
     directory = profile_directory(profile, root)
     model, history, reused = train_or_load(digits, directory, train_config=train_config, progress=progress)

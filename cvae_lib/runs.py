@@ -8,18 +8,19 @@ chapter that finds a finished run with the *same* settings, data and training co
 
 from __future__ import annotations
 
-import json
 import platform
+import shutil
+import sys
 from pathlib import Path
 
-from . import checkpoint
+from . import cache, checkpoint
 from .code_fingerprint import code_fingerprint
 from .config import ModelConfig, TrainConfig, to_dict
 from .data import Digits
 from .errors import CvaeError
 from .model import ConditionalVAE
 from .progress import check_mode
-from .train import History, train
+from .train import History, TrainingState, train
 
 
 def default_epochs(digits: Digits) -> int:
@@ -39,65 +40,117 @@ def run_metadata(digits: Digits) -> dict:
     return {
         "data": {"source": digits.source, "description": digits.description,
                  "n_train": int(len(digits.x_train)), "n_test": int(len(digits.x_test)),
-                 "seed": int(digits.seed), "fingerprint": digits.fingerprint},
+                 "seed": int(digits.seed), "fingerprint": digits.fingerprint,
+                 **({"path": digits.path} if digits.path else {})},
         "code": code_fingerprint(),
         "hardware": {"device": "GPU" if gpus else "CPU", "machine": platform.machine(),
                      "processor": platform.processor() or platform.machine()},
     }
 
 
+STATE_DIR = "training_state"
+
+
+def run_key(digits: Digits, model_config: ModelConfig, train_config: TrainConfig, model_class=ConditionalVAE) -> dict:
+    """What a run is reused or resumed on (:func:`cvae_lib.cache.key`): its settings, the
+    digits (their fingerprint: the same images and labels in the same order) and the
+    training code, comments and docstrings aside."""
+    return cache.key(code_fingerprint(), **to_dict(model_config, train_config, kind=model_class.kind),
+                     data={"source": digits.source, "fingerprint": digits.fingerprint})
+
+
+def run_state(out_dir, wanted: dict) -> str:
+    """``"empty"``, ``"finished"`` or ``"unfinished"`` (a run with the ``wanted`` key), or
+    ``"other"``: another run, or files that are not a run."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir() or not [p for p in out_dir.iterdir() if p.name != cache.LOCK_FILE]:
+        return "empty"
+    try:
+        record = checkpoint.read_config(out_dir)
+    except CvaeError:
+        return "other"
+    if not cache.matches(record, wanted):
+        return "other"
+    return "finished" if record.get("complete") else "unfinished"
+
+
 def train_run(digits: Digits, out_dir, *, model_config: ModelConfig = ModelConfig(),
               train_config: TrainConfig = TrainConfig(), model_class=ConditionalVAE,
-              progress: str = "lines", **train_kwargs):
-    """Train a fresh model, writing the checkpoint after every epoch; returns (model, history)."""
+              progress: str = "lines", overwrite: bool = False, announce: str | None = None, **train_kwargs):
+    """Train a model into ``out_dir``, resuming the unfinished run of the same settings
+    that it may hold; returns ``(model, history)``.
+
+    A finished run, another run or other files in ``out_dir`` are replaced only with
+    ``overwrite``; otherwise this fails with one line that names ``--overwrite``.
+    ``announce`` is printed once the directory is known to be free for this run.
+    """
     check_mode(progress)  # a misspelt mode fails before the output directory is made
-    out_dir = checkpoint.prepare_directory(out_dir)
+    wanted = run_key(digits, model_config, train_config, model_class)
+    with cache.locked(out_dir) as out_dir:
+        found = run_state(out_dir, wanted)
+        if found in ("finished", "other") and not overwrite:
+            what = ("a finished run of these settings" if found == "finished"
+                    else "another run (other settings, data or code) or other files")
+            raise CvaeError(f"{out_dir} already holds {what}; pass --overwrite to replace it")
+        if announce:
+            print(announce, flush=True)
+        return _train(digits, out_dir, wanted, model_config, train_config, model_class, progress,
+                      resume=found == "unfinished", **train_kwargs)
+
+
+def _train(digits, out_dir: Path, wanted: dict, model_config, train_config, model_class, progress, *,
+           resume: bool, **train_kwargs):
+    """Train (or resume) into ``out_dir``, whose lock the caller holds."""
+    state_dir = out_dir / STATE_DIR
+    if not resume:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    for partial in out_dir.glob(".*.tmp"):  # left by a process killed mid-write; we hold the lock
+        partial.unlink(missing_ok=True)
     model = model_class(model_config, train_config)
-    meta = run_metadata(digits)
-    history_so_far = History()
+    meta = {**run_metadata(digits), "cache_format": wanted["cache_format"]}
+    history_so_far = TrainingState.saved_history(state_dir)
+    if not resume:  # claim the directory for this run before the first epoch
+        checkpoint.save_checkpoint(model, out_dir, history_so_far, **meta, complete=False)
 
     def save(model, record):
-        history_so_far.append(record)
+        if not history_so_far.epochs or history_so_far.epochs[-1]["epoch"] != record["epoch"]:
+            history_so_far.append(record)
         checkpoint.save_checkpoint(model, out_dir, history_so_far, **meta,
                                    complete=record["epoch"] == train_config.epochs)
 
-    history = train(model, digits, progress=progress, callback=save, **train_kwargs)
+    history = train(model, digits, progress=progress, callback=save, state_dir=state_dir, **train_kwargs)
+    shutil.rmtree(state_dir, ignore_errors=True)  # finished: nothing left to resume
     return model, history
 
 
 def matching_run(out_dir, digits: Digits, model_config: ModelConfig, train_config: TrainConfig,
                  model_class=ConditionalVAE) -> bool:
-    """True if ``out_dir`` holds a finished run with exactly these settings, data and code.
-
-    "The same data" is the same images and labels in the same order (the digits'
-    fingerprint); "the same code" is the same training code, comments and docstrings
-    aside (:func:`~cvae_lib.code_fingerprint.code_fingerprint`). A run written before
-    either was recorded never matches.
-    """
-    try:
-        record = checkpoint.read_config(out_dir)
-    except CvaeError:
-        return False
-    wanted = to_dict(model_config, train_config, kind=model_class.kind)
-    same_settings = all(record.get(key) == json.loads(json.dumps(value)) for key, value in wanted.items())
-    data = record.get("data", {})
-    same_data = data.get("source") == digits.source and data.get("fingerprint") == digits.fingerprint
-    same_code = record.get("code") == code_fingerprint()
-    return bool(same_settings and same_data and same_code and record.get("complete"))
+    """True if ``out_dir`` holds a finished run with exactly these settings, data and code
+    (:func:`run_key`). A run written before any of them was recorded never matches."""
+    return run_state(out_dir, run_key(digits, model_config, train_config, model_class)) == "finished"
 
 
 def train_or_load(digits: Digits, out_dir, *, model_config: ModelConfig = ModelConfig(),
                   train_config: TrainConfig = TrainConfig(), model_class=ConditionalVAE,
                   progress: str = "bar", **train_kwargs):
-    """Reuse the finished run in ``out_dir`` if its settings, data and code match, else train it.
+    """Reuse the finished run in ``out_dir`` if its settings, data and code match, resume it
+    if it is unfinished, else train it (replacing, with a line on stderr, a stale run).
 
-    Returns ``(model, history, reused)``.
+    Returns ``(model, history, reused)``. Under the directory's lock, so a second
+    process waits for the first and then reuses its run.
     """
-    if matching_run(out_dir, digits, model_config, train_config, model_class):
-        model, history = checkpoint.load_checkpoint(out_dir)
-        return model, history, True
-    model, history = train_run(digits, out_dir, model_config=model_config, train_config=train_config,
-                               model_class=model_class, progress=progress, **train_kwargs)
+    check_mode(progress)
+    wanted = run_key(digits, model_config, train_config, model_class)
+    with cache.locked(out_dir) as out_dir:
+        found = run_state(out_dir, wanted)
+        if found == "finished":
+            model, history = checkpoint.load_checkpoint(out_dir)
+            return model, history, True
+        if found == "other":
+            print(f"cvae_lib: {out_dir} holds a run of other settings, data or code; training again",
+                  file=sys.stderr, flush=True)
+        model, history = _train(digits, out_dir, wanted, model_config, train_config, model_class, progress,
+                                resume=found == "unfinished", **train_kwargs)
     return model, history, False
 
 

@@ -41,14 +41,17 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .backend import keras, tf
 from .data import Digits, evaluation_dataset, training_dataset
+from .errors import CvaeError
 from .progress import Progress, check_mode
 from .sampling import class_means
 from .steps import default_jit_compile, make_eval_step, make_train_step
@@ -99,18 +102,25 @@ def min_mean_distance(model) -> float:
 
 
 def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "lines",
-          jit_compile: bool | None = None, callback=None, stream=None) -> History:
+          jit_compile: bool | None = None, callback=None, stream=None, state_dir=None) -> History:
     """Train ``model`` on ``digits`` and return its :class:`History`.
 
     ``progress``: "lines" prints one line per epoch, "bar" a progress bar (for
     notebooks), "none" nothing. ``callback(model, record)`` runs after each epoch
-    (used to write checkpoints).
+    (used to write checkpoints). ``state_dir``: where the training state is kept after
+    every epoch (:class:`TrainingState`); if it holds one, training resumes after its
+    last finished epoch and ends with the same weights as an uninterrupted run.
+
+    A loss or a weight that becomes non-finite stops training with a
+    :class:`~cvae_lib.errors.CvaeError` naming the epoch, before anything of that epoch
+    is saved.
     """
     check_mode(progress)  # a misspelt mode fails now, not after minutes of silent training
     config = model.train_config
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
     epochs = config.epochs if epochs is None else epochs
     stream = stream or sys.stdout
+    deterministic()
     tf.random.set_seed(config.seed)
     optimizer = keras.optimizers.Adam(config.learning_rate)
     warmup = int(round(config.warmup_fraction * epochs))
@@ -121,17 +131,23 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
                            binarize_input=config.binarize)
     eval_step = make_eval_step(model, jit_compile=jit_compile)
     val_x = fixed_binarization(digits.x_test) if config.binarize else digits.x_test
-    dataset = training_dataset(digits.x_train, digits.y_train, config.batch_size, config.seed)
     steps_per_epoch = len(digits.x_train) // min(config.batch_size, len(digits.x_train))
-    history = History()
+    state = TrainingState(state_dir, model, optimizer, prior_optimizer) if state_dir is not None else None
+    history = state.restore() if state is not None else History()
+    first = len(history.epochs) + 1
+    if history.epochs and progress != "none":
+        print(f"resuming at epoch {first} of {epochs}", file=stream, flush=True)
+    if first > epochs and callback is not None:  # stopped after the last state, before its checkpoint
+        callback(model, history.epochs[-1])
     bar = Progress(epochs, "training", "epochs", "bar", stream, min_interval=0) if progress == "bar" else None
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first, epochs + 1):
         model.recon_weight.assign(min(1.0, (epoch - 1) / warmup) if warmup else 1.0)
         if epoch == warmup + 1:
             prior_optimizer.learning_rate.assign(config.prior_learning_rate)  # the means may move
         start = time.perf_counter()
         sums = np.zeros(3)
-        for i, (x, y) in enumerate(dataset):
+        for i, (x, y) in enumerate(training_dataset(digits.x_train, digits.y_train, config.batch_size,
+                                                    config.seed, epoch)):
             seed = tf.constant([config.seed, epoch * 100_000 + i], tf.int32)
             sums += [float(term) for term in step(x, y, seed)]
         seconds = time.perf_counter() - start
@@ -146,10 +162,15 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
             "min_mean_distance": min_mean_distance(model),
             "prior_learning_rate": float(prior_optimizer.learning_rate.numpy()),
         }
-        if not all(math.isfinite(v) for v in record.values()):
-            record["diverged"] = True
+        if not all(math.isfinite(v) for v in record.values()) or not all(
+                np.isfinite(v.numpy()).all() for v in model.trainable_variables):
+            kept = f"epoch {epoch - 1}'s checkpoint is kept" if epoch > 1 else "nothing was saved"
+            raise CvaeError(f"training diverged in epoch {epoch}: the loss or the weights became non-finite; "
+                            f"{kept} (a lower learning rate may help)")
         record["class_means"] = class_means(model).tolist()
         history.append(record)
+        if state is not None:
+            state.save(history)
         if progress == "lines":
             print(format_record(record, epochs), file=stream, flush=True)
         elif bar is not None:
@@ -158,6 +179,68 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
         if callback is not None:
             callback(model, record)
     return history
+
+
+def deterministic() -> None:
+    """Make every TensorFlow op deterministic: the same seed, data and machine give the same
+    weights bit for bit. Process-wide and permanent (TensorFlow offers no way back)."""
+    tf.config.experimental.enable_op_determinism()
+
+
+class TrainingState:
+    """Everything training depends on, saved after each epoch with TensorFlow's
+    :class:`tf.train.CheckpointManager` so an interrupted run resumes exactly.
+
+    That is the weights, both optimizers (moments, iteration count, learning rate), the
+    warm-up weight and the history so far, in one checkpoint (TensorFlow writes it
+    under temporary names and then updates its index file atomically, so a kill at any
+    moment leaves the previous epoch's state loadable). The data order and the random
+    streams need no state: both are functions of (seed, epoch, step).
+    """
+
+    def __init__(self, directory, model, optimizer, prior_optimizer):
+        self.model, self.optimizers = model, (optimizer, prior_optimizer)
+        self.history = tf.Variable("", dtype=tf.string, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, prior_optimizer=prior_optimizer,
+                                              history=self.history)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=1)
+
+    def restore(self) -> History:
+        """The history of the saved state (empty if there is none), its weights and optimizers restored."""
+        if self.manager.latest_checkpoint is None:
+            return History()
+        optimizer, prior_optimizer = self.optimizers
+        optimizer.build(self.model.network_variables)  # create the moments so they are restored now
+        prior_optimizer.build(self.model.prior_variables)
+        try:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as err:
+            raise CvaeError(f"the training state in {self.manager.directory} is damaged or from another "
+                            f"model ({str(err).splitlines()[0][:120]}); train again with --overwrite") from None
+        return History.from_dict(json.loads(self.history.numpy().decode()))
+
+    @staticmethod
+    def saved_history(directory) -> History:
+        """The history stored in ``directory``'s latest state, read without building a model."""
+        latest = tf.train.latest_checkpoint(str(directory)) if directory is not None else None
+        if latest is None:
+            return History()
+        try:
+            text = tf.train.load_variable(latest, "history/.ATTRIBUTES/VARIABLE_VALUE")
+            return History.from_dict(json.loads(text))
+        except (tf.errors.OpError, ValueError) as err:
+            raise CvaeError(f"the training state in {directory} is damaged ({str(err).splitlines()[0][:120]}); "
+                            "train again with --overwrite") from None
+
+    def save(self, history: History) -> None:
+        self.history.assign(json.dumps({"epochs": history.epochs}))
+        try:
+            self.manager.save(checkpoint_number=len(history.epochs))
+        except tf.errors.OpError as err:  # such as a full disk; the previous state stays the latest
+            for partial in Path(self.manager.directory).glob("*_temp"):
+                shutil.rmtree(partial, ignore_errors=True)
+            reason = err.message.rsplit("; ", 1)[-1].split(" [Op:")[0]  # the OS's words, without TF's op name
+            raise CvaeError(f"cannot write the training state to {self.manager.directory}: {reason}") from None
 
 
 def format_record(record: dict, epochs: int) -> str:

@@ -35,8 +35,9 @@ def outputs(model):
 
 
 def leftovers(directory):
-    """Temporary files that an atomic write must never leave behind."""
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith(".") or p.suffix == ".tmp")
+    """Temporary files that an atomic write must never leave behind (the lock file stays)."""
+    return sorted(p.name for p in directory.iterdir()
+                  if (p.name.startswith(".") or p.suffix == ".tmp") and p.name != ".lock")
 
 
 def test_round_trip_gives_identical_outputs(tiny_model, tmp_path):

@@ -69,7 +69,7 @@ def test_train_writes_a_loadable_checkpoint(capsys, tmp_path, small_data):
     assert code == 0, err
     assert small_data == [("sample", {"seed": 2})]
     assert "training on" in stdout and "epoch 1/1" in stdout and f"wrote {out}" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.json", "weights.npz"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "config.json", "history.json", "weights.npz"]
     record = json.loads((out / "config.json").read_text())
     assert record["complete"] is True
     assert record["train"]["epochs"] == 1 and record["train"]["kl_weighting"] == "reference"
@@ -89,7 +89,7 @@ def test_train_reads_the_data_source_from_the_environment(capsys, tmp_path, monk
 
 def test_train_unknown_data_source(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--data", "imagenet", "--out", tmp_path / "run")
-    assert_usage_error(code, err, "invalid choice: 'imagenet'")
+    assert_usage_error(code, err, "unknown data source 'imagenet'", "path of an MNIST .npz")
     assert not (tmp_path / "run").exists()
 
 

@@ -244,8 +244,7 @@ def test_training_dataset_batches_and_reshuffles():
     n, batch = 50, 16
     x = np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1) * np.ones((1, 28, 28, 1), np.float32) / n
     y = np.arange(n, dtype=np.int32)
-    dataset = training_dataset(x, y, batch, seed=3)
-    first, second = _epoch(dataset), _epoch(dataset)
+    first, second = _epoch(training_dataset(x, y, batch, 3, epoch=1)), _epoch(training_dataset(x, y, batch, 3, epoch=2))
     for epoch in (first, second):
         assert [b[0].shape for b in epoch] == [(batch, 28, 28, 1)] * (n // batch)  # whole batches only
         labels = np.concatenate([b[1] for b in epoch])
@@ -254,11 +253,13 @@ def test_training_dataset_batches_and_reshuffles():
             np.testing.assert_allclose(images[:, 0, 0, 0], lab / n, rtol=1e-6)
     order1 = np.concatenate([b[1] for b in first])
     order2 = np.concatenate([b[1] for b in second])
-    assert not np.array_equal(order1, order2)  # reshuffled each epoch
+    assert not np.array_equal(order1, order2)  # each epoch its own order
     assert not np.array_equal(order1, np.sort(order1))  # and shuffled at all
-    # the same seed gives the same order
-    again = np.concatenate([b[1] for b in _epoch(training_dataset(x, y, batch, seed=3))])
-    np.testing.assert_array_equal(again, order1)
+    # epoch k's order is a function of (seed, k) alone: what a resumed run relies on
+    again = np.concatenate([b[1] for b in _epoch(training_dataset(x, y, batch, 3, epoch=2))])
+    np.testing.assert_array_equal(again, order2)
+    np.testing.assert_array_equal(order2, data.epoch_order(n, 3, 2)[:48])
+    assert not np.array_equal(data.epoch_order(n, 4, 2), data.epoch_order(n, 3, 2))
 
 
 def test_training_dataset_caps_batch_at_data_size():
@@ -284,3 +285,151 @@ def test_pipelines_prefetch_without_the_autotuner(tiny_digits):
     batches = list(training_dataset(tiny_digits.x_train, tiny_digits.y_train, 64, 0))
     assert len(batches) == len(tiny_digits.x_train) // 64
     assert sorted(np.concatenate([y.numpy() for _, y in batches]).tolist()) == sorted(tiny_digits.y_train.tolist())
+
+
+# --- MNIST-format files: --data PATH ------------------------------------------------------
+
+
+def write_idx(path, array, magic=None, gz=True):
+    """An IDX file (big-endian header, unsigned bytes), gzipped when ``gz``."""
+    import gzip
+
+    array = np.asarray(array, np.uint8)
+    magic = magic if magic is not None else 0x800 + array.ndim
+    raw = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape) + array.tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return path
+
+
+def mnist_arrays(n_train=60, n_test=20, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+            "y_train": np.arange(n_train, dtype=np.uint8) % 10,
+            "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+            "y_test": np.arange(n_test, dtype=np.uint8) % 10}
+
+
+def write_idx_dir(directory, arrays, gz=True):
+    directory.mkdir(exist_ok=True)
+    for (images, labels), split in zip(data.IDX_FILES, ("train", "test")):
+        suffix = ".gz" if gz else ""
+        write_idx(directory / (images + suffix), arrays[f"x_{split}"], gz=gz)
+        write_idx(directory / (labels + suffix), arrays[f"y_{split}"], gz=gz)
+    return directory
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzipped", "plain"])
+def test_idx_directory_and_npz_give_the_same_digits(tmp_path, gz):
+    arrays = mnist_arrays()
+    from_idx = load_digits(str(write_idx_dir(tmp_path / "idx", arrays, gz=gz)), seed=2)
+    np.savez(tmp_path / "digits.npz", **arrays)
+    from_npz = load_digits(str(tmp_path / "digits.npz"), seed=2)
+    for d in (from_idx, from_npz):
+        assert d.source == "file" and d.x_train.shape == (60, 28, 28, 1) and d.x_test.shape == (20, 28, 28, 1)
+        assert d.x_train.dtype == np.float32 and d.y_train.dtype == np.int32 and d.x_train.max() <= 1
+        assert d.fingerprint[:12] in d.description and d.seed == 2
+    assert from_idx.fingerprint == from_npz.fingerprint
+    # each split is shuffled by the seed, as for Keras's download; images keep their labels
+    order = np.random.default_rng(2).permutation(60)
+    np.testing.assert_array_equal(from_npz.y_train, arrays["y_train"][order])
+    np.testing.assert_array_equal(from_npz.x_train[..., 0], arrays["x_train"][order] / np.float32(255))
+
+
+def test_data_path_from_the_environment_and_dotted_idx_names(tmp_path, monkeypatch):
+    directory = write_idx_dir(tmp_path / "idx", mnist_arrays(), gz=False)
+    for path in directory.iterdir():  # the other common spelling: train-images.idx3-ubyte
+        path.rename(directory / path.name.replace("-idx", ".idx"))
+    monkeypatch.setenv("CVAE_DATA", str(directory))
+    assert load_digits().path == str(directory)
+
+
+def test_official_files_are_full_mnist(tmp_path, monkeypatch):
+    """Files whose SHA-256 are the published ones are MNIST itself: source keras."""
+    import hashlib
+
+    arrays = mnist_arrays()
+    directory = write_idx_dir(tmp_path / "idx", arrays)
+    assert load_digits(str(directory)).source == "file"
+    table = {}
+    for name in (n for pair in data.IDX_FILES for n in pair):
+        import gzip
+
+        table[name] = hashlib.sha256(gzip.decompress((directory / f"{name}.gz").read_bytes())).hexdigest()
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    table["mnist.npz"] = hashlib.sha256((tmp_path / "mnist.npz").read_bytes()).hexdigest()
+    monkeypatch.setattr(data, "OFFICIAL_SHA256", table)
+    for path in (directory, tmp_path / "mnist.npz"):
+        digits = load_digits(str(path))
+        assert digits.source == "keras" and "SHA-256 verified" in digits.description
+    table["t10k-labels-idx1-ubyte"] = "0" * 64  # one file differs: not the official set
+    assert load_digits(str(directory)).source == "file"
+
+
+def test_the_published_hashes_are_the_ones_checked():
+    assert data.OFFICIAL_SHA256["mnist.npz"] == "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+    assert set(data.OFFICIAL_SHA256) == {"mnist.npz", *(name for pair in data.IDX_FILES for name in pair)}
+    assert all(len(value) == 64 for value in data.OFFICIAL_SHA256.values())
+
+
+def _damage_idx(name, damage):
+    def make(directory):
+        arrays = mnist_arrays()
+        write_idx_dir(directory, arrays)
+        damage(directory / f"{name}.gz", arrays)
+        return directory
+    return make
+
+
+def _npz(**changes):
+    def make(directory):
+        directory.mkdir()
+        arrays = {**mnist_arrays(), **changes}
+        np.savez(directory / "digits.npz", **{k: v for k, v in arrays.items() if v is not None})
+        return directory / "digits.npz"
+    return make
+
+
+def _truncated_gzip(path, arrays):
+    path.write_bytes(path.read_bytes()[:-40])
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (_damage_idx("train-images-idx3-ubyte", lambda p, a: write_idx(p, a["x_train"], magic=0x801)),
+         "wrong magic number 0x00000801, expected 0x00000803"),
+        (_damage_idx("train-labels-idx1-ubyte", lambda p, a: write_idx(p, a["x_train"][:, 0, 0], magic=0x1234)),
+         "wrong magic number"),
+        (_damage_idx("t10k-images-idx3-ubyte", _truncated_gzip), "truncated or damaged gzip"),
+        (_damage_idx("t10k-images-idx3-ubyte",
+                     lambda p, a: p.write_bytes(__import__("gzip").compress(__import__("gzip").decompress(
+                         p.read_bytes())[:-100]))), "is truncated: 15,580 bytes of data for shape"),
+        (_damage_idx("train-images-idx3-ubyte", lambda p, a: write_idx(p, np.zeros((60, 32, 32)))),
+         "holds 32x32 images, expected 28x28"),
+        (_damage_idx("train-labels-idx1-ubyte", lambda p, a: write_idx(p, np.full(60, 12))),
+         "labels must lie in 0..9, got 12"),
+        (_damage_idx("t10k-labels-idx1-ubyte", lambda p, a: write_idx(p, np.zeros(19))),
+         "has 20 images but t10k-labels-idx1-ubyte has 19 labels"),
+        (_damage_idx("t10k-labels-idx1-ubyte", lambda p, a: p.unlink()), "has no t10k-labels-idx1-ubyte"),
+        (_npz(y_test=None), "has no y_test"),
+        (_npz(x_train=np.zeros((60, 28, 27), np.uint8)), "x_train must have shape"),
+        (_npz(x_train=np.zeros((60, 28, 28), np.int64)), "x_train must be float in \\[0, 1\\] or uint8"),
+        (_npz(x_test=np.full((20, 28, 28), np.nan, np.float32)), "x_test contain NaN"),
+        (_npz(y_train=np.arange(60) % 11), "y_train must lie in 0..9, got 10"),
+        (_npz(y_train=np.zeros(59, np.uint8)), "x_train has 60 images but y_train has 59 labels"),
+        (lambda d: (d.mkdir(), (d / "x.npz").write_bytes(b"not a zip"))[0] or d / "x.npz", "cannot read"),
+    ],
+    ids=["images-magic", "labels-magic", "truncated-gzip", "truncated-data", "wrong-shape", "labels-range",
+         "counts", "missing-file", "npz-missing-array", "npz-shape", "npz-dtype", "npz-nan", "npz-labels",
+         "npz-counts", "npz-garbage"],
+)
+def test_each_bad_file_gets_one_clear_line(tmp_path, make, match):
+    path = make(tmp_path / "data")
+    with pytest.raises(CvaeError, match=match) as info:
+        load_digits(str(path))
+    assert "\n" not in str(info.value) and str(path.parent if path.suffix else path) in str(info.value)
+
+
+def test_a_missing_path_is_an_unknown_source(tmp_path):
+    with pytest.raises(CvaeError, match="unknown data source .*missing.*path of an MNIST .npz"):
+        load_digits(str(tmp_path / "missing.npz"))
