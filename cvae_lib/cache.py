@@ -64,7 +64,7 @@ def reuse_or_make(directory, wanted: dict, read, make):
     """``(result, reused)``: the stored result if its key matches ``wanted``, else ``make``'s.
 
     ``read()`` returns ``None`` if nothing is stored, else ``(stored_key, result)``, and
-    raises :class:`CvaeError` if what is stored is damaged. ``make(reason)`` computes the
+    raises :class:`~cvae_lib.errors.CvaeError` if what is stored is damaged. ``make(reason)`` computes the
     result and stores it with ``wanted``; ``reason`` is ``None`` when nothing was
     stored, else one line saying why the stored result is not reused. Both run under
     ``directory``'s lock.
@@ -81,7 +81,7 @@ def reuse_or_make(directory, wanted: dict, read, make):
 
 
 def read_json(path: Path):
-    """A stored JSON record, or :class:`CvaeError` if it is missing or unreadable."""
+    """A stored JSON record, or :class:`~cvae_lib.errors.CvaeError` if it is missing or unreadable."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
