@@ -16,6 +16,9 @@ from .errors import CvaeError, check_positive_int
 
 #: KL weightings understood by :class:`~cvae_lib.model.ConditionalVAE`.
 KL_WEIGHTINGS = ("elbo", "reference")
+#: Which codes the class term classifies: posterior samples z ~ q(z | x), or draws
+#: z ~ N(mu_y, I) from the prior, the codes that generation decodes.
+CLASS_CODES = ("posterior", "prior")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class TrainConfig:
     prior_learning_rate: float = 1e-3
     prior_init_radius: float = 8.0
     class_weight: float = 0.0
+    class_codes: str = "posterior"
     warmup_fraction: float = 1 / 3
     kl_weighting: str = "elbo"
     binarize: bool = True
@@ -61,6 +65,8 @@ class TrainConfig:
         return int(round(self.warmup_fraction * self.epochs))
 
     def __post_init__(self):
+        if self.class_codes not in CLASS_CODES:
+            raise CvaeError(f"class_codes must be one of {', '.join(CLASS_CODES)}, got {self.class_codes!r}")
         if self.kl_weighting not in KL_WEIGHTINGS:
             raise CvaeError(
                 f"kl_weighting must be one of {', '.join(KL_WEIGHTINGS)}, got {self.kl_weighting!r}"

@@ -101,7 +101,9 @@ class ConditionalVAE(tf.Module):
         """Per-image reconstruction, KL and the prior's class loss -log p(y | z), each (N,).
 
         The first two are the negative ELBO; the third is not part of it (see
-        :meth:`class_nll`) and enters training only through ``class_weight``.
+        :meth:`class_nll`) and enters training only through ``class_weight``. Its codes
+        are the posterior samples, or with ``class_codes="prior"`` one draw from
+        N(mu_y, I) per image.
         """
         posterior = self.posterior(images, labels)
         z = posterior.sample(seed=seed)
@@ -109,7 +111,10 @@ class ConditionalVAE(tf.Module):
         reconstruction = tf.reduce_sum(
             tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits), axis=[1, 2, 3]
         )
-        kl = tfd.kl_divergence(posterior, self.prior(labels))
+        prior = self.prior(labels)
+        kl = tfd.kl_divergence(posterior, prior)
+        if self.train_config.class_codes == "prior":
+            z = prior.sample(seed=tf.random.experimental.stateless_fold_in(seed, 1))
         return reconstruction, kl, self.class_nll(z, labels)
 
     def class_nll(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:

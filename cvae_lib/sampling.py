@@ -24,6 +24,27 @@ def class_means(model) -> np.ndarray:
     return np.asarray(model.class_means(tf.range(model.config.num_classes)))
 
 
+def closest_pair(model) -> tuple[int, int, float]:
+    """The two classes whose means are closest, and their distance (prior standard deviations)."""
+    means = class_means(model)
+    gaps = np.linalg.norm(means[:, None] - means[None], axis=-1) + np.diag(np.full(len(means), np.inf))
+    i, j = np.unravel_index(np.argmin(gaps), gaps.shape)
+    return int(min(i, j)), int(max(i, j)), float(gaps[i, j])
+
+
+def check_classes_apart(model, least: float = 2.0) -> float:
+    """The chapters' check that every class is addressable; returns the closest distance.
+
+    Raises AssertionError unless every two class means are more than ``least`` prior
+    standard deviations apart (at 2, a draw around one mean lands nearer it than the
+    other with probability Phi(1) > 84%).
+    """
+    i, j, distance = closest_pair(model)
+    if not distance > least:
+        raise AssertionError(f"the means of classes {i} and {j} are only {distance:.2f} apart (need > {least})")
+    return distance
+
+
 def decode_images(model, z, labels, batch_size: int = 2048) -> np.ndarray:
     """Mean images for latent codes ``z`` (N, latent); large batches, since no gradients."""
     z = np.asarray(z, np.float32)

@@ -53,7 +53,7 @@ from .backend import keras, tf
 from .data import Digits, evaluation_dataset, training_dataset
 from .errors import CvaeError
 from .progress import Progress, check_mode
-from .sampling import class_means
+from .sampling import class_means, closest_pair
 from .steps import default_jit_compile, make_eval_step, make_train_step
 
 
@@ -96,9 +96,7 @@ def evaluate_elbo(model, images: np.ndarray, labels: np.ndarray, *, seed: int = 
 
 def min_mean_distance(model) -> float:
     """Smallest distance between two class means, in prior standard deviations."""
-    means = class_means(model)
-    gaps = np.linalg.norm(means[:, None] - means[None], axis=-1)
-    return float(gaps[np.triu_indices(len(means), 1)].min())
+    return closest_pair(model)[2]
 
 
 def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "lines",
@@ -161,6 +159,7 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
             "seconds": seconds, "images_per_s": steps_per_epoch * min(config.batch_size, len(digits.x_train)) / seconds,
             "min_mean_distance": min_mean_distance(model),
             "prior_learning_rate": float(prior_optimizer.learning_rate.numpy()),
+            "recon_weight": float(model.recon_weight.numpy()),
         }
         if not all(math.isfinite(v) for v in record.values()) or not all(
                 np.isfinite(v.numpy()).all() for v in model.trainable_variables):
