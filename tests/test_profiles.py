@@ -144,3 +144,17 @@ def test_profile_model_reuses_a_finished_run(tmp_path, monkeypatch):
     assert calls == [("sample", tmp_path / "quick-cvae", run.train_config, "none")]
     assert (run.model, run.profile, run.reused, run.directory) == ("model", "quick", True, tmp_path / "quick-cvae")
     assert run.training_seconds == 4.0
+
+
+def test_the_full_profile_reads_mnist_files_when_given_a_path(monkeypatch, tmp_path):
+    monkeypatch.delenv("CVAE_DATA", raising=False)
+    assert profiles.profile_data("full") == "keras" and profiles.profile_data("quick") == "sample"
+    assert profiles.profile_data("full", str(tmp_path)) == str(tmp_path)
+    monkeypatch.setenv("CVAE_DATA", str(tmp_path / "mnist.npz"))
+    assert profiles.profile_data("full") == str(tmp_path / "mnist.npz")
+    assert profiles.profile_data("quick") == "sample"  # the quick profile is always the offline sample
+    monkeypatch.setenv("CVAE_DATA", "sample")
+    assert profiles.profile_data("full") == "keras"
+    loader = FakeLoader()
+    profiles.load_profile_digits("full", has_gpu=True, loader=loader, data="/data/mnist")
+    assert loader.calls == ["/data/mnist"]

@@ -268,3 +268,32 @@ def _main(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def test_the_books_train_or_load_resumes_after_ctrl_c(tiny_digits, tmp_path, monkeypatch, capsys):
+    """profile_model goes through train_or_load: a Ctrl-C in epoch 2 loses only that epoch."""
+    digits, settings = tiny_digits.subset(128, 50), TrainConfig(epochs=3, batch_size=64)
+    arguments = dict(model_config=TINY_MODEL, train_config=settings, progress="lines")
+    reference, _, reused = runs.train_or_load(digits, tmp_path / "reference", **arguments)
+    assert not reused
+    import cvae_lib.train as train_module
+
+    real = train_module.training_dataset
+
+    def interrupted_in_epoch_2(x, y, batch_size, seed, epoch=1):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(x, y, batch_size, seed, epoch)
+
+    monkeypatch.setattr(train_module, "training_dataset", interrupted_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train_or_load(digits, tmp_path / "run", **arguments)
+    monkeypatch.undo()
+    capsys.readouterr()
+    model, history, reused = runs.train_or_load(digits, tmp_path / "run", **arguments)
+    assert not reused and "resuming at epoch 2 of 3" in capsys.readouterr().out
+    assert_same_run(tmp_path / "run", tmp_path / "reference")
+    # a run of other settings in the book's directory is replaced, with a line saying so
+    _, _, reused = runs.train_or_load(digits, tmp_path / "run", **{**arguments, "progress": "none",
+                                                                    "train_config": TrainConfig(epochs=1)})
+    assert not reused and "holds a run of other settings, data or code; training again" in capsys.readouterr().err
