@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import cache, checkpoint
 from .code_fingerprint import code_fingerprint
-from .config import ModelConfig, TrainConfig, to_dict
+from .config import ModelConfig, TrainConfig, dumps, to_dict
 from .data import Digits
 from .errors import CvaeError
 from .model import ConditionalVAE
@@ -63,8 +63,8 @@ def run_state(out_dir, wanted: dict) -> str:
     """``"empty"``, ``"finished"`` or ``"unfinished"`` (a run with the ``wanted`` key), or
     ``"other"``: another run, or files that are not a run."""
     out_dir = Path(out_dir)
-    if not out_dir.is_dir() or not [p for p in out_dir.iterdir() if p.name != cache.LOCK_FILE]:
-        return "empty"
+    if not out_dir.is_dir() or all(p.name.startswith(".") for p in out_dir.iterdir()):
+        return "empty"  # nothing, or only the lock and a write cut short
     try:
         record = checkpoint.read_config(out_dir)
     except CvaeError:
@@ -109,7 +109,9 @@ def _train(digits, out_dir: Path, wanted: dict, model_config, train_config, mode
     model = model_class(model_config, train_config)
     meta = {**run_metadata(digits), "cache_format": wanted["cache_format"]}
     history_so_far = TrainingState.saved_history(state_dir)
-    if not resume:  # claim the directory for this run before the first epoch
+    if not resume:  # claim the directory for this run (its config first) before the first epoch
+        checkpoint.atomic_write_text(out_dir / checkpoint.CONFIG_FILE,
+                                     dumps(checkpoint.config_record(model, **meta, complete=False)))
         checkpoint.save_checkpoint(model, out_dir, history_so_far, **meta, complete=False)
 
     def save(model, record):

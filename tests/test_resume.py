@@ -305,3 +305,17 @@ def test_the_books_train_or_load_resumes_after_ctrl_c(tiny_digits, tmp_path, mon
     _, _, reused = runs.train_or_load(digits, tmp_path / "run", **{**arguments, "progress": "none",
                                                                     "train_config": TrainConfig(epochs=1)})
     assert not reused and "holds a run of other settings, data or code; training again" in capsys.readouterr().err
+
+
+def test_a_directory_left_by_a_kill_before_the_first_checkpoint_is_free(tmp_path, tiny_digits):
+    """Only the lock and a write cut short: nothing to refuse over. A claimed directory
+    (config.json of this run, not complete) is resumed, never taken for another run."""
+    wanted = runs.run_key(tiny_digits, TINY_MODEL, TrainConfig())
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").touch()
+    (out / ".weights.npz.x1y2.tmp").write_bytes(b"PK half")
+    assert runs.run_state(out, wanted) == "empty"
+    (out / "config.json").write_text(json.dumps({**wanted, "complete": False}))  # the claim
+    assert runs.run_state(out, wanted) == "unfinished"
+    assert runs.run_state(out, runs.run_key(tiny_digits, TINY_MODEL, TrainConfig(seed=5))) == "other"
