@@ -233,6 +233,7 @@ def main(argv=None) -> int:
         print(f"cvae_lib: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("cvae_lib: interrupted", file=sys.stderr)
+        resume = "; the same command resumes after the last finished epoch" if args.command == "train" else ""
+        print(f"cvae_lib: interrupted{resume}", file=sys.stderr)
         return 130
     return 0

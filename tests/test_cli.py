@@ -281,6 +281,17 @@ def test_interrupt_exits_130_and_writes_nothing(capsys, tmp_path, tiny_checkpoin
     assert list(tmp_path.iterdir()) == []
 
 
+def test_interrupted_training_says_how_to_resume(capsys, tmp_path, small_data, monkeypatch):
+    import cvae_lib.runs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cvae_lib.runs, "train_run", interrupted)
+    code, _, err = run(capsys, "train", "--data", "sample", "--out", tmp_path / "run")
+    assert code == 130 and err == "cvae_lib: interrupted; the same command resumes after the last finished epoch\n"
+
+
 def test_no_command_and_help(capsys):
     code, _, err = run(capsys)
     assert_usage_error(code, err, "required")
