@@ -26,14 +26,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, least: float, strict: bool) -> float:
+    kind = "a positive number" if strict else f"a number >= {least:g}"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if not (value > least if strict else value >= least):
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, 0.0, strict=True)
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, 0.0, strict=False)
 
 
 def _check_output_file(path: Path) -> Path:
@@ -81,7 +90,8 @@ def cmd_train(args) -> None:
     epochs = args.epochs or default_epochs(digits)
     train_config = TrainConfig(
         epochs=epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        prior_learning_rate=args.prior_learning_rate, kl_weighting=args.kl_weighting, seed=args.seed,
+        prior_learning_rate=args.prior_learning_rate, class_weight=args.class_weight,
+        kl_weighting=args.kl_weighting, seed=args.seed,
     )
     announce = f"training on {digits.description} for {epochs} epochs, batch {args.batch_size}"
     _, history = train_run(digits, args.out, model_config=ModelConfig(latent_dim=args.latent_dim),
@@ -166,10 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="digits: auto (default; $CVAE_DATA), full MNIST (keras), the offline sample, or "
                             "PATH: an MNIST .npz or a directory of the four IDX files, read offline")
     train.add_argument("--epochs", type=_positive_int, default=None,
-                       help="default: 15 on full MNIST, 60 on the offline digits")
+                       help="default: 15 on full MNIST, 30 on the offline digits")
     train.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
     train.add_argument("--learning-rate", type=_positive_float, default=defaults.learning_rate)
-    train.add_argument("--prior-learning-rate", type=_positive_float, default=defaults.prior_learning_rate)
+    train.add_argument("--prior-learning-rate", type=_non_negative_float, default=defaults.prior_learning_rate,
+                       help="the class means' learning rate after warm-up (0: frozen means)")
+    train.add_argument("--class-weight", type=_non_negative_float, default=defaults.class_weight,
+                       help="weight of the prior's class term -log p(y|z), not part of the ELBO (0: off)")
     train.add_argument("--kl-weighting", choices=KL_WEIGHTINGS, default=defaults.kl_weighting,
                        help="elbo (correct) or reference (KL x 1/batch, the reference recipe's mistake)")
     train.add_argument("--latent-dim", type=_positive_int, default=2)

@@ -25,7 +25,7 @@ from pathlib import Path
 #: Modules of the package that never run while a model trains, by file name.
 NOT_TRAINING = frozenset({
     "__main__.py", "cli.py",  # command line: parses arguments, calls the rest
-    "evaluate.py", "judge.py", "sampling.py", "plots.py",  # use a trained model
+    "evaluate.py", "judge.py", "plots.py",  # use a trained model
 })
 #: Modules of the package that never run while a model is evaluated.
 NOT_EVALUATION = frozenset({

@@ -47,7 +47,7 @@ class ModelConfig:
 class TrainConfig:
     """How the networks are trained. See :mod:`cvae_lib.train` for why these defaults."""
 
-    epochs: int = 60
+    epochs: int = 30
     batch_size: int = 256
     learning_rate: float = 3e-3
     prior_learning_rate: float = 1e-3

@@ -180,3 +180,19 @@ def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
     ax.set_ylabel("$z_2$")
     ax.set_title("class means during training (open circle: start, dots: each epoch)", fontsize=10)
     return fig
+
+
+def schedule_figure(history, size: tuple = (10.0, 3.0)) -> Figure:
+    """What training applied each epoch: the reconstruction weight, the prior's learning
+    rate (both read back from the run) and the closest distance between two class means."""
+    epochs = history.series("epoch")
+    fig = Figure(figsize=size, layout="constrained")
+    panels = [("recon_weight", "reconstruction weight"), ("prior_learning_rate", "prior learning rate"),
+              ("min_mean_distance", "closest two class means")]
+    for i, (key, title) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        ax.plot(epochs, history.series(key), ".-", ms=3)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(bottom=0)
+    return fig

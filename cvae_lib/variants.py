@@ -37,15 +37,15 @@ from .train import fixed_binarization
 
 
 #: The settings these models are trained with, in place of the book's: the reference
-#: recipe's Adam learning rate and no warm-up.
-STANDARD_TRAINING = {"learning_rate": 1e-3, "warmup_fraction": 0.0}
+#: recipe's Adam learning rate, no warm-up and no class term (they have no class means).
+STANDARD_TRAINING = {"learning_rate": 1e-3, "warmup_fraction": 0.0, "class_weight": 0.0}
 
 
 def standard_train_config(settings: TrainConfig) -> TrainConfig:
     """``settings`` (same data budget: epochs, batch, seed) with :data:`STANDARD_TRAINING`.
 
-    The book's warm-up and learning rate (:mod:`cvae_lib.train`) exist to move class
-    means apart, and these models have none; with them, Sohn's CVAE learned to ignore
+    The book's warm-up, learning rate and class term (:mod:`cvae_lib.train`) exist to
+    keep class means apart, and these models have none; with them, Sohn's CVAE learned to ignore
     z during the warm-up and then diverged.
     """
     return dataclasses.replace(settings, **STANDARD_TRAINING)

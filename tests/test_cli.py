@@ -65,7 +65,8 @@ def small_data(monkeypatch):
 def test_train_writes_a_loadable_checkpoint(capsys, tmp_path, small_data):
     out = tmp_path / "runs" / "cli"
     code, stdout, err = run(capsys, "train", "--data", "sample", "--epochs", "1", "--batch-size", "256",
-                            "--kl-weighting", "reference", "--latent-dim", "3", "--seed", "2", "--out", out)
+                            "--kl-weighting", "reference", "--latent-dim", "3", "--seed", "2",
+                            "--prior-learning-rate", "0", "--class-weight", "5", "--out", out)
     assert code == 0, err
     assert small_data == [("sample", {"seed": 2})]
     assert "training on" in stdout and "epoch 1/1" in stdout and f"wrote {out}" in stdout
@@ -74,6 +75,7 @@ def test_train_writes_a_loadable_checkpoint(capsys, tmp_path, small_data):
     assert record["complete"] is True
     assert record["train"]["epochs"] == 1 and record["train"]["kl_weighting"] == "reference"
     assert record["train"]["seed"] == 2 and record["train"]["batch_size"] == 256
+    assert record["train"]["prior_learning_rate"] == 0 and record["train"]["class_weight"] == 5
     model, history = load_checkpoint(out)
     assert model.config.latent_dim == 3 and model.config.base_depth == 16
     assert len(history.epochs) == 1
@@ -123,7 +125,9 @@ def test_train_output_that_cannot_be_a_directory(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("flag, value", [("--epochs", "0"), ("--batch-size", "-4"), ("--learning-rate", "0"),
-                                         ("--latent-dim", "two"), ("--kl-weighting", "beta")])
+                                         ("--latent-dim", "two"), ("--kl-weighting", "beta"),
+                                         ("--prior-learning-rate", "-1e-3"), ("--class-weight", "-1"),
+                                         ("--class-weight", "nan")])
 def test_train_bad_numbers(capsys, tmp_path, flag, value):
     code, _, err = run(capsys, "train", "--data", "sample", flag, value, "--out", tmp_path / "run")
     assert_usage_error(code, err, flag)

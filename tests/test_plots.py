@@ -85,3 +85,33 @@ def test_training_curves_figure(tmp_path):
     np.testing.assert_array_equal(first.lines[1].get_ydata(), history.series("val_loss"))
     fig.savefig(tmp_path / "curves.svg")
     assert (tmp_path / "curves.svg").read_text().lstrip().startswith("<?xml")
+
+
+def _history_with_means(epochs=4):
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(10, 2)) * 5
+    records = [{"epoch": e, "recon_weight": min(1.0, (e - 1) / 2), "prior_learning_rate": 0.0 if e < 3 else 1e-3,
+                "min_mean_distance": 4.0 - 0.1 * e, "class_means": (start + 0.3 * e).tolist()}
+               for e in range(1, epochs + 1)]
+    return History(records), start
+
+
+def test_mean_paths_figure_draws_every_class_from_start_to_end():
+    history, start = _history_with_means()
+    fig = plots.mean_paths_figure(history, start)
+    (ax,) = fig.axes
+    lines = ax.get_lines()
+    assert len(lines) == 30                           # path, epoch dots and start marker per class
+    np.testing.assert_allclose(lines[0].get_xydata()[0], start[0])
+    np.testing.assert_allclose(lines[0].get_xydata()[-1], start[0] + 1.2)
+    assert [t.get_text() for t in ax.texts] == [str(c) for c in range(10)]
+    assert _png_bytes(fig).startswith(PNG_MAGIC)
+
+
+def test_schedule_figure_shows_what_training_applied():
+    history, _ = _history_with_means()
+    fig = plots.schedule_figure(history)
+    assert len(fig.axes) == 3
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), [0, 0.5, 1, 1])
+    np.testing.assert_allclose(fig.axes[1].get_lines()[0].get_ydata(), [0, 0, 1e-3, 1e-3])
+    assert _png_bytes(fig).startswith(PNG_MAGIC)
