@@ -51,8 +51,8 @@ class TrainConfig:
     batch_size: int = 256
     learning_rate: float = 3e-3
     prior_learning_rate: float = 1e-3
-    prior_init_radius: float = 8.0
-    class_weight: float = 0.0
+    prior_init_radius: float = 10.0
+    class_weight: float = 20.0
     class_codes: str = "posterior"
     warmup_fraction: float = 1 / 3
     kl_weighting: str = "elbo"

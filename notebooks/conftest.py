@@ -83,3 +83,41 @@ def pytest_collect_file(file_path: Path, parent):
     if not is_chapter(file_path):
         return None
     return _notebook_file_class().from_parent(parent, path=file_path)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """A per-chapter time table after the notebook tests: where the wall time goes.
+
+    Sums the cells' run times from the reports pytest keeps (the cells' own hooks run
+    under the generated notebooks' folder, which this conftest does not cover).
+    """
+    chapters: dict = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            path = getattr(report, "nodeid", "").split("::", 1)[0]
+            if path.endswith(".md") and getattr(report, "when", None) == "call":
+                cells, seconds = chapters.get(path, (0, 0.0))
+                chapters[path] = (cells + 1, seconds + report.duration)
+    if not chapters:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("time per chapter")
+    for path, (cells, seconds) in sorted(chapters.items()):
+        write(f"{path:32s} {cells:3d} cells {seconds:8.1f} s")
+    total = sum(seconds for _, seconds in chapters.values())
+    write(f"{'all chapters':32s} {'':9s} {total:8.1f} s  ({_cpu_name()}, {os.cpu_count()} cores)")
+
+
+def _cpu_name() -> str:
+    """The CPU's model name and whether it has AVX-512 (which speeds oneDNN up several times)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    for line in info.splitlines():
+        if line.startswith("model name"):
+            isa = "with AVX-512" if "avx512" in info else "without AVX-512"
+            return f"{line.split(':', 1)[1].strip()} {isa}"
+    import platform
+
+    return platform.processor() or "an unknown CPU"

@@ -83,8 +83,9 @@ def test_the_chapters_separation_check_rejects_collapsed_means():
     from cvae_lib.prior import circle_means, spread_class_means
     from cvae_lib.sampling import check_classes_apart
 
-    model = ConditionalVAE(TINY_MODEL, TrainConfig())     # the circle start: neighbours 2 * 8 * sin(18°) apart
-    assert check_classes_apart(model) == pytest.approx(16 * np.sin(np.pi / 10), rel=1e-4)
+    model = ConditionalVAE(TINY_MODEL, TrainConfig())     # the circle start: neighbours 2 r sin(18°) apart
+    radius = model.train_config.prior_init_radius
+    assert check_classes_apart(model) == pytest.approx(2 * radius * np.sin(np.pi / 10), rel=1e-4)
     spread_class_means(model.prior_network, circle_means(10, 2, 1.5))   # means collapsed to radius 1.5
     with pytest.raises(AssertionError, match="only 0.93 apart"):
         check_classes_apart(model)
@@ -100,7 +101,7 @@ def test_class_codes_prior_classifies_draws_around_the_means(tiny_digits):
     r2, k2, n2 = prior.loss_terms(x, y, seed)
     np.testing.assert_allclose(r1.numpy(), r2.numpy(), rtol=1e-5)    # same networks, same ELBO sample
     np.testing.assert_allclose(k1.numpy(), k2.numpy(), rtol=1e-5)
-    # draws from N(mu_y, I) with neighbours 4.94 apart: mostly nearest their own mean
+    # draws from N(mu_y, I) with neighbours several units apart: mostly nearest their own mean
     assert float(tf.reduce_mean(n2)) < 0.5 < float(tf.reduce_mean(n1))
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(prior.loss_terms(x, y, seed)[2])

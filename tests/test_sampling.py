@@ -43,7 +43,7 @@ def test_grid_spans_the_first_two_dimensions_only():
     q = np.linspace(0.05, 0.95, 4)
     np.testing.assert_allclose(z[2, 1], mu + [norm.ppf(q[1]), norm.ppf(q[2]), 0.0], rtol=1e-5, atol=1e-5)
     # mu[2] is float32 rounding noise around 0 (about 1e-7), and mu comes from a batch of one
-    # here but of ten in manifold_latents: compare on the scale of the means (radius 8).
+    # here but of ten in manifold_latents: compare on the scale of the means (a circle of radius 10).
     np.testing.assert_allclose(z[..., 2], np.full((4, 4), mu[2]), rtol=0, atol=1e-5)
 
 
