@@ -35,6 +35,7 @@ RECIPES = {
     "frozen-r10": {**_CIRCLE_10, "class_weight": 0.0, "prior_learning_rate": 0.0},
     "glorot": {**_CIRCLE_10, "class_weight": 0.0, "prior_init_radius": 0.0},
     "no-warmup-r10": {**_CIRCLE_10, "class_weight": 0.0, "warmup_fraction": 0.0},
+    "reference-kl": {**_CIRCLE_10, "class_weight": 20.0, "kl_weighting": "reference"},
     "r12-class-20": {**_CIRCLE_10, "class_weight": 20.0, "prior_init_radius": 12.0},
     "class-20": {**_CIRCLE_10, "class_weight": 20.0, "prior_init_radius": 8.0},
     "class-50": {**_CIRCLE_10, "class_weight": 50.0, "prior_init_radius": 8.0},
