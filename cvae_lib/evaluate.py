@@ -19,7 +19,7 @@ Importance-weighted bound (Burda et al., 2016)
     for k = 1, so ``iw_bound <= neg_elbo`` on the same digits. It costs k decoder
     passes per digit, so it can be restricted to the first N test digits; the ELBO of
     those same digits is reported next to it.
-Class separation
+Class separation (:func:`cvae_lib.sampling.class_separation`)
     Distances between the class centres of the generation prior, in units of its
     standard deviation: with a label-blind decoder, classes closer than about two
     standard deviations overlap and samples of one class decode as another.
@@ -43,7 +43,7 @@ from .code_fingerprint import NOT_EVALUATION, code_fingerprint
 from .data import Digits, array_digest, load_digits
 from .errors import CvaeError, check_positive_int
 from .progress import Progress
-from .sampling import sample_images
+from .sampling import class_separation, closest_pair, sample_images
 from .steps import default_jit_compile, make_eval_step
 from .train import evaluate_elbo, fixed_binarization
 
@@ -168,19 +168,6 @@ def importance_weighted_bound(model, images: np.ndarray, labels: np.ndarray, *, 
     return bounds
 
 
-def class_separation(model) -> np.ndarray:
-    """Distances between the generation prior's class centres, in its standard deviations (C x C)."""
-    prior = model.generation_prior(tf.range(model.config.num_classes))
-    means = np.asarray(prior.mean(), np.float64)
-    scale = float(np.mean(np.asarray(prior.stddev())))
-    return np.linalg.norm(means[:, None] - means[None], axis=-1) / scale
-
-
-def min_separation(separation: np.ndarray) -> float:
-    """The closest pair of classes in a :func:`class_separation` matrix."""
-    return float(separation[np.triu_indices(len(separation), 1)].min())
-
-
 def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digits: int | None = None,
                    per_class: int = DEFAULT_PER_CLASS, seed: int = 0, progress: str = "bar",
                    stream=None) -> dict:
@@ -223,7 +210,7 @@ def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digit
         "iw_seconds": float(iw_seconds),
         "iw_device": "GPU" if GPUS else "CPU",
         "separation": separation.round(4).tolist(),
-        "min_separation": min_separation(separation),
+        "min_separation": closest_pair(separation)[2],
     }
 
 

@@ -141,7 +141,7 @@ def panels_figure(images: dict, size: float = 3.6, ylabel: str | None = None) ->
 
 def separation_figure(separation: np.ndarray, title: str = "distance between class centres",
                       size: float = 5.0) -> Figure:
-    """A :func:`~cvae_lib.evaluate.class_separation` matrix, in prior standard deviations, annotated."""
+    """A :func:`~cvae_lib.sampling.class_separation` matrix, in prior standard deviations, annotated."""
     separation = np.asarray(separation)
     fig = Figure(figsize=(size, size), layout="constrained")
     ax = fig.add_subplot()

@@ -24,10 +24,20 @@ def class_means(model) -> np.ndarray:
     return np.asarray(model.class_means(tf.range(model.config.num_classes)))
 
 
-def closest_pair(model) -> tuple[int, int, float]:
-    """The two classes whose means are closest, and their distance (prior standard deviations)."""
-    means = class_means(model)
-    gaps = np.linalg.norm(means[:, None] - means[None], axis=-1) + np.diag(np.full(len(means), np.inf))
+def class_separation(model, *, generation: bool = True) -> np.ndarray:
+    """Distances between the class centres (C x C), in the prior's standard deviations: of the
+    distribution that generates each class, or with ``generation=False`` of p(z | y) = N(mu_y, I)."""
+    labels = tf.range(model.config.num_classes)
+    prior = model.generation_prior(labels) if generation else model.prior(labels)
+    means = np.asarray(prior.mean(), np.float64)
+    scale = float(np.mean(np.asarray(prior.stddev())))
+    return np.linalg.norm(means[:, None] - means[None], axis=-1) / scale
+
+
+def closest_pair(separation) -> tuple[int, int, float]:
+    """``(i, j, distance)``, i < j: the two closest classes of a :func:`class_separation` matrix."""
+    separation = np.asarray(separation, np.float64)
+    gaps = separation + np.diag(np.full(len(separation), np.inf))
     i, j = np.unravel_index(np.argmin(gaps), gaps.shape)
     return int(min(i, j)), int(max(i, j)), float(gaps[i, j])
 
@@ -39,7 +49,7 @@ def check_classes_apart(model, least: float = 2.0) -> float:
     standard deviations apart (at 2, a draw around one mean lands nearer it than the
     other with probability Phi(1) > 84%).
     """
-    i, j, distance = closest_pair(model)
+    i, j, distance = closest_pair(class_separation(model, generation=False))
     if not distance > least:
         raise AssertionError(f"the means of classes {i} and {j} are only {distance:.2f} apart (need > {least})")
     return distance

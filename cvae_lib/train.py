@@ -34,7 +34,7 @@ from .backend import keras, tf
 from .data import Digits, evaluation_dataset, training_dataset
 from .errors import CvaeError
 from .progress import Progress, check_mode
-from .sampling import class_means, closest_pair
+from .sampling import class_means, class_separation, closest_pair
 from .steps import default_jit_compile, make_eval_step, make_train_step
 
 
@@ -77,7 +77,7 @@ def evaluate_elbo(model, images: np.ndarray, labels: np.ndarray, *, seed: int = 
 
 def min_mean_distance(model) -> float:
     """Smallest distance between two class means, in prior standard deviations."""
-    return closest_pair(model)[2]
+    return closest_pair(class_separation(model, generation=False))[2]
 
 
 def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "lines",

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from cvae_lib import evaluate, judge as judge_lib, plots
+from cvae_lib import evaluate, judge as judge_lib, plots, sampling
 from cvae_lib.backend import tf, tfd
 from cvae_lib.cli import main
 from cvae_lib.config import ModelConfig
@@ -219,12 +219,14 @@ def test_iw_bound_rejects_bad_k(tiny_model, scored, k):
 
 
 def test_class_separation_of_the_main_model_is_distance_between_means(tiny_model):
-    separation = evaluate.class_separation(tiny_model)
+    separation = sampling.class_separation(tiny_model)
     means = tiny_model.class_means(tf.range(10)).numpy()
     assert separation.shape == (10, 10)
     np.testing.assert_allclose(separation[2, 7], np.linalg.norm(means[2] - means[7]), rtol=1e-5)
     np.testing.assert_allclose(np.diag(separation), 0)
-    assert evaluate.min_separation(separation) == pytest.approx(separation[np.triu_indices(10, 1)].min())
+    np.testing.assert_array_equal(sampling.class_separation(tiny_model, generation=False), separation)
+    i, j, closest = sampling.closest_pair(separation)
+    assert i < j and closest == separation[i, j] == pytest.approx(separation[np.triu_indices(10, 1)].min())
 
 
 def test_evaluate_model_reports_everything_on_the_same_digits(tiny_model, tiny_digits, quick_judge):
