@@ -6,23 +6,17 @@ imported, so this module sets it and every other module imports ``tf``, ``keras`
 and ``tfp`` from here. Importing ``cvae_lib`` is therefore enough to make TFP work.
 """
 
+import contextlib
 import os
 import sys
+import warnings
 
 if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
-    # TensorFlow was imported first; tf.keras may already be Keras 3. We still use
-    # tf_keras directly below, which is what TFP needs, so this is only a warning.
-    import warnings
-
-    warnings.warn(
-        "TensorFlow was imported before cvae_lib; set TF_USE_LEGACY_KERAS=1 before "
-        "importing TensorFlow so tf.keras and tf_keras agree.",
-        stacklevel=2,
-    )
+    # tf.keras may already be Keras 3; TFP gets tf_keras below either way, so only warn.
+    warnings.warn("TensorFlow was imported before cvae_lib; set TF_USE_LEGACY_KERAS=1 before "
+                  "importing TensorFlow so tf.keras and tf_keras agree.", stacklevel=2)
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ log noise (e.g. grappler "remapper failed")
-
-import contextlib  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -58,8 +52,7 @@ with _native_stderr_silenced():
     import tf_keras as keras  # noqa: E402
     import tensorflow_probability as tfp  # noqa: E402
 
-    #: The GPUs TensorFlow sees; empty on a CPU-only machine. (Listing them here
-    #: initialises the platforms quietly.)
+    #: The GPUs TensorFlow sees; empty on a CPU-only machine. (Listed here, quietly.)
     GPUS = tf.config.list_physical_devices("GPU")
 
 tfd = tfp.distributions

@@ -16,7 +16,6 @@ import fcntl
 import json
 import sys
 from contextlib import contextmanager
-from pathlib import Path
 
 from .checkpoint import prepare_directory
 from .errors import CvaeError
@@ -78,11 +77,3 @@ def reuse_or_make(directory, wanted: dict, read, make):
         except CvaeError as err:
             reason = str(err)
         return make(reason), False
-
-
-def read_json(path: Path):
-    """A stored JSON record, or :class:`~cvae_lib.errors.CvaeError` if it is missing or unreadable."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise CvaeError(f"cannot read {path}: {err}") from None

@@ -19,7 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from . import config as cfg
+from . import variants
 from .errors import CvaeError
+from .model import ConditionalVAE
+from .train import History
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.npz"
@@ -28,35 +31,27 @@ HISTORY_FILE = "history.json"
 
 def model_classes() -> dict:
     """Model kinds that a checkpoint may hold, by the ``kind`` it records."""
-    from .model import ConditionalVAE
-    from . import variants
-
     return {cls.kind: cls for cls in (ConditionalVAE, *variants.VARIANTS)}
-
-
-def _file_mode(path: Path) -> int:
-    """The permissions ``path`` should get: those of the file it replaces, else 0666 minus umask."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 def atomic_write(path: Path, write) -> None:
     """Call ``write(binary_file)`` on a temporary file, then rename it to ``path``."""
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
+    try:  # the permissions of the file it replaces, else 0666 minus umask (temp files get 0600)
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     try:
-        handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
     except OSError as err:
         raise CvaeError(f"cannot write {path}: {err.strerror or err}") from None
     try:
         with handle:
             write(handle)
             handle.flush()
-            os.fchmod(handle.fileno(), _file_mode(path))  # temp files are 0600; outputs are not
+            os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
         os.replace(handle.name, path)
     except BaseException as err:
@@ -85,6 +80,14 @@ def prepare_directory(directory) -> Path:
     if not os.access(directory, os.W_OK | os.X_OK):
         raise CvaeError(f"cannot write to directory {directory}: permission denied")
     return directory
+
+
+def read_json(path: Path):
+    """A stored JSON record, or :class:`~cvae_lib.errors.CvaeError` saying that ``path`` is corrupt."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: bad UTF-8 or bad JSON
+        raise CvaeError(f"{path} is corrupt: {err}") from None
 
 
 def config_record(model, **extra) -> dict:
@@ -118,10 +121,7 @@ def read_config(directory) -> dict:
     path = directory / CONFIG_FILE
     if not path.is_file():
         raise CvaeError(f"{directory} is not a cvae_lib checkpoint (no {CONFIG_FILE})")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CvaeError(f"{path} is corrupt: {err}") from None
+    record = read_json(path)
     cfg.from_dict(record)  # validates the format
     return record
 
@@ -131,8 +131,6 @@ def load_checkpoint(directory):
 
     ``history`` is a :class:`~cvae_lib.train.History` (empty if none was saved).
     """
-    from .train import History
-
     directory = Path(directory)
     record = read_config(directory)
     model_config, train_config = cfg.from_dict(record)
@@ -162,13 +160,9 @@ def load_checkpoint(directory):
             raise CvaeError(f"{weights_path} does not fit the {net_name} described in {CONFIG_FILE}")
         network.set_weights(weights)
     history_path = directory / HISTORY_FILE
-    history = History()
-    if history_path.is_file():
-        try:
-            saved = json.loads(history_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise CvaeError(f"{history_path} is corrupt: {err}") from None
-        if not isinstance(saved, dict) or not isinstance(saved.get("epochs", []), list):
-            raise CvaeError(f"{history_path} is corrupt: expected {{\"epochs\": [...]}}")
-        history = History.from_dict(saved)
-    return model, history
+    if not history_path.is_file():
+        return model, History()
+    saved = read_json(history_path)
+    if not isinstance(saved, dict) or not isinstance(saved.get("epochs", []), list):
+        raise CvaeError(f"{history_path} is corrupt: expected {{\"epochs\": [...]}}")
+    return model, History.from_dict(saved)

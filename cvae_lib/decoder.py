@@ -30,12 +30,9 @@ def make_decoder(config: ModelConfig, seed: int = 0, extra_inputs: int = 0) -> k
               (depth, k, 1, "same"), (depth, k, 2, "same"), (depth, k, 1, "same")]
     return keras.Sequential(
         [keras.layers.InputLayer(input_shape=(width,)), keras.layers.Reshape((1, 1, width))]
-        + [keras.layers.Conv2DTranspose(filters, size, stride, padding, activation=act,
-                                        kernel_initializer=init(i))
+        + [keras.layers.Conv2DTranspose(filters, size, stride, padding, activation=act, kernel_initializer=init(i))
            for i, (filters, size, stride, padding) in enumerate(shapes)]
-        + [PixelLogits(config.image_shape[-1], k, 1, "same", kernel_initializer=init(6))],
-        name="decoder",
-    )
+        + [PixelLogits(config.image_shape[-1], k, 1, "same", kernel_initializer=init(6))], name="decoder")
 
 
 def pixel_distribution(logits: tf.Tensor) -> tfd.Distribution:

@@ -31,7 +31,9 @@ def make_encoder(config: ModelConfig, seed: int = 0, extra_inputs: int = 0) -> k
     depth, k = config.base_depth, config.kernel_size
     act = tf.nn.leaky_relu
     init = lambda i: keras.initializers.GlorotUniform(seed=seed + i)  # noqa: E731
-    layers = [
+    channels = config.image_shape[-1] + extra_inputs
+    return keras.Sequential([
+        keras.layers.InputLayer(input_shape=config.image_shape[:-1] + (channels,)),
         keras.layers.Lambda(lambda x: x - 0.5, name="center"),
         keras.layers.Conv2D(depth, k, 1, "same", activation=act, kernel_initializer=init(0)),
         keras.layers.Conv2D(depth, k, 2, "same", activation=act, kernel_initializer=init(1)),
@@ -40,12 +42,7 @@ def make_encoder(config: ModelConfig, seed: int = 0, extra_inputs: int = 0) -> k
         keras.layers.Conv2D(4 * config.latent_dim, 7, 1, "valid", activation=act, kernel_initializer=init(4)),
         keras.layers.Flatten(),
         keras.layers.Dense(posterior_params_size(config.latent_dim), kernel_initializer=init(5)),
-    ]
-    channels = config.image_shape[-1] + extra_inputs
-    return keras.Sequential(
-        [keras.layers.InputLayer(input_shape=config.image_shape[:-1] + (channels,))] + layers,
-        name="encoder",
-    )
+    ], name="encoder")
 
 
 def posterior_distribution(params: tf.Tensor, latent_dim: int) -> tfd.Distribution:

@@ -6,7 +6,6 @@ and what to do. The CLI prints that sentence and exits non-zero instead of showi
 stack trace from deep inside TensorFlow.
 """
 
-
 import numpy as np
 
 

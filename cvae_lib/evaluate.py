@@ -38,7 +38,9 @@ from pathlib import Path
 import numpy as np
 from scipy.special import logsumexp
 
+from . import cache
 from .backend import GPUS, tf
+from .checkpoint import atomic_write_text, read_json
 from .code_fingerprint import NOT_EVALUATION, code_fingerprint
 from .data import Digits, array_digest, load_digits
 from .errors import CvaeError, check_positive_int
@@ -47,15 +49,11 @@ from .sampling import class_separation, closest_pair, sample_images
 from .steps import default_jit_compile, make_eval_step
 from .train import evaluate_elbo, fixed_binarization
 
-#: Importance samples per digit. The cost grows like k and the gain shrinks as k grows;
-#: the results chapter shows the bound for k = 1, 10, 100 and 1000 on a few digits.
+#: Importance samples per digit: the cost grows like k, the gain shrinks.
 DEFAULT_K = 1000
-#: Generated digits per class for conditional accuracy: 500 x 10 gives a binomial
-#: standard error under 1 percentage point on the average.
+#: Generated digits per class: a binomial standard error under 1 point on the average.
 DEFAULT_PER_CLASS = 500
-#: Decoder passes per compiled call of the bound. At its widest a pass holds two
-#: 28x28x16 float maps (about 100 kB), so a call needs some 200 MB; on 2 CPU cores
-#: 1,024 to 4,096 passes per call ran at about the same speed.
+#: Decoder passes per compiled call of the bound (some 200 MB of activations).
 DEFAULT_CHUNK = 2048
 
 
@@ -102,16 +100,9 @@ _COMPILED = weakref.WeakKeyDictionary()  # model -> {jit_compile: function}, so 
 
 def _log_weights_function(model, jit_compile: bool):
     """Compiled log p(x|z) + log p(z|y) - log q(z|x) for ``samples`` draws z ~ q(z|x) per image."""
-    try:
-        cache = _COMPILED.setdefault(model, {})
-    except TypeError:  # a model that cannot be weakly referenced: compile afresh
-        cache = {}
-    if jit_compile not in cache:
-        cache[jit_compile] = _compile_log_weights(model, jit_compile)
-    return cache[jit_compile]
-
-
-def _compile_log_weights(model, jit_compile: bool):
+    compiled = _COMPILED.setdefault(model, {})
+    if jit_compile in compiled:
+        return compiled[jit_compile]
     latent = model.config.latent_dim
     model_ref = weakref.ref(model)  # the cache must not keep the model alive
 
@@ -128,6 +119,7 @@ def _compile_log_weights(model, jit_compile: bool):
                                 axis=[2, 3, 4])
         return log_px + model.prior(labels).log_prob(z) - posterior.log_prob(z)
 
+    compiled[jit_compile] = log_weights
     return log_weights
 
 
@@ -156,8 +148,7 @@ def importance_weighted_bound(model, images: np.ndarray, labels: np.ndarray, *, 
     meter = Progress(len(images), f"importance-weighted bound (k={k})", "digits", progress, stream)
     for b, start in enumerate(range(0, len(images), per_batch)):
         count = min(per_batch, len(images) - start)
-        # Pad the last batch (and draw whole calls of samples, dropping the surplus) so
-        # every call has one shape and the function is traced once.
+        # Pad the last batch and draw whole calls of samples (surplus dropped): one shape, one trace.
         rows = np.minimum(np.arange(start, start + per_batch), len(images) - 1)
         x, y = tf.constant(images[rows]), tf.constant(labels[rows])
         parts = [log_weights(x, y, tf.constant([seed, b * calls_per_batch + c], tf.int32), per_call).numpy()
@@ -169,8 +160,7 @@ def importance_weighted_bound(model, images: np.ndarray, labels: np.ndarray, *, 
 
 
 def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digits: int | None = None,
-                   per_class: int = DEFAULT_PER_CLASS, seed: int = 0, progress: str = "bar",
-                   stream=None) -> dict:
+                   per_class: int = DEFAULT_PER_CLASS, seed: int = 0, progress: str = "bar", stream=None) -> dict:
     """All four measurements as one JSON-ready report (see the module docstring).
 
     ``iw_digits``: bound only the first N test digits (default: all); the report's
@@ -184,33 +174,24 @@ def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digit
     judged = conditional_accuracy(model, judge, per_class, seed=seed)
     n_iw = len(x) if iw_digits is None else min(int(iw_digits), len(x))
     start = time.perf_counter()
-    bounds = importance_weighted_bound(model, x[:n_iw], y[:n_iw], k=k, seed=seed, progress=progress,
-                                       stream=stream)
+    bounds = importance_weighted_bound(model, x[:n_iw], y[:n_iw], k=k, seed=seed, progress=progress, stream=stream)
     iw_seconds = time.perf_counter() - start
     iw_elbo = elbo if n_iw == len(x) else evaluate_elbo(model, x[:n_iw], y[:n_iw], eval_step=eval_step)
     separation = class_separation(model)
     return {
         "kind": model.kind,
         "data": {"source": digits.source, "description": digits.description, "n_test": int(len(x))},
-        "conditional_accuracy": judged.accuracy,
-        "per_class_accuracy": [float(v) for v in judged.per_class],
-        "confusion": judged.confusion.tolist(),
-        "samples_per_class": int(per_class),
+        "conditional_accuracy": judged.accuracy, "per_class_accuracy": [float(v) for v in judged.per_class],
+        "confusion": judged.confusion.tolist(), "samples_per_class": int(per_class),
         "judge_test_accuracy": float(judge.test_accuracy),
         "judge": {key: judge.meta.get(key) for key in ("source", "n_train", "n_test", "seed", "epochs")},
-        "test_neg_elbo": float(elbo["neg_elbo"]),
-        "test_recon": float(elbo["recon"]),
-        "test_kl": float(elbo["kl"]),
+        "test_neg_elbo": float(elbo["neg_elbo"]), "test_recon": float(elbo["recon"]), "test_kl": float(elbo["kl"]),
         "iw_bound": float(bounds.mean()),
         "iw_bound_stderr": float(bounds.std(ddof=1) / math.sqrt(n_iw)) if n_iw > 1 else float("nan"),
-        "iw_bound_of": f"-log {getattr(model, 'likelihood_of', 'p(x | y)')}",
-        "k": int(k),
-        "iw_digits": int(n_iw),
-        "iw_neg_elbo": float(iw_elbo["neg_elbo"]),
-        "iw_seconds": float(iw_seconds),
+        "iw_bound_of": f"-log {getattr(model, 'likelihood_of', 'p(x | y)')}", "k": int(k), "iw_digits": int(n_iw),
+        "iw_neg_elbo": float(iw_elbo["neg_elbo"]), "iw_seconds": float(iw_seconds),
         "iw_device": "GPU" if GPUS else "CPU",
-        "separation": separation.round(4).tolist(),
-        "min_separation": closest_pair(separation)[2],
+        "separation": separation.round(4).tolist(), "min_separation": closest_pair(separation)[2],
     }
 
 
@@ -270,9 +251,6 @@ def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str 
     judge, the settings and the code that evaluates (comments and docstrings aside): the
     one cache mechanism of :mod:`cvae_lib.cache`, lock included. Returns ``(report, reused)``.
     """
-    from . import cache
-    from .checkpoint import atomic_write_text
-
     weights = [w for network in model.networks().values() for w in network.get_weights()]
     key = cache.key(code_fingerprint(leave_out=NOT_EVALUATION), kind=model.kind, weights=array_digest(weights),
                     test_digits=array_digest([digits.x_test, digits.y_test]), judge=judge.meta.get("fingerprint"),
@@ -281,26 +259,21 @@ def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str 
     path = Path(directory) / f"evaluation-{name}.json"
 
     def read():
-        stored = cache.read_json(path) if path.exists() else None
+        stored = read_json(path) if path.exists() else None
         return None if stored is None else (stored.get("cache_key"), stored.get("report"))
 
     def make(reason):
         report = evaluate_model(model, digits, judge, progress=progress, **settings)
-        _remove_stale_evaluations(path.parent, key["weights"])
+        for old in path.parent.glob("evaluation-*.json"):  # reports of other weights: the run was retrained
+            try:
+                if json.loads(old.read_text(encoding="utf-8"))["cache_key"]["weights"] != key["weights"]:
+                    old.unlink()
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
         atomic_write_text(path, report_to_json({"cache_key": key, "report": report}))
         return json.loads(report_to_json(report))
 
     return cache.reuse_or_make(directory, key, read, make)
-
-
-def _remove_stale_evaluations(directory, weights: str) -> None:
-    """Delete cached reports of other weights: the run was retrained, they describe nothing here."""
-    for path in directory.glob("evaluation-*.json"):
-        try:
-            if json.loads(path.read_text(encoding="utf-8"))["cache_key"]["weights"] != weights:
-                path.unlink()
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
 
 
 def comparison_table(reports: dict) -> str:
@@ -310,11 +283,8 @@ def comparison_table(reports: dict) -> str:
     lines = [header, "|" + "---|" * 7]
     for name, r in reports.items():
         worst = int(np.argmin(r["per_class_accuracy"]))
-        lines.append(
-            f"| {name} | {r['conditional_accuracy']:.1%} | {worst}: {r['per_class_accuracy'][worst]:.0%} | "
-            f"{r['test_neg_elbo']:.1f} ({r['test_recon']:.1f} + {r['test_kl']:.1f}) | "
-            f"{r['iw_bound']:.1f} on {r['iw_bound_of'].replace('|', '&#124;')} ({r['k']}, {r['iw_digits']}) | "
-            f"{r['iw_neg_elbo']:.1f} | "
-            f"{r['min_separation']:.2f} σ |"
-        )
+        lines.append(f"| {name} | {r['conditional_accuracy']:.1%} | {worst}: {r['per_class_accuracy'][worst]:.0%} | "
+                     f"{r['test_neg_elbo']:.1f} ({r['test_recon']:.1f} + {r['test_kl']:.1f}) | "
+                     f"{r['iw_bound']:.1f} on {r['iw_bound_of'].replace('|', '&#124;')} ({r['k']}, {r['iw_digits']}) | "
+                     f"{r['iw_neg_elbo']:.1f} | {r['min_separation']:.2f} σ |")
     return "\n".join(lines)

@@ -54,12 +54,8 @@ def decoder_layers(decoder: keras.Model) -> list[dict]:
     for layer in decoder.layers:
         if isinstance(layer, keras.layers.Reshape):
             continue  # the page reshapes z to 1 x 1 x latent_dim itself
-        if isinstance(layer, keras.layers.Conv2DTranspose):  # a subclass of Conv2D: test it first
-            kind = "conv2d_transpose"
-        elif isinstance(layer, keras.layers.Conv2D):
-            kind = "conv2d"
-        else:
-            kind = None
+        kind = ("conv2d_transpose" if isinstance(layer, keras.layers.Conv2DTranspose)  # a Conv2D: test it first
+                else "conv2d" if isinstance(layer, keras.layers.Conv2D) else None)
         if kind is None or not layer.use_bias or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
             raise CvaeError(f"the explorer cannot run layer {layer.name} ({type(layer).__name__})")
         kernel, bias = layer.get_weights()
@@ -79,10 +75,8 @@ def explorer_data(model, images, labels) -> dict:
         "format": FORMAT,
         "config": {"latent_dim": config.latent_dim, "base_depth": config.base_depth,
                    "kernel_size": config.kernel_size, "image_shape": list(config.image_shape)},
-        "layers": decoder_layers(model.decoder),
-        "class_means": class_means(model).round(6).tolist(),
-        "points": np.asarray(posterior.mean()).round(4).tolist(),
-        "labels": np.asarray(labels).astype(int).tolist(),
+        "layers": decoder_layers(model.decoder), "class_means": class_means(model).round(6).tolist(),
+        "points": np.asarray(posterior.mean()).round(4).tolist(), "labels": np.asarray(labels).astype(int).tolist(),
     }
 
 

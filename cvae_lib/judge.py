@@ -29,6 +29,7 @@ from .checkpoint import atomic_write, prepare_directory
 from .code_fingerprint import JUDGE_MODULES, code_fingerprint
 from .data import Digits, prefetched
 from .errors import CvaeError, check_positive_int
+from .runs import run_directory
 
 JUDGE_FILE = "judge.npz"
 DEFAULT_EPOCHS = 12
@@ -37,21 +38,15 @@ DEFAULT_EPOCHS = 12
 def make_judge_network(seed: int = 0) -> keras.Model:
     """A small CNN (two conv blocks + dense), ~99% on full MNIST, ~97% on the offline digits."""
     init = keras.initializers.GlorotUniform(seed=seed)
-    return keras.Sequential(
-        [
-            keras.layers.InputLayer(input_shape=(28, 28, 1)),
-            keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=init),
-            keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=init),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=init),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dropout(0.3, seed=seed),
-            keras.layers.Dense(128, activation="relu", kernel_initializer=init),
-            keras.layers.Dense(10, kernel_initializer=init),
-        ],
-        name="judge",
-    )
+    return keras.Sequential([
+        keras.layers.InputLayer(input_shape=(28, 28, 1)),
+        keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=init),
+        keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=init), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=init), keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(), keras.layers.Dropout(0.3, seed=seed),
+        keras.layers.Dense(128, activation="relu", kernel_initializer=init),
+        keras.layers.Dense(10, kernel_initializer=init),
+    ], name="judge")
 
 
 def _augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -64,25 +59,14 @@ def train_judge(digits: Digits, *, epochs: int = DEFAULT_EPOCHS, seed: int = 0, 
     """Train the judge on ``digits.x_train`` only; returns the Keras model (logits out)."""
     tf.random.set_seed(seed)
     judge = make_judge_network(seed)
-    judge.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    judge.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     n = len(digits.x_train)
     data = tf.data.Dataset.from_tensor_slices((digits.x_train, digits.y_train))
     data = data.shuffle(n, seed=seed).batch(128).enumerate()
     data = data.map(lambda i, xy: (_augment(xy[0], tf.stack([tf.cast(seed, tf.int64), i])), xy[1]))
     judge.fit(prefetched(data), epochs=epochs, verbose=2 if verbose else 0)
     return judge
-
-
-def judge_labels(network: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """The network's predicted digit for each image (N, 28, 28) or (N, 28, 28, 1)."""
-    images = np.asarray(images, np.float32).reshape(-1, 28, 28, 1)
-    out = [np.argmax(network(images[i:i + batch_size], training=False).numpy(), axis=-1)
-           for i in range(0, len(images), batch_size)]
-    return np.concatenate(out).astype(np.int32) if out else np.zeros(0, np.int32)
 
 
 @dataclass
@@ -93,9 +77,12 @@ class Judge:
     test_accuracy: float
     meta: dict
 
-    def labels(self, images: np.ndarray) -> np.ndarray:
+    def labels(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """The judge's digit for each image (grey levels in [0, 1])."""
-        return judge_labels(self.network, images)
+        images = np.asarray(images, np.float32).reshape(-1, 28, 28, 1)
+        out = [np.argmax(self.network(images[i:i + batch_size], training=False).numpy(), axis=-1)
+               for i in range(0, len(images), batch_size)]
+        return np.concatenate(out).astype(np.int32) if out else np.zeros(0, np.int32)
 
     def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
         return float(np.mean(self.labels(images) == np.asarray(labels)))
@@ -113,8 +100,6 @@ def judge_directory(digits: Digits, seed: int = 0, epochs: int = DEFAULT_EPOCHS,
     A judge trained for other than the default epochs gets ``-e<epochs>`` appended, so
     a quick judge never replaces the one the book uses.
     """
-    from .runs import run_directory
-
     suffix = "" if epochs == DEFAULT_EPOCHS else f"-e{epochs}"
     return run_directory(f"judge-{digits.source}-{len(digits.x_train)}-s{seed}{suffix}", root)
 
@@ -143,9 +128,8 @@ def load_judge(directory) -> Judge:
         raise CvaeError(f"{path} is corrupt: {err}") from None
     network = make_judge_network()  # the initial weights are replaced below
     expected = network.get_weights()
-    if meta.get("cache_format") != cache.CACHE_FORMAT or len(weights) != len(expected) or any(
-        w.shape != e.shape for w, e in zip(weights, expected)
-    ):
+    if (meta.get("cache_format") != cache.CACHE_FORMAT or len(weights) != len(expected)
+            or any(w.shape != e.shape for w, e in zip(weights, expected))):
         raise CvaeError(f"{path} was written by another version of the judge")
     network.set_weights(weights)
     return Judge(network, test_accuracy, meta)
@@ -178,9 +162,9 @@ def load_or_train_judge(digits: Digits, *, seed: int = 0, epochs: int = DEFAULT_
             print(f"cvae_lib: not reusing the judge in {directory}: {reason}", file=stream, flush=True)
         print(f"cvae_lib: training the judge on {len(digits.x_train):,} {digits.source!r} digits "
               f"({epochs} epochs; kept in {directory})", file=stream, flush=True)
-        network = train_judge(digits, epochs=epochs, seed=seed, verbose=verbose)
-        accuracy = float(np.mean(judge_labels(network, digits.x_test) == digits.y_test))
-        judge = Judge(network, accuracy, {**wanted, "n_test": int(len(digits.x_test))})
+        judge = Judge(train_judge(digits, epochs=epochs, seed=seed, verbose=verbose), float("nan"),
+                      {**wanted, "n_test": int(len(digits.x_test))})
+        judge.test_accuracy = judge.accuracy(digits.x_test, digits.y_test)
         save_judge(judge, directory)
         return judge
 

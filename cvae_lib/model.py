@@ -27,8 +27,7 @@ from .prior import make_prior_network, prior_distribution
 class ConditionalVAE(tf.Module):
     """Class-conditional prior N(mu_y, I), label-blind encoder and decoder."""
 
-    #: Short name used in checkpoints, so a checkpoint of one variant cannot be
-    #: loaded as another.
+    #: Short name used in checkpoints, so a checkpoint of one variant never loads as another.
     kind = "cvae"
 
     def __init__(self, config: ModelConfig = ModelConfig(), train: TrainConfig = TrainConfig()):
@@ -38,9 +37,7 @@ class ConditionalVAE(tf.Module):
         self.prior_network = make_prior_network(config, train.prior_init_radius, seed=train.seed)
         self.encoder = self._make_encoder()
         self.decoder = self._make_decoder()
-        # Weight of the reconstruction term in the *training objective*; the training
-        # loop ramps it from 0 to 1 during warm-up (see cvae_lib.train). Reported
-        # losses never use it.
+        # The reconstruction's weight in the training objective, ramped from 0 to 1 in warm-up.
         self.recon_weight = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="recon_weight")
 
     # Variants (see cvae_lib.variants) override these four hooks.
@@ -108,9 +105,8 @@ class ConditionalVAE(tf.Module):
         posterior = self.posterior(images, labels)
         z = posterior.sample(seed=seed)
         logits = self.decode_logits(z, labels)
-        reconstruction = tf.reduce_sum(
-            tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits), axis=[1, 2, 3]
-        )
+        reconstruction = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits),
+                                       axis=[1, 2, 3])
         prior = self.prior(labels)
         kl = tfd.kl_divergence(posterior, prior)
         if self.train_config.class_codes == "prior":

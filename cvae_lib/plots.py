@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import sampling
+from .backend import tf
 from .data import check_digit
 
 
@@ -26,9 +27,8 @@ def manifold_figure(model, digit: int, n: int = sampling.GRID_SIZE, size: float 
     labels = [f"{v:+.1f}" if i % 2 == 0 else "" for i, v in enumerate(steps)]
     ax.set_xticks(ticks, labels, fontsize=7)
     ax.set_yticks(ticks, labels, fontsize=7)
-    ax.set_xlabel(r"$z_1 - \mu_{y,1}$")
-    ax.set_ylabel(r"$z_2 - \mu_{y,2}$")
-    ax.set_title(f"digit {digit}: decoded at $\\mu_{{{digit}}}$ + normal quantiles")
+    ax.set(xlabel=r"$z_1 - \mu_{y,1}$", ylabel=r"$z_2 - \mu_{y,2}$",
+           title=f"digit {digit}: decoded at $\\mu_{{{digit}}}$ + normal quantiles")
     return fig
 
 
@@ -53,15 +53,12 @@ def samples_figure(samples: np.ndarray, size: float = 0.6) -> Figure:
     ax = fig.add_subplot()
     ax.imshow(samples.transpose(0, 2, 1, 3).reshape(classes * 28, per_class * 28), cmap="Greys_r", vmin=0, vmax=1)
     ax.set_yticks(np.arange(classes) * 28 + 13.5, [str(c) for c in range(classes)])
-    ax.set_xticks([])
-    ax.set_ylabel("requested digit")
+    ax.set(xticks=[], ylabel="requested digit")
     return fig
 
 
 def latent_scatter_figure(model, images: np.ndarray, labels: np.ndarray, size: float = 6.5) -> Figure:
     """Posterior means of encoded digits, coloured by class, with each class mean marked."""
-    from .backend import tf
-
     z = np.asarray(model.posterior(tf.constant(images), tf.constant(labels)).mean())
     means = sampling.class_means_for_generation(model)
     fig = Figure(figsize=(size, size), layout="constrained")
@@ -73,11 +70,9 @@ def latent_scatter_figure(model, images: np.ndarray, labels: np.ndarray, size: f
     for c, (mx, my) in enumerate(means[:, :2]):
         ax.scatter([mx], [my], s=260, marker="o", facecolor="white", edgecolor=colours[c % 10], linewidth=2, zorder=3)
         ax.text(mx, my, str(c), ha="center", va="center", fontsize=10, weight="bold", zorder=4)
-    ax.set_xlabel("$z_1$")
-    ax.set_ylabel("$z_2$")
-    ax.set_aspect("equal")
+    ax.set(xlabel="$z_1$", ylabel="$z_2$", aspect="equal",
+           title="encoded test digits (posterior means) and class means")
     ax.legend(title="digit", markerscale=4, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_title("encoded test digits (posterior means) and class means")
     return fig
 
 
@@ -89,8 +84,7 @@ def training_curves_figure(history, size: tuple = (10.0, 3.2)) -> Figure:
         ax = fig.add_subplot(1, 3, i + 1)
         ax.plot(epochs, history.series(key), label="train")
         ax.plot(epochs, history.series(f"val_{key}"), label="validation")
-        ax.set_title(f"{title} (nats/image)")
-        ax.set_xlabel("epoch")
+        ax.set(title=f"{title} (nats/image)", xlabel="epoch")
         ax.legend()
     return fig
 
@@ -102,10 +96,8 @@ def _draw_confusion(ax, confusion: np.ndarray, title: str) -> None:
         if rate >= 0.005:
             ax.text(col, row, f"{100 * rate:.0f}", ha="center", va="center", fontsize=7,
                     color="white" if rate > 0.6 else "black")
-    ax.set_xticks(range(rates.shape[1]))
-    ax.set_yticks(range(rates.shape[0]))
-    ax.set_xlabel("judge's label")
-    ax.set_ylabel("requested digit")
+    ax.set(xticks=range(rates.shape[1]), yticks=range(rates.shape[0]), xlabel="judge's label",
+           ylabel="requested digit")
     ax.set_title(title, fontsize=10)
 
 
@@ -132,8 +124,7 @@ def panels_figure(images: dict, size: float = 3.6, ylabel: str | None = None) ->
         ax = fig.add_subplot(1, len(images), i + 1)
         ax.imshow(image, cmap="Greys_r", vmin=0, vmax=1)
         ax.set_title(name, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
         if i == 0 and ylabel:
             ax.set_ylabel(ylabel)
     return fig
@@ -150,10 +141,7 @@ def separation_figure(separation: np.ndarray, title: str = "distance between cla
         if row != col:
             ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
                     color="white" if value < 0.6 * separation.max() else "black")
-    ax.set_xticks(range(len(separation)))
-    ax.set_yticks(range(len(separation)))
-    ax.set_xlabel("digit")
-    ax.set_ylabel("digit")
+    ax.set(xticks=range(len(separation)), yticks=range(len(separation)), xlabel="digit", ylabel="digit")
     ax.set_title(f"{title} (prior standard deviations)", fontsize=10)
     return fig
 
@@ -175,9 +163,7 @@ def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
         ax.plot(*paths[0, c, :2], "o", mfc="none", color=colour, ms=8)
         ax.text(*paths[-1, c, :2], str(c), color="white", ha="center", va="center", fontsize=8,
                 bbox=dict(boxstyle="circle,pad=0.2", fc=colour, ec="none"))
-    ax.set_aspect("equal")
-    ax.set_xlabel("$z_1$")
-    ax.set_ylabel("$z_2$")
+    ax.set(aspect="equal", xlabel="$z_1$", ylabel="$z_2$")
     ax.set_title("class means during training (open circle: start, dots: each epoch)", fontsize=10)
     return fig
 
@@ -193,6 +179,5 @@ def schedule_figure(history, size: tuple = (10.0, 3.0)) -> Figure:
         ax = fig.add_subplot(1, len(panels), i + 1)
         ax.plot(epochs, history.series(key), ".-", ms=3)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("epoch")
-        ax.set_ylim(bottom=0)
+        ax.set(xlabel="epoch", ylim=(0, None))
     return fig

@@ -25,14 +25,11 @@ def make_prior_network(config: ModelConfig, init_radius: float = 0.0, seed: int 
     :func:`spread_class_means` and :mod:`cvae_lib.train` for why).
     """
     glorot = lambda i: keras.initializers.GlorotUniform(seed=seed + i)  # noqa: E731
-    network = keras.Sequential(
-        [
-            keras.layers.InputLayer(input_shape=(config.num_classes,)),
-            keras.layers.Dense(2 * config.latent_dim, kernel_initializer=glorot(0), name="prior_hidden"),
-            keras.layers.Dense(config.latent_dim, kernel_initializer=glorot(1), name="prior_mean"),
-        ],
-        name="prior_network",
-    )
+    network = keras.Sequential([
+        keras.layers.InputLayer(input_shape=(config.num_classes,)),
+        keras.layers.Dense(2 * config.latent_dim, kernel_initializer=glorot(0), name="prior_hidden"),
+        keras.layers.Dense(config.latent_dim, kernel_initializer=glorot(1), name="prior_mean"),
+    ], name="prior_network")
     if init_radius > 0:
         spread_class_means(network, circle_means(config.num_classes, config.latent_dim, init_radius), seed)
     return network

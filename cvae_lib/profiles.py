@@ -36,6 +36,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import data as data_lib, runs
+from .backend import GPUS
+from .config import TrainConfig
 from .errors import CvaeError
 
 PROFILE_ENV = "CVAE_PROFILE"
@@ -67,31 +70,22 @@ def resolve_profile(value: str | None = None, *, has_gpu: bool | None = None) ->
     name = requested_profile(value)
     if name != "auto":
         return name
-    if has_gpu is None:
-        from .backend import GPUS
-
-        has_gpu = bool(GPUS)
-    return "full" if has_gpu else "quick"
+    return "full" if (bool(GPUS) if has_gpu is None else has_gpu) else "quick"
 
 
 def profile_data(profile: str, data: str | None = None) -> str:
     """The data source of a concrete profile: the offline sample for ``quick``; for ``full``,
     ``data`` or ``$CVAE_DATA`` when it names MNIST files on disk, else Keras's download."""
-    from .data import DATA_ENV, SOURCES
-
     if profile == "quick":
         return PROFILE_DATA["quick"]
-    chosen = str(data or os.environ.get(DATA_ENV, "")).strip()
-    return chosen if chosen and chosen not in SOURCES else PROFILE_DATA["full"]
+    chosen = str(data or os.environ.get(data_lib.DATA_ENV, "")).strip()
+    return chosen if chosen and chosen not in data_lib.SOURCES else PROFILE_DATA["full"]
 
 
-def profile_train_config(profile: str, digits) -> "TrainConfig":  # noqa: F821 (imported lazily)
+def profile_train_config(profile: str, digits) -> TrainConfig:
     """Training settings of a concrete profile for these digits (see module docstring)."""
-    from .config import TrainConfig
-    from .runs import default_epochs
-
     if profile == "quick":
-        return TrainConfig(epochs=default_epochs(digits))
+        return TrainConfig(epochs=runs.default_epochs(digits))
     if profile == "full":
         return dataclasses.replace(TrainConfig(), epochs=REFERENCE_EPOCHS, batch_size=REFERENCE_BATCH_SIZE)
     raise CvaeError(f"profile must be 'quick' or 'full' here, got {profile!r}")
@@ -99,11 +93,9 @@ def profile_train_config(profile: str, digits) -> "TrainConfig":  # noqa: F821 (
 
 def profile_directory(profile: str, root=None) -> Path:
     """Run directory of a concrete profile: ``<runs>/<profile>-cvae``."""
-    from .runs import run_directory
-
     if profile not in PROFILE_DATA:
         raise CvaeError(f"profile must be 'quick' or 'full' here, got {profile!r}")
-    return run_directory(f"{profile}-cvae", root)
+    return runs.run_directory(f"{profile}-cvae", root)
 
 
 def load_profile_digits(value: str | None = None, *, has_gpu: bool | None = None, loader=None,
@@ -113,8 +105,7 @@ def load_profile_digits(value: str | None = None, *, has_gpu: bool | None = None
     ``loader`` defaults to :func:`cvae_lib.data.load_digits`; tests substitute a fake.
     ``data``: MNIST files for the full profile (:func:`profile_data`).
     """
-    if loader is None:
-        from .data import load_digits as loader
+    loader = data_lib.load_digits if loader is None else loader
     requested = requested_profile(value)
     profile = resolve_profile(requested, has_gpu=has_gpu)
     try:
@@ -154,10 +145,8 @@ def profile_model(value: str | None = None, *, root=None, progress: str = "bar",
     so an interrupted run is resumed after its last finished epoch, never reused as
     finished; a second process waits for the first and then loads its run.
     """
-    from .runs import train_or_load
-
     profile, digits = load_profile_digits(value, data=data)
     train_config = profile_train_config(profile, digits)
     directory = profile_directory(profile, root)
-    model, history, reused = train_or_load(digits, directory, train_config=train_config, progress=progress)
+    model, history, reused = runs.train_or_load(digits, directory, train_config=train_config, progress=progress)
     return ProfileRun(model, history, digits, profile, directory, train_config, reused)

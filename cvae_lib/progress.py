@@ -16,8 +16,7 @@ from .errors import CvaeError
 
 #: The progress modes: a live bar, one line per report, or nothing.
 MODES = ("bar", "lines", "none")
-#: Seconds between two reports by default: often enough to look alive, rarely enough
-#: that a log stays readable. The last report always comes.
+#: Default seconds between reports: often enough to look alive, rarely enough for a log.
 MIN_INTERVAL = {"bar": 1.0, "lines": 15.0, "none": 0.0}
 BAR_WIDTH = 30
 

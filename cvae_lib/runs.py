@@ -8,19 +8,23 @@ chapter that finds a finished run with the *same* settings, data and training co
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import sys
 from pathlib import Path
 
 from . import cache, checkpoint
+from .backend import GPUS
 from .code_fingerprint import code_fingerprint
 from .config import ModelConfig, TrainConfig, dumps, to_dict
 from .data import Digits
 from .errors import CvaeError
 from .model import ConditionalVAE
 from .progress import check_mode
-from .train import History, TrainingState, train
+from .train import TrainingState, train
+
+STATE_DIR = "training_state"
 
 
 def default_epochs(digits: Digits) -> int:
@@ -31,21 +35,15 @@ def default_epochs(digits: Digits) -> int:
 
 def run_metadata(digits: Digits) -> dict:
     """What a run was trained on, by which code and where, stored in its config.json."""
-    from .backend import tf
-
-    gpus = tf.config.list_physical_devices("GPU")
     return {
         "data": {"source": digits.source, "description": digits.description,
                  "n_train": int(len(digits.x_train)), "n_test": int(len(digits.x_test)),
                  "seed": int(digits.seed), "fingerprint": digits.fingerprint,
                  **({"path": digits.path} if digits.path else {})},
         "code": code_fingerprint(),
-        "hardware": {"device": "GPU" if gpus else "CPU", "machine": platform.machine(),
+        "hardware": {"device": "GPU" if GPUS else "CPU", "machine": platform.machine(),
                      "processor": platform.processor() or platform.machine()},
     }
-
-
-STATE_DIR = "training_state"
 
 
 def run_key(digits: Digits, model_config: ModelConfig, train_config: TrainConfig, model_class=ConditionalVAE) -> dict:
@@ -143,19 +141,15 @@ def train_or_load(digits: Digits, out_dir, *, model_config: ModelConfig = ModelC
     with cache.locked(out_dir) as out_dir:
         found = run_state(out_dir, wanted)
         if found == "finished":
-            model, history = checkpoint.load_checkpoint(out_dir)
-            return model, history, True
+            return (*checkpoint.load_checkpoint(out_dir), True)
         if found == "other":
             print(f"cvae_lib: {out_dir} holds a run of other settings, data or code; training again",
                   file=sys.stderr, flush=True)
-        model, history = _train(digits, out_dir, wanted, model_config, train_config, model_class, progress,
-                                resume=found == "unfinished", **train_kwargs)
-    return model, history, False
+        return (*_train(digits, out_dir, wanted, model_config, train_config, model_class, progress,
+                        resume=found == "unfinished", **train_kwargs), False)
 
 
 def run_directory(name: str, root=None) -> Path:
     """Where the book keeps run ``name``: ``$CVAE_RUNS`` or ``_runs/`` at the repository root."""
-    import os
-
     base = Path(root or os.environ.get("CVAE_RUNS") or Path(__file__).resolve().parent.parent / "_runs")
     return base / name

@@ -14,7 +14,7 @@ from .backend import tf
 from .data import check_digit
 from .errors import CvaeError, check_positive_int
 
-#: Quantiles of the reference's manifold grid.
+#: Size and quantile range of the reference's manifold grid.
 GRID_SIZE = 15
 GRID_QUANTILES = (0.05, 0.95)
 
@@ -22,6 +22,11 @@ GRID_QUANTILES = (0.05, 0.95)
 def class_means(model) -> np.ndarray:
     """mu_y of every class, shape (num_classes, latent_dim)."""
     return np.asarray(model.class_means(tf.range(model.config.num_classes)))
+
+
+def class_means_for_generation(model) -> np.ndarray:
+    """The centre used to generate each class: mu_y here; variants may define their own."""
+    return np.asarray(model.generation_prior(tf.range(model.config.num_classes)).mean())
 
 
 def class_separation(model, *, generation: bool = True) -> np.ndarray:
@@ -117,8 +122,3 @@ def manifold_image(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
     z = manifold_latents(model, digit, n)
     tiles = decode_images(model, z.reshape(n * n, -1), np.full(n * n, check_digit(digit)))
     return tiles.reshape(n, n, 28, 28).transpose(0, 2, 1, 3).reshape(n * 28, n * 28)
-
-
-def class_means_for_generation(model) -> np.ndarray:
-    """The centre used to generate each class: mu_y here; variants may define their own."""
-    return np.asarray(model.generation_prior(tf.range(model.config.num_classes)).mean())

@@ -99,12 +99,12 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
     epochs = config.epochs if epochs is None else epochs
     stream = stream or sys.stdout
-    deterministic()
+    # Same seed, data and machine give the same weights, bit for bit (process-wide and permanent).
+    tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(config.seed)
     optimizer = keras.optimizers.Adam(config.learning_rate)
     warmup = int(round(config.warmup_fraction * epochs))
-    # The optimizer keeps its own learning-rate variable (a tf.Variable passed in is
-    # copied, not shared), so the warm-up switches the prior on through that one.
+    # The optimizer copies a learning rate passed in: the warm-up switches its own variable.
     prior_optimizer = keras.optimizers.Adam(0.0 if warmup else config.prior_learning_rate)
     step = make_train_step(model, optimizer, prior_optimizer, jit_compile=jit_compile,
                            binarize_input=config.binarize)
@@ -159,12 +159,6 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
         if callback is not None:
             callback(model, record)
     return history
-
-
-def deterministic() -> None:
-    """Make every TensorFlow op deterministic: the same seed, data and machine give the same
-    weights bit for bit. Process-wide and permanent (TensorFlow offers no way back)."""
-    tf.config.experimental.enable_op_determinism()
 
 
 class TrainingState:
@@ -225,9 +219,7 @@ class TrainingState:
 
 def format_record(record: dict, epochs: int) -> str:
     """One progress line: epoch, loss parts, validation loss, speed."""
-    return (
-        f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  "
-        f"loss {record['loss']:9.2f} (recon {record['recon']:8.2f} + KL {record['kl']:6.2f})  "
-        f"val {record['val_loss']:9.2f}  means >= {record['min_mean_distance']:5.2f} apart  "
-        f"{record['images_per_s']:7.0f} img/s"
-    )
+    return (f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  "
+            f"loss {record['loss']:9.2f} (recon {record['recon']:8.2f} + KL {record['kl']:6.2f})  "
+            f"val {record['val_loss']:9.2f}  means >= {record['min_mean_distance']:5.2f} apart  "
+            f"{record['images_per_s']:7.0f} img/s")

@@ -35,9 +35,7 @@ from .model import ConditionalVAE
 from .prior import prior_distribution
 from .train import fixed_binarization
 
-
-#: The settings these models are trained with, in place of the book's: the reference
-#: recipe's Adam learning rate, no warm-up and no class term (they have no class means).
+#: Their training settings: the reference's Adam learning rate, no warm-up, no class term.
 STANDARD_TRAINING = {"learning_rate": 1e-3, "warmup_fraction": 0.0, "class_weight": 0.0}
 
 
@@ -65,18 +63,6 @@ class _StandardNormalPrior(ConditionalVAE):
         return []
 
 
-def make_centres_network(num_classes: int, latent_dim: int) -> keras.Model:
-    """one-hot y -> centre_y: a bias-free Dense layer whose kernel rows are the centres.
-
-    Not trainable: :meth:`UnconditionalVAE.finish_training` sets it from the encoded
-    training digits. As a network it is saved and loaded with the other weights.
-    """
-    layer = keras.layers.Dense(latent_dim, use_bias=False, kernel_initializer="zeros", trainable=False,
-                               name="centres")
-    return keras.Sequential([keras.layers.InputLayer(input_shape=(num_classes,)), layer],
-                            name="class_centres")
-
-
 class UnconditionalVAE(_StandardNormalPrior):
     """A plain VAE; generates class y from N(centre_y, I) found after training."""
 
@@ -86,7 +72,11 @@ class UnconditionalVAE(_StandardNormalPrior):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.class_centres = make_centres_network(self.config.num_classes, self.config.latent_dim)
+        # one-hot y -> centre_y: the kernel's rows, set by finish_training, saved with the other weights
+        centres = keras.layers.Dense(self.config.latent_dim, use_bias=False, kernel_initializer="zeros",
+                                     trainable=False, name="centres")
+        self.class_centres = keras.Sequential([keras.layers.InputLayer(input_shape=(self.config.num_classes,)),
+                                               centres], name="class_centres")
 
     def networks(self) -> dict[str, keras.Model]:
         return {"encoder": self.encoder, "decoder": self.decoder, "class_centres": self.class_centres}
@@ -102,10 +92,8 @@ class UnconditionalVAE(_StandardNormalPrior):
         """Per-class average of E[z | x] over ``images`` (binarised as in training), (classes, latent)."""
         if self.train_config.binarize:
             images = fixed_binarization(images)
-        means = np.concatenate([
-            np.asarray(self.posterior(tf.constant(images[i:i + batch_size]), None).mean())
-            for i in range(0, len(images), batch_size)
-        ])
+        means = np.concatenate([np.asarray(self.posterior(tf.constant(images[i:i + batch_size]), None).mean())
+                                for i in range(0, len(images), batch_size)])
         centres = np.zeros((self.config.num_classes, self.config.latent_dim), np.float32)
         for c in range(self.config.num_classes):
             members = means[labels == c]

@@ -10,6 +10,7 @@ from cvae_lib.config import TrainConfig
 from cvae_lib.data import Digits
 from cvae_lib.errors import CvaeError
 from cvae_lib.runs import default_epochs
+from cvae_lib.train import History
 
 
 def fake_digits(n_train: int, source: str) -> Digits:
@@ -136,7 +137,7 @@ def test_profile_model_reuses_a_finished_run(tmp_path, monkeypatch):
 
     def fake_train_or_load(digits, out_dir, *, train_config, progress):
         calls.append((digits.source, out_dir, train_config, progress))
-        return "model", runs.History([{"epoch": 1, "seconds": 2.5}, {"epoch": 2, "seconds": 1.5}]), True
+        return "model", History([{"epoch": 1, "seconds": 2.5}, {"epoch": 2, "seconds": 1.5}]), True
 
     monkeypatch.setattr(runs, "train_or_load", fake_train_or_load)
     monkeypatch.setattr(profiles, "load_profile_digits", lambda value, data=None: ("quick", fake_digits(4000, "sample")))
