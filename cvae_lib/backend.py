@@ -1,10 +1,6 @@
-"""The one place that imports TensorFlow, tf-keras and TensorFlow Probability.
-
-TFP's Keras integration is written against Keras 2. TensorFlow 2.16+ ships Keras 3
-as ``tf.keras`` unless ``TF_USE_LEGACY_KERAS=1`` is set *before* TensorFlow is first
-imported, so this module sets it and every other module imports ``tf``, ``keras``
-and ``tfp`` from here. Importing ``cvae_lib`` is therefore enough to make TFP work.
-"""
+"""The one place that imports TensorFlow, tf-keras and TensorFlow Probability: TFP's Keras layers
+need Keras 2, which ``tf.keras`` is only if ``TF_USE_LEGACY_KERAS=1`` is set before TensorFlow's
+first import, so this module sets it and the others import from here."""
 
 import contextlib
 import os
@@ -21,13 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ log noise (e.g. g
 
 @contextlib.contextmanager
 def _native_stderr_silenced():
-    """Hide the C++ start-up chatter TensorFlow writes straight to file descriptor 2.
-
-    TensorFlow 2.21 logs "oneDNN custom operations are on", "Could not find cuda
-    drivers" and "failed call to cuInit" through absl before TF_CPP_MIN_LOG_LEVEL is
-    read, so the variable cannot silence them. Python-level errors are unaffected:
-    an import error is still raised and printed once stderr is restored.
-    """
+    """Hide the chatter TensorFlow's C++ writes to file descriptor 2 before it reads
+    TF_CPP_MIN_LOG_LEVEL (``CVAE_VERBOSE_TF=1`` shows it); Python errors still show."""
     if os.environ.get("CVAE_VERBOSE_TF") == "1":
         yield
         return

@@ -1,14 +1,7 @@
-"""Results kept on disk and reused: training runs, the judge and evaluation reports.
-
-One mechanism serves all three. A result is stored with its key, made by
-:func:`key` from what it depends on (settings, digits, the code that computes it:
-:mod:`cvae_lib.code_fingerprint`), and reused only when the stored key equals the
-key wanted now. Every file is written atomically (:func:`cvae_lib.checkpoint.atomic_write`),
-and a result is looked up and made while holding its directory's lock
-(:func:`locked`), so two processes (two terminals, a notebook and the command line,
-``pytest -n 2``) never make the same result twice or tear a file: the second waits,
-then finds the first one's result.
-"""
+"""Results kept on disk and reused: training runs, the judge and evaluation reports. A result is
+stored with its :func:`key`, made from all it depends on (settings, digits, the code that computes
+it: :mod:`cvae_lib.code_fingerprint`), reused only if that key matches, and looked up and made
+under its directory's lock (:func:`locked`), so never made twice."""
 
 from __future__ import annotations
 
@@ -28,12 +21,8 @@ LOCK_FILE = ".lock"
 
 @contextmanager
 def locked(directory, stream=None):
-    """Hold ``directory``'s lock (created if needed) for the ``with`` block; yields the directory.
-
-    ``fcntl.flock`` on ``<directory>/.lock``: the kernel releases it when the holder
-    exits for any reason, ``kill -9`` included, so a crash never leaves a stale lock.
-    A process that finds it taken says so in one line and waits.
-    """
+    """Hold ``directory``'s lock (``flock`` on ``.lock``, which the kernel releases however the
+    holder exits) for the ``with`` block, saying so in one line if it must wait; yields the directory."""
     directory = prepare_directory(directory)
     with open(directory / LOCK_FILE, "a") as handle:
         try:
@@ -45,14 +34,12 @@ def locked(directory, stream=None):
 
 
 def key(code: str, **parts) -> dict:
-    """The cache key of a result: the layout's format, the fingerprint of the code that
-    computes it, and everything else it depends on, as plain JSON values."""
+    """The cache key of a result: the layout's format, the code's fingerprint and all else, as JSON values."""
     return json.loads(json.dumps({"cache_format": CACHE_FORMAT, "code": code, **parts}, sort_keys=True))
 
 
 def matches(stored, wanted: dict) -> bool:
-    """True if ``stored`` holds every entry of ``wanted`` (dictionaries compared the same
-    way, so a stored record may carry more, such as the hardware it ran on)."""
+    """True if ``stored`` holds every entry of ``wanted``, recursively (it may hold more, like its hardware)."""
     if isinstance(wanted, dict):
         return isinstance(stored, dict) and all(
             name in stored and matches(stored[name], value) for name, value in wanted.items())
@@ -60,14 +47,9 @@ def matches(stored, wanted: dict) -> bool:
 
 
 def reuse_or_make(directory, wanted: dict, read, make):
-    """``(result, reused)``: the stored result if its key matches ``wanted``, else ``make``'s.
-
-    ``read()`` returns ``None`` if nothing is stored, else ``(stored_key, result)``, and
-    raises :class:`~cvae_lib.errors.CvaeError` if what is stored is damaged. ``make(reason)`` computes the
-    result and stores it with ``wanted``; ``reason`` is ``None`` when nothing was
-    stored, else one line saying why the stored result is not reused. Both run under
-    ``directory``'s lock.
-    """
+    """``(result, reused)``, under ``directory``'s lock: ``read()`` gives ``None`` or ``(stored_key,
+    result)`` (:class:`~cvae_lib.errors.CvaeError` if damaged), reused if the key matches ``wanted``;
+    else ``make(reason)`` computes and stores it, ``reason`` saying why (``None``: nothing stored)."""
     with locked(directory):
         try:
             found = read()

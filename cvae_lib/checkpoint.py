@@ -1,12 +1,6 @@
-"""Checkpoints: a directory with ``config.json``, ``weights.npz`` and ``history.json``.
-
-Every file is written to a temporary name in the same directory and renamed into
-place (``os.replace`` is atomic), so a crash mid-write never leaves a file that
-later loads as if complete; ``config.json`` is written last, so its ``complete``
-flag is set only once the final weights are in place. ``weights.npz`` carries its own copy of the config; on
-load the two must agree, so weights from one run are never paired with the config of
-another.
-"""
+"""Checkpoints: a directory with ``config.json``, ``weights.npz`` and ``history.json``, each written
+under a temporary name and renamed into place. ``config.json`` comes last, so its ``complete`` flag
+follows the final weights; ``weights.npz`` holds a copy of it that must match on load."""
 
 from __future__ import annotations
 
@@ -127,10 +121,7 @@ def read_config(directory) -> dict:
 
 
 def load_checkpoint(directory):
-    """Rebuild the trained model from ``directory``; returns ``(model, history)``.
-
-    ``history`` is a :class:`~cvae_lib.train.History` (empty if none was saved).
-    """
+    """``(model, history)`` from ``directory``, the :class:`~cvae_lib.train.History` empty if none was saved."""
     directory = Path(directory)
     record = read_config(directory)
     model_config, train_config = cfg.from_dict(record)

@@ -1,9 +1,6 @@
-"""Command line: ``python -m cvae_lib {train,sample,grid,evaluate} ...``.
-
-Every user mistake ends in one line on stderr (``cvae_lib: error: ...``) and exit
-status 2; nothing is left half-written, because every output goes through a
-temporary file that is renamed into place only when complete.
-"""
+"""Command line: ``python -m cvae_lib {train,sample,grid,evaluate} ...``. Every user mistake ends in
+one line on stderr (``cvae_lib: error: ...``) and exit status 2; every output is written to a
+temporary file and renamed into place when complete."""
 
 from __future__ import annotations
 
@@ -61,10 +58,8 @@ def _check_output_file(path: Path) -> None:
 
 
 def _check_output_dir(path: Path) -> None:
-    """Fail before any long work if directory ``path`` cannot be created or written.
-
-    Creates nothing, so a run that fails later (say, no data) leaves no empty directory.
-    """
+    """Fail before any long work if directory ``path`` cannot be created or written; create
+    nothing, so a run that fails later (say, no data) leaves no empty directory."""
     if path.exists() and not path.is_dir():
         raise CvaeError(f"{path} exists and is not a directory")
     existing = path

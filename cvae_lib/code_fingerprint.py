@@ -1,20 +1,8 @@
-"""Fingerprints of the library code that decides what a cached result contains.
-
-Three results are kept on disk and reused: training runs, the judge and evaluation
-reports. Each is reused only when its settings, its digits *and* the fingerprint of
-the code that computes it match (:func:`cvae_lib.runs.matching_run`,
-:func:`cvae_lib.judge.load_or_train_judge`, :func:`cvae_lib.evaluate.cached_evaluation`).
-Without it, a change to the loss, a network or the bound would leave an old result
-in ``_runs/`` looking valid, and the book would show what its own code no longer makes.
-
-What counts is each module's syntax tree with its docstrings removed, so comments,
-docstrings and formatting can change without costing a retrain; any change to what
-the code does changes the fingerprint. Modules that cannot change the result are left
-out (:data:`NOT_TRAINING`, :data:`NOT_EVALUATION`); every other module counts,
-including one added later, so the default errs on the side of recomputing. The
-syntax tree's form can change between Python versions, so a result written under
-another Python may be recomputed once.
-"""
+"""Fingerprints of the code that computes a cached result (a run, the judge, an evaluation), so
+that a changed loss, network or bound never leaves an old result looking valid. A module counts by
+its syntax tree without docstrings, so prose and layout can change freely. Modules that cannot
+change a result are listed (:data:`NOT_TRAINING`, :data:`NOT_EVALUATION`); every other module
+counts, one added later included: the default errs towards recomputing."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Model and training settings as one serialisable record.
-
-A checkpoint directory stores this record as ``config.json`` next to the weights, so
-that ``sample``, ``grid``, ``evaluate`` and later book chapters rebuild exactly the
-networks that were trained, without the user repeating any flags.
-"""
+"""Model and training settings as one serialisable record, stored as a checkpoint's
+``config.json`` so that later commands and chapters rebuild exactly the trained networks."""
 
 from __future__ import annotations
 

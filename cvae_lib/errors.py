@@ -1,10 +1,5 @@
-"""User-facing errors.
-
-Everything a user can get wrong (bad data source, bad label, bad checkpoint, an
-unwritable path) raises :class:`CvaeError` with one sentence that says what is wrong
-and what to do. The CLI prints that sentence and exits non-zero instead of showing a
-stack trace from deep inside TensorFlow.
-"""
+"""User-facing errors: everything a user can get wrong raises :class:`CvaeError` with one
+sentence saying what is wrong and what to do, which the CLI prints instead of a stack trace."""
 
 import numpy as np
 
@@ -14,12 +9,8 @@ class CvaeError(Exception):
 
 
 def check_positive_int(value, name: str, *, allow_numpy: bool = True) -> int:
-    """``value`` as an ``int`` if it is a whole number >= 1, else :class:`CvaeError`.
-
-    Booleans are refused although Python counts them as integers (``per_class=True``
-    is a mistake, not 1). ``allow_numpy=False`` refuses NumPy integers too, for
-    settings that are written to JSON.
-    """
+    """``value`` as an ``int`` if it is a whole number >= 1, else :class:`CvaeError`; booleans
+    are refused (``per_class=True`` is a mistake), and NumPy integers with ``allow_numpy=False``."""
     kinds = (int, np.integer) if allow_numpy else int
     if isinstance(value, bool) or not isinstance(value, kinds) or value < 1:
         raise CvaeError(f"{name} must be a positive integer, got {value!r}")

@@ -1,29 +1,13 @@
-"""Honest evaluation: does the model generate the digit it is asked for, and how well
-does it model the test digits?
+"""Does the model generate the digit it is asked for, and how well does it model the test
+digits? Four measurements (:func:`evaluate_model`):
 
-Four measurements, each with the reason it is there:
-
-Conditional accuracy
-    Draw z from the model's recipe for class y (:meth:`~cvae_lib.model.ConditionalVAE.generation_prior`: N(mu_y, I)
-    for the book's model), decode the mean image, and ask an independent classifier
-    (:mod:`cvae_lib.judge`, trained on the training split only) which digit it sees.
-    The share labelled y, per class and averaged, is what "conditional generation
-    works" means; the confusion matrix shows *which* classes get mixed up.
-Test negative ELBO
-    Reconstruction + KL in nats per image on the test split, binarised once with
-    :func:`cvae_lib.train.fixed_binarization` (the same digits the training's
-    validation used), so runs compare on identical data.
-Importance-weighted bound (Burda et al., 2016)
-    -log (1/k sum_i p(x|z_i) p(z_i|y) / q(z_i|x)), z_i ~ q(z|x): an upper bound on
-    -log p(x|y) that tightens as k grows and equals the negative ELBO in expectation
-    for k = 1, so ``iw_bound <= neg_elbo`` on the same digits. It costs k decoder
-    passes per digit, so it can be restricted to the first N test digits; the ELBO of
-    those same digits is reported next to it.
-Class separation (:func:`cvae_lib.sampling.class_separation`)
-    Distances between the class centres of the generation prior, in units of its
-    standard deviation: with a label-blind decoder, classes closer than about two
-    standard deviations overlap and samples of one class decode as another.
-"""
+- conditional accuracy: the share of digits generated for class y that an independent
+  classifier (:mod:`cvae_lib.judge`) labels y, per class, with the confusion matrix;
+- the test negative ELBO, on the test split binarised once, so runs compare on the same digits;
+- the importance-weighted bound on -log p(x|y) (Burda et al., 2016), tighter as k grows, at
+  k decoder passes per digit, so it may cover the first N test digits, next to their ELBO;
+- class separation (:func:`cvae_lib.sampling.class_separation`): with a label-blind
+  decoder, classes closer than about two standard deviations decode as one another."""
 
 from __future__ import annotations
 
@@ -59,10 +43,7 @@ DEFAULT_CHUNK = 2048
 
 @dataclass
 class ConditionalAccuracy:
-    """Judge's verdict on generated digits.
-
-    ``confusion[c, j]`` counts digits generated for class c that the judge labels j.
-    """
+    """Judge's verdict on generated digits: ``confusion[c, j]`` counts those of class c labelled j."""
 
     accuracy: float
     per_class: np.ndarray
@@ -71,10 +52,8 @@ class ConditionalAccuracy:
 
 
 def conditional_accuracy(model, judge, per_class: int = DEFAULT_PER_CLASS, seed: int = 0) -> ConditionalAccuracy:
-    """Share of digits generated for class y (z ~ generation_prior(y), mean image) judged y.
-
-    ``judge`` is anything with ``labels(images) -> int array`` (a :class:`cvae_lib.judge.Judge`).
-    """
+    """Share of digits generated for class y (z ~ generation_prior(y), mean image) judged y;
+    ``judge`` has ``labels(images) -> int array``, like :class:`cvae_lib.judge.Judge`."""
     samples = sample_images(model, per_class, seed=seed)  # (classes, per_class, 28, 28)
     classes = samples.shape[0]
     predicted = np.asarray(judge.labels(samples.reshape(-1, 28, 28))).reshape(classes, per_class)
@@ -85,12 +64,8 @@ def conditional_accuracy(model, judge, per_class: int = DEFAULT_PER_CLASS, seed:
 
 
 def scored_digits(model, digits: Digits, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The test split as the model is scored on it: binarised once, reproducibly, then the first ``n``.
-
-    Binarising the whole split before cutting keeps the first ``n`` digits identical
-    to the first ``n`` of the full evaluation, so a bound on a subset is compared with
-    the ELBO of exactly those digits.
-    """
+    """The test split as the model is scored on it: binarised once, reproducibly, then the
+    first ``n`` (cut after binarising, so they are the first ``n`` of the full evaluation)."""
     x = fixed_binarization(digits.x_test) if model.train_config.binarize else digits.x_test
     return x[:n], digits.y_test[:n]
 
@@ -126,13 +101,9 @@ def _log_weights_function(model, jit_compile: bool):
 def importance_weighted_bound(model, images: np.ndarray, labels: np.ndarray, *, k: int = DEFAULT_K,
                               seed: int = 0, chunk: int = DEFAULT_CHUNK, progress: str = "none",
                               stream=None, jit_compile: bool | None = None) -> np.ndarray:
-    """Per-image -log (1/k sum_i p(x|z_i) p(z_i|y) / q(z_i|x)) in nats, z_i ~ q(z|x).
-
-    ``images`` must already be what the model is scored on (binarised: see
-    :func:`scored_digits`). Work is split so that no compiled call decodes more than
-    ``chunk`` latent codes: a few images with all their k samples, or for large k one
-    image in slices of samples, combined with a log-sum-exp in float64.
-    """
+    """Per-image -log (1/k sum_i p(x|z_i) p(z_i|y) / q(z_i|x)) in nats, z_i ~ q(z|x), for
+    ``images`` as the model is scored on them (:func:`scored_digits`); no compiled call
+    decodes more than ``chunk`` codes, and the parts are combined in float64."""
     k = check_positive_int(k, "k (importance samples per digit)")
     chunk = check_positive_int(chunk, "chunk")
     images = np.asarray(images, np.float32)
@@ -161,11 +132,8 @@ def importance_weighted_bound(model, images: np.ndarray, labels: np.ndarray, *, 
 
 def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digits: int | None = None,
                    per_class: int = DEFAULT_PER_CLASS, seed: int = 0, progress: str = "bar", stream=None) -> dict:
-    """All four measurements as one JSON-ready report (see the module docstring).
-
-    ``iw_digits``: bound only the first N test digits (default: all); the report's
-    ``iw_neg_elbo`` is the ELBO on exactly those digits.
-    """
+    """All four measurements as one JSON-ready report; ``iw_digits``: bound only the first N
+    test digits (default: all), whose ELBO the report gives as ``iw_neg_elbo``."""
     if iw_digits is not None:
         check_positive_int(iw_digits, "iw_digits")
     x, y = scored_digits(model, digits)
@@ -196,14 +164,8 @@ def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digit
 
 
 def run_digits(record: dict, directory="the checkpoint") -> tuple[Digits, int]:
-    """The digits a run was trained on, from its config record, and its number of test digits.
-
-    Returns the full splits (the judge trains on all training digits) and ``n_test``,
-    the number of test digits the run itself was validated on (the first ``n_test``).
-    The split's seed is the record's ``data.seed`` if present, else the training seed,
-    which is what ``python -m cvae_lib train`` uses. Where the record has the digits'
-    fingerprint, the reloaded digits must match it.
-    """
+    """``(digits, n_test)``: the full splits a run's config record names, checked against its
+    fingerprint, and how many test digits (the first ``n_test``) the run was validated on."""
     data = record.get("data") or {}
     source = data.get("source")
     if source not in ("keras", "sample", "file"):
@@ -244,13 +206,8 @@ def book_settings() -> dict:
 
 def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str = "bar",
                       **settings) -> tuple[dict, bool]:
-    """:func:`evaluate_model`'s report, reused when this exact evaluation was done before.
-
-    The report is stored in ``directory`` (the model's run directory) under a name
-    derived from everything it depends on: the model's weights, the test digits, the
-    judge, the settings and the code that evaluates (comments and docstrings aside): the
-    one cache mechanism of :mod:`cvae_lib.cache`, lock included. Returns ``(report, reused)``.
-    """
+    """``(report, reused)``: :func:`evaluate_model`'s report, kept in ``directory`` (the run's)
+    with :mod:`cvae_lib.cache` and keyed by the weights, test digits, judge, settings and code."""
     weights = [w for network in model.networks().values() for w in network.get_weights()]
     key = cache.key(code_fingerprint(leave_out=NOT_EVALUATION), kind=model.kind, weights=array_digest(weights),
                     test_digits=array_digest([digits.x_test, digits.y_test]), judge=judge.meta.get("fingerprint"),

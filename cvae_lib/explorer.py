@@ -1,15 +1,7 @@
-"""The HTML book's latent explorer: the decoder and the latent plane as one static file.
-
-The explorer page (``notebooks/09_explorer.md`` with ``book/_static/cvae_explorer.js``)
-decodes any point of the 2-D latent plane in the reader's browser. From the trained
-model it needs only the decoder's layers and weights, and what its plot shows: the
-test digits' posterior means, their labels and the class means. :func:`write_explorer_data`
-writes these as one script, ``window.CVAE_EXPLORER = {...};``: a ``<script>`` loads
-from ``file://`` too, where browsers refuse ``fetch``. Weights are little-endian
-float32 in base64, about 0.4 MB for the decoder's ~80k parameters.
-:func:`explorer_images` decodes with the file's weights in this library's decoder, so
-that Python can check that the file reproduces the model.
-"""
+"""The HTML book's latent explorer, which decodes any point of the 2-D latent plane in the reader's
+browser (``book/_static/cvae_explorer.js``). :func:`write_explorer_data` writes the decoder's weights
+and the plot's points as one script, ``window.CVAE_EXPLORER = {...};``, which loads from ``file://``
+too, where browsers refuse ``fetch``; :func:`explorer_images` checks that it reproduces the model."""
 
 from __future__ import annotations
 
@@ -48,8 +40,7 @@ def _activation(layer) -> dict:
 
 
 def decoder_layers(decoder: keras.Model) -> list[dict]:
-    """The decoder's convolutions as the page runs them: kind, stride, padding,
-    activation, and the kernel (Keras's layout) and bias in base64."""
+    """The decoder's convolutions as the page runs them, kernel (Keras's layout) and bias in base64."""
     layers = []
     for layer in decoder.layers:
         if isinstance(layer, keras.layers.Reshape):
@@ -101,8 +92,7 @@ def read_explorer_data(path) -> dict:
 
 
 def explorer_images(data: dict, z) -> np.ndarray:
-    """Pixel probabilities, shape (N, height, width), that this library's decoder, with
-    the weights from explorer ``data``, gives for the codes ``z`` (N, latent_dim)."""
+    """Pixel probabilities (N, height, width) for codes ``z`` from this library's decoder with ``data``'s weights."""
     config = data["config"]
     decoder = make_decoder(ModelConfig(**{**config, "image_shape": tuple(config["image_shape"])}))
     weights = []

@@ -1,10 +1,6 @@
-"""The one speed trick in the training path: the decoder's last layer, computed faster.
-
-oneDNN's convolution kernels are slow when the output has a single channel, as the
-decoder's 16 -> 1 channel pixel-logit layer does; the same function computed as a
-transposed convolution runs about a third faster, forward and backward
-(``benchmarks/README.md``, idea 2).
-"""
+"""The decoder's last layer, computed faster: oneDNN's convolutions are slow for a single
+output channel; the same function as a transposed convolution is about a third faster
+(``benchmarks/README.md``)."""
 
 from __future__ import annotations
 
@@ -12,12 +8,9 @@ from .backend import keras, tf
 
 
 class PixelLogits(keras.layers.Conv2D):
-    """Keras's ``Conv2D``, computed as the transposed convolution with the flipped kernel.
-
-    For a stride-1, undilated, ungrouped "same" convolution with an odd kernel the two
-    are the same function; weights and checkpoints are those of ``Conv2D``. Any other
-    configuration falls back to ``Conv2D``'s own computation.
-    """
+    """Keras's ``Conv2D`` (same weights and checkpoints), computed as the transposed
+    convolution with the flipped kernel where that is the same function: stride 1,
+    undilated, ungrouped, "same" padding and an odd kernel; otherwise as ``Conv2D``."""
 
     def runs_as_transposed(self) -> bool:
         """Whether the flipped-kernel identity is exact for this layer's configuration."""

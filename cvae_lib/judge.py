@@ -1,17 +1,7 @@
-"""An independent digit classifier used as a judge of generated samples.
-
-It is trained on the training split only, never on generated images, and never sees
-the VAE. "Conditional accuracy" (:mod:`cvae_lib.evaluate`) is the share of images
-generated for class y that this judge labels y, so the judge's own test accuracy is
-the ceiling that number can be read against: it is always reported with it.
-
-Training takes a while on a CPU (about 15 s on the 4,000 offline digits, minutes on
-full MNIST), so :func:`load_or_train_judge` keeps the trained judge on disk (:mod:`cvae_lib.cache`),
-keyed by data source, training-set size and seed, and every chapter and the CLI share
-it. The key also holds a fingerprint of the training digits: a judge trained on another
-split of the same source (which could have seen today's test digits) is never reused;
-and a fingerprint of the judge's code, so a changed network or training retrains it.
-"""
+"""An independent digit classifier that judges generated digits (:mod:`cvae_lib.evaluate`). Trained
+on the training split only, it never sees generated images; its test accuracy is the ceiling for
+conditional accuracy. :func:`load_or_train_judge` keeps it on disk, keyed by its settings, code and
+training digits, so a judge that saw today's test digits is never reused."""
 
 from __future__ import annotations
 
@@ -78,7 +68,7 @@ class Judge:
     meta: dict
 
     def labels(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """The judge's digit for each image (grey levels in [0, 1])."""
+        """The judge's digit for each image (N, 28, 28) or (N, 28, 28, 1), grey levels in [0, 1]."""
         images = np.asarray(images, np.float32).reshape(-1, 28, 28, 1)
         out = [np.argmax(self.network(images[i:i + batch_size], training=False).numpy(), axis=-1)
                for i in range(0, len(images), batch_size)]
@@ -89,17 +79,13 @@ class Judge:
 
 
 def fingerprint(digits: Digits) -> str:
-    """A short hash of the training split: which digits, in which order, with which labels
-    (the digits' own fingerprint, :attr:`~cvae_lib.data.Digits.fingerprint`, of that split alone)."""
+    """A short hash of the training split alone (its :attr:`~cvae_lib.data.Digits.fingerprint`)."""
     return digits.subset(n_test=0).fingerprint[:16]
 
 
 def judge_directory(digits: Digits, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None) -> Path:
-    """``<runs>/judge-<source>-<n_train>-s<seed>`` (see :func:`cvae_lib.runs.run_directory`).
-
-    A judge trained for other than the default epochs gets ``-e<epochs>`` appended, so
-    a quick judge never replaces the one the book uses.
-    """
+    """``<runs>/judge-<source>-<n_train>-s<seed>`` (:func:`cvae_lib.runs.run_directory`), with
+    ``-e<epochs>`` for other than the default epochs, so a quick judge never replaces the book's."""
     suffix = "" if epochs == DEFAULT_EPOCHS else f"-e{epochs}"
     return run_directory(f"judge-{digits.source}-{len(digits.x_train)}-s{seed}{suffix}", root)
 
@@ -137,13 +123,8 @@ def load_judge(directory) -> Judge:
 
 def load_or_train_judge(digits: Digits, *, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None,
                         verbose: bool = False, stream=None) -> Judge:
-    """The judge for these digits: from the on-disk cache if it matches, else trained and cached.
-
-    The judge is trained on ``digits.x_train`` and scored on ``digits.x_test``. A
-    cached judge is reused only if it was trained with the same format, epochs, seed,
-    code (:data:`~cvae_lib.code_fingerprint.JUDGE_MODULES`) and exactly the same
-    training digits (by fingerprint).
-    """
+    """The judge trained on ``digits.x_train`` and scored on ``digits.x_test``, reused if cached with
+    the same epochs, seed, code (:data:`~cvae_lib.code_fingerprint.JUDGE_MODULES`) and training digits."""
     check_positive_int(epochs, "judge epochs")
     stream = stream or sys.stderr
     directory = judge_directory(digits, seed, epochs, root)

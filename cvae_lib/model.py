@@ -1,19 +1,11 @@
-r"""The conditional VAE: prior network + encoder + decoder -> negative ELBO.
-
-For an image x with label y the negative ELBO is::
+r"""The conditional VAE: prior network + encoder + decoder -> negative ELBO, nats per image::
 
     -ELBO(x, y) = E_q(z|x)[-log p(x | z)]  +  KL(q(z | x) || N(mu_y, I))
                   \_____ reconstruction ____/   \_________ KL ____________/
 
-in nats per image. The reconstruction term uses one reparameterised sample of z; the
-KL term is exact (closed form between two Gaussians), which is both cheaper and less
-noisy than a Monte-Carlo estimate.
-
-``kl_weighting="reference"`` reproduces the reference recipe's mistake: it summed
-the reconstruction over the batch but averaged the KL over the batch, so the KL was
-weighted 1/batch_size relative to the ELBO. Only the *training objective* changes;
-reported losses are always the true per-image ELBO parts.
-"""
+with one reparameterised sample of z and the exact KL. ``kl_weighting="reference"``
+reproduces the reference recipe's mistake of weighting the KL by 1/batch_size in the
+training objective; reported losses are always the true per-image ELBO parts."""
 
 from __future__ import annotations
 
@@ -63,17 +55,13 @@ class ConditionalVAE(tf.Module):
         return prior_distribution(self.class_means(labels))
 
     def generation_prior(self, labels: tf.Tensor) -> tfd.Distribution:
-        """The distribution z is drawn from to *generate* class y: here the prior itself.
-
-        Variants without a class-conditional prior (see :mod:`cvae_lib.variants`)
-        override this with their own recipe for generating a class.
-        """
+        """The distribution z is drawn from to *generate* class y: here the prior itself;
+        variants without a class-conditional prior (:mod:`cvae_lib.variants`) override it."""
         return self.prior(labels)
 
     def finish_training(self, digits) -> None:
         """Called by :func:`cvae_lib.train.train` after the last epoch's steps, before its
-        checkpoint: variants fit here what gradients do not (the unconditional VAE's
-        class centres). This model has nothing to fit."""
+        checkpoint, for what gradients do not fit (the unconditional VAE's class centres)."""
 
     def posterior(self, images: tf.Tensor, labels: tf.Tensor) -> tfd.Distribution:
         """q(z | x); this model's encoder ignores the label."""
@@ -95,13 +83,9 @@ class ConditionalVAE(tf.Module):
         return reconstruction, kl
 
     def loss_terms(self, images: tf.Tensor, labels: tf.Tensor, seed):
-        """Per-image reconstruction, KL and the prior's class loss -log p(y | z), each (N,).
-
-        The first two are the negative ELBO; the third is not part of it (see
-        :meth:`class_nll`) and enters training only through ``class_weight``. Its codes
-        are the posterior samples, or with ``class_codes="prior"`` one draw from
-        N(mu_y, I) per image.
-        """
+        """Per-image reconstruction, KL (the negative ELBO) and :meth:`class_nll`, each (N,); the
+        class term's codes are the posterior samples, or one draw of N(mu_y, I) per image
+        with ``class_codes="prior"``."""
         posterior = self.posterior(images, labels)
         z = posterior.sample(seed=seed)
         logits = self.decode_logits(z, labels)
@@ -114,23 +98,16 @@ class ConditionalVAE(tf.Module):
         return reconstruction, kl, self.class_nll(z, labels)
 
     def class_nll(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        """-log p(y | z) under the prior: p(y | z) is proportional to N(z; mu_y, I).
-
-        The prior's own classifier (equal class weights): a softmax over
-        -||z - mu_c||^2 / 2. Small when z lies nearer its own class mean than any
-        other, so weighting it in keeps classes apart, as the alpha-weighted
-        classification term of Kingma et al. (2014) does for their M2 model.
-        """
+        """-log p(y | z) under the prior (a softmax over -||z - mu_c||^2 / 2), small when z is nearest
+        its own class mean: not part of the ELBO, but weighted in (``class_weight``) it keeps
+        classes apart, as the classification term of Kingma et al. (2014) does for their M2."""
         means = self.class_means(tf.range(self.config.num_classes))
         logits = -0.5 * tf.reduce_sum(tf.square(z[:, None, :] - means[None]), axis=-1)
         return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
 
     def objective(self, reconstruction: tf.Tensor, kl: tf.Tensor, class_nll: tf.Tensor | None = None) -> tf.Tensor:
-        """The scalar that training minimises, per image.
-
-        ``recon_weight * reconstruction + kl_weight * KL + class_weight * class_nll``:
-        the negative ELBO itself when both weights are 1 and ``class_weight`` is 0.
-        """
+        """The scalar training minimises, per image: ``recon_weight * reconstruction + kl_weight *
+        KL + class_weight * class_nll``, the negative ELBO when the weights are 1, 1 and 0."""
         kl_weight = 1.0
         if self.train_config.kl_weighting == "reference":
             kl_weight = 1.0 / tf.cast(tf.shape(kl)[0], kl.dtype)

@@ -1,9 +1,5 @@
-"""Figures for the book and the CLI. Each function returns a matplotlib Figure.
-
-Figures are built with ``matplotlib.figure.Figure`` rather than pyplot, so the
-library never opens windows, never calls ``plt.show()`` and leaks no global state;
-Jupyter displays a returned Figure, and ``fig.savefig`` writes it to disk.
-"""
+"""Figures for the book and the CLI, each a ``matplotlib.figure.Figure`` built without
+pyplot, so the library opens no window and keeps no global state."""
 
 from __future__ import annotations
 
@@ -147,12 +143,8 @@ def separation_figure(separation: np.ndarray, title: str = "distance between cla
 
 
 def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
-    """The path of every class mean during training: start (circle), one dot per epoch, end (digit).
-
-    ``history`` is a :class:`~cvae_lib.train.History` whose records hold ``class_means``;
-    ``start`` is where the means began, shape (classes, latent_dim). Only the first two
-    latent dimensions are drawn.
-    """
+    """The path of every class mean from ``start`` (circle) through the ``class_means`` of each epoch
+    of a :class:`~cvae_lib.train.History` (dots) to the end (digit), in the first two dimensions."""
     paths = np.concatenate([np.asarray(start)[None], history.series("class_means")])  # (epochs + 1, C, d)
     fig = Figure(figsize=(size, size), layout="constrained")
     ax = fig.add_subplot()
@@ -169,8 +161,7 @@ def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
 
 
 def schedule_figure(history, size: tuple = (10.0, 3.0)) -> Figure:
-    """What training applied each epoch: the reconstruction weight, the prior's learning
-    rate (both read back from the run) and the closest distance between two class means."""
+    """Per epoch: the reconstruction weight and prior learning rate applied, and the closest two class means."""
     epochs = history.series("epoch")
     fig = Figure(figsize=size, layout="constrained")
     panels = [("recon_weight", "reconstruction weight"), ("prior_learning_rate", "prior learning rate"),

@@ -1,32 +1,12 @@
-"""Run profiles: which data and how much training the book's chapters use.
+"""Run profiles, chosen by ``$CVAE_PROFILE``: the data and training of the one model the
+book trains (:func:`profile_model`, the run ``<profile>-cvae``) and every chapter studies.
 
-The book trains one model (chapter 5) and every later chapter studies it. How big
-that run is depends on the machine, so it is chosen by one environment variable,
-``CVAE_PROFILE``:
-
-``quick``
-    The 4,000 offline training digits (:func:`cvae_lib.data.load_digits` with
-    ``"sample"``) and the library's default :class:`~cvae_lib.config.TrainConfig` for
-    :func:`cvae_lib.runs.default_epochs` epochs. Needs no network and runs on a
-    laptop or CI CPU in minutes.
-``full``
-    The reference's full run: all 60,000 MNIST training digits, 15 epochs, batch 256,
-    otherwise the default :class:`~cvae_lib.config.TrainConfig`. Meant for a GPU. The
-    digits come from MNIST files on disk when ``profile_model(data=PATH)`` or
-    ``CVAE_DATA=PATH`` names them (no network needed), else from Keras's download
-    (``"keras"``; downloaded once and cached).
-``auto`` (default)
-    ``full`` when TensorFlow sees a GPU, else ``quick``. If full MNIST cannot be
-    loaded (no network and no cached copy), ``auto`` falls back to ``quick`` with one
-    line on stderr; an explicit ``full`` fails instead.
-
-:func:`profile_model` is the one call the chapters make. It goes through
-:func:`cvae_lib.runs.train_or_load` with the run directory ``<profile>-cvae`` (see
-:func:`cvae_lib.runs.run_directory`), so the chapter that runs first trains and
-writes the checkpoint, every later chapter (and a second execution, such as the book
-build after the notebook tests) loads it, and nothing retrains unless the settings
-or data changed. An interrupted training run resumes after its last finished epoch.
-"""
+- ``quick``: the 4,000 offline training digits, default settings for
+  :func:`cvae_lib.runs.default_epochs` epochs: minutes on a laptop CPU;
+- ``full``: the reference's run on all 60,000 MNIST digits (the files that ``data`` or
+  ``$CVAE_DATA`` names, else Keras's download), 15 epochs of batch 256, for a GPU;
+- ``auto`` (default): ``full`` on a GPU, else ``quick``; ``quick`` also, with one line on
+  stderr, when full MNIST cannot be loaded (an explicit ``full`` fails instead)."""
 
 from __future__ import annotations
 
@@ -62,11 +42,8 @@ def requested_profile(value: str | None = None) -> str:
 
 
 def resolve_profile(value: str | None = None, *, has_gpu: bool | None = None) -> str:
-    """The concrete profile, ``quick`` or ``full``: ``auto`` becomes ``full`` on a GPU.
-
-    ``has_gpu`` defaults to whether TensorFlow sees one (:data:`cvae_lib.backend.GPUS`);
-    tests pass it explicitly so they need not import TensorFlow's device list.
-    """
+    """The concrete profile, ``quick`` or ``full``: ``auto`` becomes ``full`` on a GPU
+    (``has_gpu``, by default whether TensorFlow sees one: :data:`cvae_lib.backend.GPUS`)."""
     name = requested_profile(value)
     if name != "auto":
         return name
@@ -100,11 +77,8 @@ def profile_directory(profile: str, root=None) -> Path:
 
 def load_profile_digits(value: str | None = None, *, has_gpu: bool | None = None, loader=None,
                         data: str | None = None):
-    """``(profile, digits)`` for the requested profile, with ``auto``'s fallback to quick.
-
-    ``loader`` defaults to :func:`cvae_lib.data.load_digits`; tests substitute a fake.
-    ``data``: MNIST files for the full profile (:func:`profile_data`).
-    """
+    """``(profile, digits)`` for the requested profile, with ``auto``'s fallback to quick;
+    ``loader`` replaces :func:`cvae_lib.data.load_digits`, ``data`` as in :func:`profile_data`."""
     loader = data_lib.load_digits if loader is None else loader
     requested = requested_profile(value)
     profile = resolve_profile(requested, has_gpu=has_gpu)
@@ -137,14 +111,8 @@ class ProfileRun:
 
 def profile_model(value: str | None = None, *, root=None, progress: str = "bar",
                   data: str | None = None) -> ProfileRun:
-    """Train the book's model for the selected profile, or load the finished run.
-
-    ``value`` overrides ``$CVAE_PROFILE``; ``root`` overrides where runs are kept
-    (``$CVAE_RUNS`` or ``_runs/``); ``data`` names MNIST files for the full profile.
-    Training writes a checkpoint after every epoch and marks it complete at the end,
-    so an interrupted run is resumed after its last finished epoch, never reused as
-    finished; a second process waits for the first and then loads its run.
-    """
+    """The book's model for profile ``value`` (default ``$CVAE_PROFILE``) from :func:`cvae_lib.runs.train_or_load`
+    under ``root`` (default ``$CVAE_RUNS`` or ``_runs/``); ``data``: MNIST files for ``full``."""
     profile, digits = load_profile_digits(value, data=data)
     train_config = profile_train_config(profile, digits)
     directory = profile_directory(profile, root)

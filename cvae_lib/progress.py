@@ -1,11 +1,6 @@
-"""Progress of long work (training, the importance-weighted bound), shown one way everywhere.
-
-Training for minutes or scoring thousands of digits in silence looks like a hang.
-Every long loop in the library reports through :class:`Progress`, so a reader sees
-the same thing each time: how much is done, how long it has taken and about how
-long is left, redrawn in place (``"bar"``, for notebooks and terminals), one line at
-a time (``"lines"``, for logs) or not at all (``"none"``).
-"""
+"""Progress of long work (training, the importance-weighted bound), shown one way everywhere:
+done, elapsed and about how long is left, redrawn in place (``"bar"``, for notebooks and
+terminals), one line at a time (``"lines"``, for logs) or not at all (``"none"``)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""Training runs on disk: train and checkpoint, or reuse a finished run.
-
-The CLI's ``train`` and the book's chapters share this: a run directory holds the
-checkpoint, so a later chapter (or ``sample``/``grid``/``evaluate``) reloads it, and a
-chapter that finds a finished run with the *same* settings, data and training code
-(:mod:`cvae_lib.code_fingerprint`) reuses it instead of training again.
-"""
+"""Training runs on disk, for the CLI's ``train`` and the chapters: train into a run
+directory and checkpoint, resume an unfinished run, or reuse a finished one with the same
+settings, data and training code (:mod:`cvae_lib.code_fingerprint`)."""
 
 from __future__ import annotations
 
@@ -47,9 +43,7 @@ def run_metadata(digits: Digits) -> dict:
 
 
 def run_key(digits: Digits, model_config: ModelConfig, train_config: TrainConfig, model_class=ConditionalVAE) -> dict:
-    """What a run is reused or resumed on (:func:`cvae_lib.cache.key`): its settings, the
-    digits (their fingerprint: the same images and labels in the same order) and the
-    training code, comments and docstrings aside."""
+    """What a run is reused or resumed on: its settings, its digits' fingerprint and the training code."""
     return cache.key(code_fingerprint(), **to_dict(model_config, train_config, kind=model_class.kind),
                      data={"source": digits.source, "fingerprint": digits.fingerprint})
 
@@ -72,13 +66,9 @@ def run_state(out_dir, wanted: dict) -> str:
 def train_run(digits: Digits, out_dir, *, model_config: ModelConfig = ModelConfig(),
               train_config: TrainConfig = TrainConfig(), model_class=ConditionalVAE,
               progress: str = "lines", overwrite: bool = False, announce: str | None = None, **train_kwargs):
-    """Train a model into ``out_dir``, resuming the unfinished run of the same settings
-    that it may hold; returns ``(model, history)``.
-
-    A finished run, another run or other files in ``out_dir`` are replaced only with
-    ``overwrite``; otherwise this fails with one line that names ``--overwrite``.
-    ``announce`` is printed once the directory is known to be free for this run.
-    """
+    """``(model, history)`` trained into ``out_dir``, resuming an unfinished run of the same
+    settings there; a finished run, another run or other files are replaced only with
+    ``overwrite``. ``announce`` is printed once the directory is known to be free."""
     check_mode(progress)  # a misspelt mode fails before the output directory is made
     wanted = run_key(digits, model_config, train_config, model_class)
     with cache.locked(out_dir) as out_dir:
@@ -122,20 +112,16 @@ def _train(digits, out_dir: Path, wanted: dict, model_config, train_config, mode
 
 def matching_run(out_dir, digits: Digits, model_config: ModelConfig, train_config: TrainConfig,
                  model_class=ConditionalVAE) -> bool:
-    """True if ``out_dir`` holds a finished run with exactly these settings, data and code
-    (:func:`run_key`). A run written before any of them was recorded never matches."""
+    """True if ``out_dir`` holds a finished run with exactly these settings, data and code (:func:`run_key`)."""
     return run_state(out_dir, run_key(digits, model_config, train_config, model_class)) == "finished"
 
 
 def train_or_load(digits: Digits, out_dir, *, model_config: ModelConfig = ModelConfig(),
                   train_config: TrainConfig = TrainConfig(), model_class=ConditionalVAE,
                   progress: str = "bar", **train_kwargs):
-    """Reuse the finished run in ``out_dir`` if its settings, data and code match, resume it
-    if it is unfinished, else train it (replacing, with a line on stderr, a stale run).
-
-    Returns ``(model, history, reused)``. Under the directory's lock, so a second
-    process waits for the first and then reuses its run.
-    """
+    """``(model, history, reused)``: the finished run in ``out_dir`` if its settings, data and
+    code match, resumed if unfinished, else trained (replacing a stale run, with a line on
+    stderr). Under the directory's lock: a second process waits, then reuses the run."""
     check_mode(progress)
     wanted = run_key(digits, model_config, train_config, model_class)
     with cache.locked(out_dir) as out_dir:

@@ -1,9 +1,6 @@
-"""Generating digits: class means, samples per class, and the 15x15 manifold grid.
-
-Sampling a class is the model's whole point: draw z ~ N(mu_y, I) and decode. The
-manifold grid replaces random draws by a regular lattice of normal quantiles, so the
-figure shows how the decoded digit changes as z moves through the class's prior.
-"""
+"""Generating digits: class centres and their distances, samples of every class, and the
+15x15 manifold grid, a lattice of normal quantiles that shows how the decoded digit
+changes as z moves through the class's prior."""
 
 from __future__ import annotations
 
@@ -48,12 +45,8 @@ def closest_pair(separation) -> tuple[int, int, float]:
 
 
 def check_classes_apart(model, least: float = 2.0) -> float:
-    """The chapters' check that every class is addressable; returns the closest distance.
-
-    Raises AssertionError unless every two class means are more than ``least`` prior
-    standard deviations apart (at 2, a draw around one mean lands nearer it than the
-    other with probability Phi(1) > 84%).
-    """
+    """The closest distance of two class means; AssertionError unless it exceeds ``least`` prior standard
+    deviations (at 2, a draw lands nearer its own mean with probability Phi(1) > 84%)."""
     i, j, distance = closest_pair(class_separation(model, generation=False))
     if not distance > least:
         raise AssertionError(f"the means of classes {i} and {j} are only {distance:.2f} apart (need > {least})")
@@ -87,12 +80,8 @@ def sample_images(model, per_class: int, seed: int = 0) -> np.ndarray:
 
 
 def grid_offsets(n: int = GRID_SIZE, quantiles=GRID_QUANTILES) -> np.ndarray:
-    """Offsets from the class mean for an n x n manifold, shape (n, n, 2).
-
-    Cell (row i, column j) sits at (norm.ppf(q[j]), norm.ppf(q[i])) with
-    q = linspace(0.05, 0.95, n): the first latent dimension runs left to right, the
-    second top to bottom, as in the reference figure.
-    """
+    """Offsets from the class mean for an n x n manifold, shape (n, n, 2): cell (i, j) at
+    (norm.ppf(q[j]), norm.ppf(q[i])), q = linspace(0.05, 0.95, n), as in the reference figure."""
     if not isinstance(n, (int, np.integer)) or n < 2:
         raise CvaeError(f"grid size must be an integer >= 2, got {n!r}")
     steps = norm.ppf(np.linspace(quantiles[0], quantiles[1], n))
@@ -101,11 +90,8 @@ def grid_offsets(n: int = GRID_SIZE, quantiles=GRID_QUANTILES) -> np.ndarray:
 
 
 def manifold_latents(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
-    """Latent codes of the manifold around class ``digit``'s mean, shape (n, n, latent_dim).
-
-    With more than two latent dimensions, the grid spans the first two and the rest
-    stay at the mean.
-    """
+    """Latent codes of the manifold around class ``digit``'s centre, shape (n, n, latent_dim);
+    the grid spans the first two latent dimensions, any others stay at the centre."""
     digit = check_digit(digit, model.config.num_classes)
     if model.config.latent_dim < 2:
         raise CvaeError(f"the manifold grid needs a latent space of 2 or more dimensions, "

@@ -1,8 +1,5 @@
-"""The compiled training and evaluation steps: where the time goes.
-
-On a CPU the step is bound by oneDNN's convolution kernels (``book/performance.md``),
-so the step itself stays plain: one gradient step, XLA on a GPU only.
-"""
+"""The compiled training and evaluation steps: plain gradient steps, XLA-compiled on a GPU
+only (on a CPU, oneDNN's convolutions bound them: ``book/performance.md``)."""
 
 from __future__ import annotations
 
@@ -15,11 +12,8 @@ def default_jit_compile() -> bool:
 
 
 def binarize(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Each pixel is 1 with probability equal to its grey level (dynamic binarisation).
-
-    The decoder is a Bernoulli per pixel, so its likelihood is only a probability for
-    0/1 pixels; drawing a fresh binarisation each time also acts as augmentation.
-    """
+    """Each pixel 1 with probability its grey level: the Bernoulli decoder's likelihood needs
+    0/1 pixels, and a fresh draw each time also acts as augmentation."""
     noise = tf.random.stateless_uniform(tf.shape(images), seed=seed)
     return tf.cast(noise < images, images.dtype)
 

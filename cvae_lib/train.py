@@ -1,22 +1,12 @@
-"""Training: a compiled step, validation each epoch, progress, history, checkpoints.
+"""Training: a compiled step, validation each epoch, progress, history, resumable state.
 
-How the defaults train the reference networks (the book's training chapter shows why):
-
-1. ``prior_init_radius``: the class means start evenly spaced on a circle
-   (:func:`cvae_lib.prior.spread_class_means`), not within a unit of each other.
-2. Warm-up, the first ``warmup_fraction`` of the epochs: the reconstruction term is
-   ramped in from weight 0 to 1 and the prior network is held still, so the KL term
-   first teaches the encoder where each class lives.
-3. Two Adam optimizers: ``learning_rate`` for the encoder and decoder, and
-   ``prior_learning_rate`` for the prior network once the warm-up is over (0 keeps
-   the means where they started).
-4. ``class_weight`` times the prior's class loss -log p(y | z)
-   (:meth:`cvae_lib.model.ConditionalVAE.class_nll`): the ELBO alone lets learned
-   means drift together; this term, which is not part of the ELBO, keeps every
-   class's codes nearer its own mean than any other.
-
-Reported losses are always the true negative ELBO and its parts.
-"""
+The defaults keep the classes apart (the training chapter shows why): the class means
+start spread on a circle of ``prior_init_radius`` (:func:`cvae_lib.prior.spread_class_means`);
+in the warm-up (the first ``warmup_fraction`` of the epochs) the reconstruction's weight
+ramps from 0 to 1 and the prior is still, so the KL first places each class; the prior
+then learns at ``prior_learning_rate``; and ``class_weight`` times the prior's class loss
+(:meth:`cvae_lib.model.ConditionalVAE.class_nll`) stops learned means drifting together.
+Reported losses are always the true negative ELBO and its parts."""
 
 from __future__ import annotations
 
@@ -82,18 +72,9 @@ def min_mean_distance(model) -> float:
 
 def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "lines",
           jit_compile: bool | None = None, callback=None, stream=None, state_dir=None) -> History:
-    """Train ``model`` on ``digits`` and return its :class:`History`.
-
-    ``progress``: "lines" prints one line per epoch, "bar" a progress bar (for
-    notebooks), "none" nothing. ``callback(model, record)`` runs after each epoch
-    (used to write checkpoints). ``state_dir``: where the training state is kept after
-    every epoch (:class:`TrainingState`); if it holds one, training resumes after its
-    last finished epoch and ends with the same weights as an uninterrupted run.
-
-    A loss or a weight that becomes non-finite stops training with a
-    :class:`~cvae_lib.errors.CvaeError` naming the epoch, before anything of that epoch
-    is saved.
-    """
+    """Train ``model`` on ``digits``; returns its :class:`History`. ``callback(model, record)``
+    runs after each epoch; ``state_dir`` keeps a :class:`TrainingState`, and training resumes
+    from one found there. A non-finite loss or weight stops it with a one-line error."""
     check_mode(progress)  # a misspelt mode fails now, not after minutes of silent training
     config = model.train_config
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
@@ -162,15 +143,8 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
 
 
 class TrainingState:
-    """Everything training depends on, saved after each epoch with TensorFlow's
-    :class:`tf.train.CheckpointManager` so an interrupted run resumes exactly.
-
-    That is the weights, both optimizers (moments, iteration count, learning rate), the
-    warm-up weight and the history so far, in one checkpoint (TensorFlow writes it
-    under temporary names and then updates its index file atomically, so a kill at any
-    moment leaves the previous epoch's state loadable). The data order and the random
-    streams need no state: both are functions of (seed, epoch, step).
-    """
+    """Weights, optimizers, warm-up weight and history, saved atomically after each epoch so an interrupted
+    run resumes exactly (data order and random streams are functions of seed, epoch and step)."""
 
     def __init__(self, directory, model, optimizer, prior_optimizer):
         self.model, self.optimizers = model, (optimizer, prior_optimizer)
