@@ -1,6 +1,7 @@
 """Train the prior recipes the comparison chapter tabulates, and measure each run.
 
     .venv/bin/python benchmarks/prior_recipes.py learned frozen --seeds 0 1 2 --epochs 30
+    .venv/bin/python benchmarks/prior_recipes.py r10-class-20 --seeds 0 1 2 --epochs 20 --batch-size 128
     .venv/bin/python benchmarks/prior_recipes.py --summary   # the table, from the saved results
 
 Each recipe is the book's quick profile (the 4,000 offline training digits, the
@@ -46,7 +47,7 @@ RECIPES = {
 IW_K, IW_DIGITS, PER_CLASS = 200, 500, 500
 
 
-def measure(recipe: str, seed: int, epochs: int) -> dict:
+def measure(recipe: str, seed: int, epochs: int, batch_size: int = 256) -> dict:
     import dataclasses
 
     from cvae_lib.config import ModelConfig, TrainConfig
@@ -58,7 +59,7 @@ def measure(recipe: str, seed: int, epochs: int) -> dict:
     from cvae_lib.train import evaluate_elbo, train
 
     digits = load_digits("sample")
-    config = dataclasses.replace(TrainConfig(epochs=epochs, seed=seed), **RECIPES[recipe])
+    config = dataclasses.replace(TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size), **RECIPES[recipe])
     model = ConditionalVAE(ModelConfig(), config)
     start_means = class_means(model).copy()
     started = time.perf_counter()
@@ -110,6 +111,7 @@ def main(argv=None) -> int:
     parser.add_argument("recipes", nargs="*", choices=sorted(RECIPES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: TensorFlow's choice)")
     parser.add_argument("--summary", action="store_true")
     args = parser.parse_args(argv)
@@ -121,10 +123,10 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
         for seed in args.seeds:
-            path = RESULTS / f"{recipe}-e{args.epochs}-seed{seed}.json"
+            path = RESULTS / (f"{recipe}-e{args.epochs}" + (f"-b{args.batch_size}" if args.batch_size != 256 else "") + f"-seed{seed}.json")
             if path.exists():
                 continue
-            record = measure(recipe, seed, args.epochs)
+            record = measure(recipe, seed, args.epochs, args.batch_size)
             path.write_text(json.dumps(record, indent=1))
             print(f"{recipe} seed {seed}: judged {record['conditional_accuracy']:.3f} "
                   f"(worst class {min(record['per_class_accuracy']):.2f}), closest pair "

@@ -75,10 +75,11 @@ def cmd_train(args) -> None:
     _check_output_dir(args.out)
     digits = data.load_digits(args.data, seed=args.seed)
     epochs = args.epochs or runs.default_epochs(digits)
-    train_config = config.TrainConfig(epochs=epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+    batch_size = args.batch_size or runs.default_batch_size(digits)
+    train_config = config.TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=args.learning_rate,
                                       prior_learning_rate=args.prior_learning_rate, class_weight=args.class_weight,
                                       kl_weighting=args.kl_weighting, seed=args.seed)
-    announce = f"training on {digits.description} for {epochs} epochs, batch {args.batch_size}"
+    announce = f"training on {digits.description} for {epochs} epochs, batch {batch_size}"
     _, history = runs.train_run(digits, args.out, model_config=config.ModelConfig(latent_dim=args.latent_dim),
                                 train_config=train_config, overwrite=args.overwrite, announce=announce)
     last = history.epochs[-1]
@@ -144,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="digits: auto (default; $CVAE_DATA), full MNIST (keras), the offline sample, or "
                             "PATH: an MNIST .npz or a directory of the four IDX files, read offline")
     train.add_argument("--epochs", type=_positive_int, default=None,
-                       help="default: 15 on full MNIST, 30 on the offline digits")
-    train.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+                       help="default: 15 on full MNIST, 20 on the offline digits")
+    train.add_argument("--batch-size", type=_positive_int, default=None,
+                       help="default: 256 on full MNIST, 128 on the offline digits")
     train.add_argument("--learning-rate", type=_positive_float, default=defaults.learning_rate)
     train.add_argument("--prior-learning-rate", type=_non_negative_float, default=defaults.prior_learning_rate,
                        help="the class means' learning rate after warm-up (0: frozen means)")

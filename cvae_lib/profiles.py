@@ -62,7 +62,7 @@ def profile_data(profile: str, data: str | None = None) -> str:
 def profile_train_config(profile: str, digits) -> TrainConfig:
     """Training settings of a concrete profile for these digits (see module docstring)."""
     if profile == "quick":
-        return TrainConfig(epochs=runs.default_epochs(digits))
+        return TrainConfig(epochs=runs.default_epochs(digits), batch_size=runs.default_batch_size(digits))
     if profile == "full":
         return dataclasses.replace(TrainConfig(), epochs=REFERENCE_EPOCHS, batch_size=REFERENCE_BATCH_SIZE)
     raise CvaeError(f"profile must be 'quick' or 'full' here, got {profile!r}")

@@ -9,7 +9,7 @@ from cvae_lib import profiles
 from cvae_lib.config import TrainConfig
 from cvae_lib.data import Digits
 from cvae_lib.errors import CvaeError
-from cvae_lib.runs import default_epochs
+from cvae_lib.runs import default_batch_size, default_epochs
 from cvae_lib.train import History
 
 
@@ -61,10 +61,11 @@ def test_auto_without_argument_asks_tensorflow(no_profile_env):
     assert profiles.resolve_profile() == ("full" if GPUS else "quick")
 
 
-def test_quick_uses_the_library_defaults_and_default_epochs():
+def test_quick_uses_the_library_defaults_and_default_epochs_and_batch():
     digits = fake_digits(4000, "sample")
     config = profiles.profile_train_config("quick", digits)
-    assert config == TrainConfig(epochs=default_epochs(digits))
+    assert config == TrainConfig(epochs=default_epochs(digits), batch_size=default_batch_size(digits))
+    assert (config.epochs, config.batch_size) == (20, 128)
 
 
 def test_full_is_the_reference_run():

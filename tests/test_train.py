@@ -109,9 +109,10 @@ def test_history_series_and_json():
 # --- runs ------------------------------------------------------------------------------
 
 
-def test_default_epochs_depend_on_data_size(tiny_digits, sample_digits):
-    assert runs.default_epochs(sample_digits) > runs.default_epochs(
-        type(sample_digits)(np.zeros((60_000, 1)), None, None, None, "keras", ""))
+def test_default_epochs_and_batch_depend_on_data_size(tiny_digits, sample_digits):
+    full = type(sample_digits)(np.zeros((60_000, 1)), None, None, None, "keras", "")
+    assert (runs.default_epochs(full), runs.default_batch_size(full)) == (15, 256)  # the reference
+    assert runs.default_epochs(sample_digits) > 15 and runs.default_batch_size(sample_digits) < 256
 
 
 def test_finished_run_is_reused_and_changed_settings_are_not(tiny_checkpoint_dir, tiny_digits):
