@@ -96,7 +96,7 @@ SEPARATE_CHAPTERS = ("07_comparison.md",)
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
-        path = Path(str(item.path))
+        path = Path(str(item.parent.path))  # a cell's own path is the generated .ipynb
         if is_chapter(path):
             group = path.name if path.name in SEPARATE_CHAPTERS else "chapters"
             item.add_marker(pytest.mark.xdist_group(group))
