@@ -18,8 +18,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "_build" / "nbval"
 
@@ -85,21 +83,6 @@ def pytest_collect_file(file_path: Path, parent):
     if not is_chapter(file_path):
         return None
     return _notebook_file_class().from_parent(parent, path=file_path)
-
-
-#: The chapter that trains its own models, apart from the others: under pytest-xdist
-#: (``--dist loadgroup``) it runs on one worker while the other chapters, which share the
-#: book's run, follow each other on another, so its training overlaps chapter 5's.
-SEPARATE_CHAPTERS = ("07_comparison.md",)
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items):
-    for item in items:
-        path = Path(str(item.parent.path))  # a cell's own path is the generated .ipynb
-        if is_chapter(path):
-            group = path.name if path.name in SEPARATE_CHAPTERS else "chapters"
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -62,6 +62,15 @@ def small_data(monkeypatch):
     return calls
 
 
+def test_train_defaults_to_the_quick_budget_on_the_offline_digits(capsys, tmp_path, small_data):
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "--data", "sample", "--epochs", "1", "--latent-dim", "2",
+                            "--out", out)
+    assert code == 0, err
+    assert "batch 128" in stdout
+    assert json.loads((out / "config.json").read_text())["train"]["batch_size"] == 128
+
+
 def test_train_writes_a_loadable_checkpoint(capsys, tmp_path, small_data):
     out = tmp_path / "runs" / "cli"
     code, stdout, err = run(capsys, "train", "--data", "sample", "--epochs", "1", "--batch-size", "256",
