@@ -101,10 +101,11 @@ def pytest_collection_modifyitems(items):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """A per-chapter time table after the notebook tests: where the wall time goes.
+    """A per-chapter time table after the notebook tests: where the time goes.
 
     Sums the cells' run times from the reports pytest keeps (the cells' own hooks run
-    under the generated notebooks' folder, which this conftest does not cover).
+    under the generated notebooks' folder, which this conftest does not cover). Under
+    two workers chapters overlap, so the sum exceeds the wall time pytest prints.
     """
     chapters: dict = {}
     for reports in terminalreporter.stats.values():
@@ -132,6 +133,8 @@ def _cpu_name() -> str:
     for line in info.splitlines():
         if line.startswith("model name"):
             isa = "with AVX-512" if "avx512" in info else "without AVX-512"
+            cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+            isa += f", oneDNN capped to {cap}" if cap else ""
             return f"{line.split(':', 1)[1].strip()} {isa}"
     import platform
 
