@@ -1,8 +1,10 @@
 """Shared fixtures: real offline digits and one tiny trained checkpoint per session.
 
 Everything here is small on purpose (base depth 2, a few hundred digits, two epochs),
-so the whole suite runs in about a minute on two CPU cores. Tests that are about
-the reference shapes build full-size networks themselves; nothing here trains one.
+so that a test's time goes to what it checks: most take well under a second, and the
+slowest are those that start Python processes (``benchmarks/README.md`` has the
+figures). Tests that are about the reference shapes build full-size networks
+themselves; nothing here trains one.
 """
 
 from __future__ import annotations
