@@ -306,6 +306,11 @@ def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, e
     return prefetched(dataset.batch(min(batch_size, len(x)), drop_remainder=True))
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Batches in one epoch of :func:`training_dataset` over ``n`` digits."""
+    return n // min(batch_size, n)
+
+
 def evaluation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 1000):
     """Unshuffled, large batches: evaluation has no gradients, so bigger is faster."""
     return prefetched(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size))

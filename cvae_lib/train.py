@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import keras, tf
-from .data import Digits, evaluation_dataset, training_dataset
+from .data import Digits, evaluation_dataset, steps_per_epoch, training_dataset
 from .errors import CvaeError
 from .progress import Progress, check_mode
 from .sampling import class_means, class_separation, closest_pair
@@ -91,7 +91,7 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
                            binarize_input=config.binarize)
     eval_step = make_eval_step(model, jit_compile=jit_compile)
     val_x = fixed_binarization(digits.x_test) if config.binarize else digits.x_test
-    steps_per_epoch = len(digits.x_train) // min(config.batch_size, len(digits.x_train))
+    steps = steps_per_epoch(len(digits.x_train), config.batch_size)
     state = TrainingState(state_dir, model, optimizer, prior_optimizer) if state_dir is not None else None
     history = state.restore() if state is not None else History()
     first = len(history.epochs) + 1
@@ -113,12 +113,12 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
         seconds = time.perf_counter() - start
         if epoch == epochs:
             model.finish_training(digits)  # before the last checkpoint (see ConditionalVAE)
-        sums /= steps_per_epoch
+        sums /= steps
         val = evaluate_elbo(model, val_x, digits.y_test, eval_step=eval_step)
         record = {
             "epoch": epoch, "loss": sums[:2].sum(), "recon": sums[0], "kl": sums[1], "class_nll": sums[2],
             "val_loss": val["neg_elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
-            "seconds": seconds, "images_per_s": steps_per_epoch * min(config.batch_size, len(digits.x_train)) / seconds,
+            "seconds": seconds, "images_per_s": steps * min(config.batch_size, len(digits.x_train)) / seconds,
             "min_mean_distance": min_mean_distance(model),
             "prior_learning_rate": float(prior_optimizer.learning_rate.numpy()),
             "recon_weight": float(model.recon_weight.numpy()),

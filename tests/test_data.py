@@ -247,6 +247,7 @@ def test_training_dataset_batches_and_reshuffles():
     first, second = _epoch(training_dataset(x, y, batch, 3, epoch=1)), _epoch(training_dataset(x, y, batch, 3, epoch=2))
     for epoch in (first, second):
         assert [b[0].shape for b in epoch] == [(batch, 28, 28, 1)] * (n // batch)  # whole batches only
+        assert len(epoch) == data.steps_per_epoch(n, batch) == 3
         labels = np.concatenate([b[1] for b in epoch])
         assert len(set(labels)) == len(labels) == 48  # no digit twice in an epoch
         for images, lab in epoch:  # images stay with their labels
@@ -267,6 +268,7 @@ def test_training_dataset_caps_batch_at_data_size():
     y = np.arange(5, dtype=np.int32)
     batches = _epoch(training_dataset(x, y, 256, seed=0))
     assert len(batches) == 1 and batches[0][0].shape == (5, 28, 28, 1)
+    assert data.steps_per_epoch(5, 256) == 1
 
 
 def test_evaluation_dataset_keeps_order_and_remainder():
