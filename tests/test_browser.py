@@ -3,7 +3,8 @@
 Every page of ``_build/html`` is opened from ``file://`` and must load without a console
 error, without a request outside the book's folder, with every ``<img>`` loaded and,
 where it has math, with MathJax's rendering in place of every formula and no raw TeX
-left. A screenshot of each page goes to ``_build/screenshots/``. The latent explorer
+left; in the 1280-pixel window no code cell or printed output may scroll sideways
+(``book/_static/cvae_book.css`` fits them to the column). A screenshot of each page goes to ``_build/screenshots/``. The latent explorer
 (``notebooks/09_explorer.md``) must follow a pointer, pin a point on a click, draw
 samples of a chosen class, decode 50 random codes as this library's decoder does (to
 1e-4), keep up with the pointer at 20 or more decodes a second (the measured rates are
@@ -116,6 +117,9 @@ def visit(driver, url: str) -> dict:
           unrendered: maths.filter(m => !m.querySelector("mjx-container")).map(m => m.textContent.slice(0, 80)),
           raw: raw,
           broken: Array.from(document.images).filter(i => !(i.naturalWidth > 0)).map(i => i.src),
+          clipped: Array.from(document.querySelectorAll(".cell_input pre, .cell_output pre"))
+            .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+            .map(e => e.textContent.split("\\n").reduce((a, b) => (b.length > a.length ? b : a))),
         };""")
     # Over http the browser asks for /favicon.ico of its own accord; the book has none.
     errors = [e["message"] for e in driver.get_log("browser")
@@ -168,6 +172,8 @@ def test_every_page_loads_offline_with_its_images_and_math(browser, page):
     book = HTML.as_uri() + "/"
     assert [url for url in seen["requests"] if not url.startswith((book, "data:", "blob:"))] == []
     assert seen["broken"] == [], "images that did not load"
+    # in a 1280-pixel window, no code cell or printed output hides behind a scroll bar
+    assert seen["clipped"] == [], "code wider than the column (longest line of each cell)"
     assert seen["unrendered"] == [] and seen["raw"] == [], "math MathJax did not render"
     if seen["maths"]:
         assert seen["mathjax"] == "typeset"
