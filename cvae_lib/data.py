@@ -298,17 +298,22 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+def effective_batch_size(n: int, batch_size: int) -> int:
+    """The batch :func:`training_dataset` really uses: ``batch_size``, capped at the ``n`` digits."""
+    return min(batch_size, n)
+
+
 def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int = 1):
     """Epoch ``epoch``'s batches of (image, label) in :func:`epoch_order`, prefetched: whole
     batches only, so the compiled step sees one shape; no digit is left out for good."""
     order = epoch_order(len(x), seed, epoch)
     dataset = tf.data.Dataset.from_tensor_slices((x[order], y[order]))
-    return prefetched(dataset.batch(min(batch_size, len(x)), drop_remainder=True))
+    return prefetched(dataset.batch(effective_batch_size(len(x), batch_size), drop_remainder=True))
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Batches in one epoch of :func:`training_dataset` over ``n`` digits."""
-    return n // min(batch_size, n)
+    return n // effective_batch_size(n, batch_size)
 
 
 def evaluation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 1000):

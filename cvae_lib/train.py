@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import keras, tf
-from .data import Digits, evaluation_dataset, steps_per_epoch, training_dataset
+from .data import Digits, effective_batch_size, evaluation_dataset, steps_per_epoch, training_dataset
 from .errors import CvaeError
 from .progress import Progress, check_mode
 from .sampling import class_means, class_separation, closest_pair
@@ -92,6 +92,7 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
     eval_step = make_eval_step(model, jit_compile=jit_compile)
     val_x = fixed_binarization(digits.x_test) if config.binarize else digits.x_test
     steps = steps_per_epoch(len(digits.x_train), config.batch_size)
+    images_per_epoch = steps * effective_batch_size(len(digits.x_train), config.batch_size)
     state = TrainingState(state_dir, model, optimizer, prior_optimizer) if state_dir is not None else None
     history = state.restore() if state is not None else History()
     first = len(history.epochs) + 1
@@ -118,7 +119,7 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
         record = {
             "epoch": epoch, "loss": sums[:2].sum(), "recon": sums[0], "kl": sums[1], "class_nll": sums[2],
             "val_loss": val["neg_elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
-            "seconds": seconds, "images_per_s": steps * min(config.batch_size, len(digits.x_train)) / seconds,
+            "seconds": seconds, "images_per_s": images_per_epoch / seconds,
             "min_mean_distance": min_mean_distance(model),
             "prior_learning_rate": float(prior_optimizer.learning_rate.numpy()),
             "recon_weight": float(model.recon_weight.numpy()),

@@ -268,7 +268,7 @@ def test_training_dataset_caps_batch_at_data_size():
     y = np.arange(5, dtype=np.int32)
     batches = _epoch(training_dataset(x, y, 256, seed=0))
     assert len(batches) == 1 and batches[0][0].shape == (5, 28, 28, 1)
-    assert data.steps_per_epoch(5, 256) == 1
+    assert data.steps_per_epoch(5, 256) == 1 and data.effective_batch_size(5, 256) == 5
 
 
 def test_evaluation_dataset_keeps_order_and_remainder():
