@@ -76,6 +76,16 @@ def test_the_download_starts_with_the_install_note_and_shows_roles_as_text():
     assert reader.cells[2].outputs == _executed_like_myst_nb().cells[1].outputs  # outputs kept
 
 
+def test_glued_values_also_come_from_myst_nbs_glue_file():
+    """MyST-NB moves the glue outputs out of the executed notebook into ``<page>.glue.json``."""
+    executed = _executed_like_myst_nb()
+    executed.cells[1].outputs = []
+    glue_file = {"kl": {"output_type": "display_data", "data": {"text/plain": "2.5"},
+                        "metadata": {"scrapbook": {"name": "kl", "mime_prefix": "application/papermill.record/"}}}}
+    reader = reader_notebook.reader_notebook(executed, title="The book", glue_data=glue_file)
+    assert "The KL is 2.50 nats" in reader.cells[3].source
+
+
 def test_an_unknown_glue_key_stays_visible_as_its_name():
     assert reader_notebook.degrade_markdown("x = {glue:text}`missing:.2f`.", {}, {}) == "x = `missing`."
 

@@ -22,10 +22,11 @@ GLUE_PREFIX = "application/papermill.record/"
 INSTALL_NOTE = """\
 **Running this notebook.** It is a chapter of *{title}*, executed when the book was
 built, outputs included. To run it yourself, clone the book's repository and install
-the library with the packages the chapters use (Python 3.10 to 3.12):
+the library with the packages the chapters use (Python 3.10 to 3.12; add
+`-c constraints.txt` for the exact versions of a tested installation, on Python 3.11):
 
 ```bash
-python3 -m venv .venv && .venv/bin/pip install -e ".[lab]" -c constraints.txt
+python3 -m venv .venv && .venv/bin/pip install -e ".[lab]"
 ```
 
 Then put this file in the repository's `notebooks/` folder (the chapters run there and
