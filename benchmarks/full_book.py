@@ -215,14 +215,15 @@ def build(env: dict, follower: Follower) -> tuple[int, float, int]:
 
 
 def table(result: dict) -> str:
-    lines = [f"{'chapter':32s} {'status':22s} {'wall s':>8s} {'MyST-NB s':>9s} {'kernel peak MiB':>15s}"]
+    lines = [f"{'chapter':32s} {'status':28s} {'wall s':>8s} {'MyST-NB s':>9s} {'kernel peak MiB':>15s}"]
     for record in result["chapters"]:
-        lines.append(f"{record['chapter']:32s} {record['status']:22s} {record.get('wall_s', float('nan')):8.1f} "
+        lines.append(f"{record['chapter']:32s} {record['status']:28s} {record.get('wall_s', float('nan')):8.1f} "
                      f"{record.get('myst_nb_seconds', float('nan')):9.1f} {record['peak_rss_bytes'] / 2**20:15,.0f}")
     b = result["build"]
-    lines.append(f"{'whole build':32s} {'ok' if b['status'] == 0 else 'failed':22s} {b['wall_s']:8.1f} "
+    lines.append(f"{'whole build':32s} {'ok' if b['status'] == 0 else 'failed':28s} {b['wall_s']:8.1f} "
                  f"{'':9s} {b['peak_rss_bytes'] / 2**20:15,.0f}  (largest process)")
-    lines.append(f"CVAE_PROFILE=full, CVAE_DATA={result['data']}, on {result['cpu']}, {result['cores']} cores")
+    subset = f" (the first {result['subset'][0]:,} + {result['subset'][1]:,} images)" if result["subset"] else ""
+    lines.append(f"CVAE_PROFILE=full, data {result['data']}{subset}, on {result['cpu']}, {result['cores']} cores")
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@
 #   bash scripts/gpu_book.sh --subset 1000 500    # a quick check of the same path
 #
 # 1. Creates .venv with the CUDA-enabled TensorFlow (the gpu extra) and the book's
-#    packages at constraints.txt's versions, unless .venv already exists.
+#    packages at constraints.txt's versions (made on Python 3.11), unless .venv exists.
 # 2. Prints the devices TensorFlow sees, and stops if it sees no GPU (a CPU build of
 #    the full profile takes over half an hour on two cores: benchmarks/full_book.py).
 # 3. Runs benchmarks/full_book.py: the book built with CVAE_PROFILE=full on the MNIST-format
