@@ -16,7 +16,9 @@
 # chapter's code. The chapters' outputs also depend on cvae_lib, so this script keeps a
 # fingerprint of the library next to the cache and empties the cache when it changes:
 # cvae_lib/code_fingerprint.py over every module (the one the training runs use, blind
-# to comments and docstrings, which no chapter shows), plus pyproject.toml.
+# to comments and docstrings, which no chapter shows), plus pyproject.toml, plus what
+# picks the run profile (CVAE_PROFILE, CVAE_DATA, and whether the machine has an NVIDIA
+# GPU, which `auto` follows): a full-profile build never shows a quick build's outputs.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -73,12 +75,18 @@ check_offline() {
     echo "build_book: no <script src> or <link href> points off-site"
 }
 
+# What the chapters' run profile depends on besides the code (cvae_lib.profiles).
+run_profile_inputs() {
+    echo "CVAE_PROFILE=${CVAE_PROFILE:-} CVAE_DATA=${CVAE_DATA:-}"
+    echo "nvidia GPUs: $({ compgen -G '/dev/nvidia[0-9]*' || true; } | wc -l)"
+}
+
 # Empty the execution cache when cvae_lib's code (or the package metadata) changed since it was filled.
 # $1: the Python to run the fingerprint with (stdlib only: run as a script, it imports no TensorFlow).
 invalidate_stale_cache() {
     local cache="$ROOT/_build/.jupyter_cache" stamp="$ROOT/_build/.jupyter_cache.cvae_lib.sha256" current code
     code=$("$1" "$ROOT/cvae_lib/code_fingerprint.py")
-    current=$(cd "$ROOT" && { echo "$code"; sha256sum pyproject.toml; } | sha256sum)
+    current=$(cd "$ROOT" && { echo "$code"; sha256sum pyproject.toml; run_profile_inputs; } | sha256sum)
     if [[ "$(cat "$stamp" 2>/dev/null)" != "$current" ]]; then
         if [[ -d "$cache" || -d "$ROOT/_build/.doctrees" ]]; then
             echo "build_book: cvae_lib changed since the chapters were last executed: re-executing them"

@@ -9,7 +9,9 @@ goes to ``_build/screenshots/``. The latent explorer (``notebooks/09_explorer.md
 must follow a pointer, pin a point on a click, draw samples of a chosen class, decode
 50 random codes as this library's decoder does (to 1e-4), keep up with the pointer at
 20 or more decodes a second (the measured rates are printed), work from a static
-server, and leave the static figures when JavaScript is off.
+server, and leave the static figures when JavaScript is off. Every chapter page must
+link its executed ``.ipynb`` (under its title and in the theme's download menu), a file
+that parses as a notebook with outputs and the install note first.
 
 The agreement test also runs without a built book, on a page made here around a
 full-size decoder, so that plain ``pytest`` tests the page's JavaScript wherever
@@ -178,6 +180,39 @@ def test_every_page_loads_offline_with_its_images_and_math(browser, page):
     assert seen["unrendered"] == [] and seen["raw"] == [], "math MathJax did not render"
     if seen["maths"]:
         assert seen["mathjax"] == "typeset"
+
+
+# ---- chapters as notebooks --------------------------------------------------------
+
+CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.md"))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_chapter_page_offers_its_executed_notebook(browser, chapter):
+    """The line under the title and the theme's download menu both link the chapter's
+    executed ``.ipynb``, which parses as a notebook: the install note first, outputs kept."""
+    import nbformat
+    from urllib.parse import unquote, urlparse
+
+    page = HTML / "notebooks" / f"{chapter}.html"
+    if not page.is_file():
+        unavailable(f"no built chapter at {page}: run scripts/build_book.sh first")
+    visit(browser, page.as_uri())
+    links = browser.execute_script("""
+        const hrefs = s => Array.from(document.querySelectorAll(s)).map(a => a.href);
+        return {line: hrefs(".cvae-runtime a.cvae-notebook-download"),
+                menu: hrefs(".dropdown-download-buttons a[href$='.ipynb']"),
+                runtime: Array.from(document.querySelectorAll(".cvae-runtime")).map(p => p.textContent)};""")
+    assert len(links["line"]) == 1 and links["menu"] == links["line"], links
+    assert len(links["runtime"]) == 1 and " s when the book was built" in links["runtime"][0]
+    path = Path(unquote(urlparse(links["line"][0]).path))
+    assert path.name == f"{chapter}.ipynb" and path.is_relative_to(HTML)
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    assert "pip install" in notebook.cells[0].source
+    assert any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+    markdown = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    assert "{glue" not in markdown and "{py:" not in markdown and "{cite}" not in markdown
 
 
 # ---- the explorer -----------------------------------------------------------------

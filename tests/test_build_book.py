@@ -41,13 +41,15 @@ def _book_copy(tmp_path: Path) -> Path:
     return root
 
 
-def _build(root: Path) -> tuple[str, bool]:
-    """(the fake jupyter-book's arguments, whether the execution cache survived the build)."""
+def _build(root: Path, **env: str) -> tuple[str, bool]:
+    """(the fake jupyter-book's arguments, whether the execution cache survived the build);
+    ``env``: CVAE_PROFILE and CVAE_DATA for the build (unset when not given)."""
     cache = root / "_build" / ".jupyter_cache"
     cache.mkdir(exist_ok=True)  # as if jupyter-cache had stored the executed chapters
     (cache / "entry").write_text("executed")
     done = subprocess.run(["bash", str(root / "scripts" / "build_book.sh")], capture_output=True, text=True,
-                          env={**os.environ, "PATH": "/usr/bin:/bin"})
+                          env={**{k: v for k, v in os.environ.items() if k not in ("CVAE_PROFILE", "CVAE_DATA")},
+                               "PATH": "/usr/bin:/bin", **env})
     assert done.returncode == 0, done.stderr
     calls = (root / "calls.txt").read_text().splitlines()
     return calls[-1], (cache / "entry").exists()
@@ -73,3 +75,21 @@ def test_chapters_are_re_executed_when_the_library_code_changes(tmp_path):
 
     arguments, kept = _build(root)
     assert "--all" not in arguments and kept
+
+
+def test_chapters_are_re_executed_when_the_run_profile_changes(tmp_path):
+    """A full-profile build must not restore the quick build's executed chapters, nor back."""
+    root = _book_copy(tmp_path)
+    _build(root)
+    arguments, kept = _build(root)
+    assert "--all" not in arguments and kept
+
+    arguments, kept = _build(root, CVAE_PROFILE="full", CVAE_DATA="/data/fashion-mnist")
+    assert "--all" in arguments and not kept
+    arguments, kept = _build(root, CVAE_PROFILE="full", CVAE_DATA="/data/fashion-mnist")
+    assert "--all" not in arguments and kept
+
+    arguments, kept = _build(root, CVAE_PROFILE="full", CVAE_DATA="/data/mnist")
+    assert "--all" in arguments and not kept
+    arguments, kept = _build(root)
+    assert "--all" in arguments and not kept
