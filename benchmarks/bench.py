@@ -108,7 +108,7 @@ def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, re
         print(line, file=stream, flush=True)
         cpu_mark[0] = time.process_time()
 
-    train(model, digits, epochs=total, progress="none", jit_compile=jit_compile, callback=after_epoch)
+    train(model, digits, progress="none", jit_compile=jit_compile, callback=after_epoch)
     return model, speeds
 
 
@@ -133,7 +133,7 @@ def benchmark_decoding(model, *, images: int, batch_size: int, windows: int, war
 def count_flops(model, batch_size: int) -> dict:
     """Analytic training FLOPs per image, and TensorFlow's profiler count of the traced step."""
     from cvae_lib.backend import keras, tf
-    from cvae_lib.steps import make_train_step
+    from cvae_lib.train import make_train_step
     from flops import profiler_flops, training_flops_per_image
 
     counts = training_flops_per_image(list(model.networks().values()))
@@ -154,7 +154,7 @@ def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS[
     check_settings(windows, warmup, window_steps, batch_size, decode_images, decode_batch)
     from cvae_lib.backend import tf
     from cvae_lib.data import load_digits
-    from cvae_lib.steps import default_jit_compile
+    from cvae_lib.train import default_jit_compile
     from hardware import describe_device, measure_matmul_rate
 
     digits = load_digits(data)

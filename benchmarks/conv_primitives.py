@@ -71,7 +71,7 @@ def run_steps(steps: int, inter_op: int = 0, intra_op: int = 0) -> None:
 def layer_table(model) -> str:
     """JSON: for each convolution layer, the oneDNN problem it runs on and how."""
     from cvae_lib.backend import keras
-    from cvae_lib.fast_conv import PixelLogits
+    from cvae_lib.decoder import PixelLogits
 
     rows = []
     for net in (model.encoder, model.decoder):

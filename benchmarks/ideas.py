@@ -111,7 +111,7 @@ def _library_window_fn(idea: str):
     from cvae_lib.config import ModelConfig, TrainConfig
     from cvae_lib.data import training_dataset
     from cvae_lib.model import ConditionalVAE
-    from cvae_lib.steps import make_train_step
+    from cvae_lib.train import make_train_step
 
     digits = _digits()
     config = TrainConfig(batch_size=BATCH)
@@ -208,7 +208,7 @@ def _inference_worker(windows: int, warmup: int) -> None:
     from cvae_lib.data import evaluation_dataset, training_dataset
     from cvae_lib.model import ConditionalVAE
     from cvae_lib.sampling import decode_images
-    from cvae_lib.steps import make_eval_step
+    from cvae_lib.train import make_eval_step
 
     digits = _digits()
     model = ConditionalVAE(ModelConfig(), TrainConfig())

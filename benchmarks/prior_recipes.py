@@ -55,7 +55,8 @@ def measure(recipe: str, seed: int, epochs: int, batch_size: int = 256) -> dict:
     from cvae_lib.evaluate import conditional_accuracy, importance_weighted_bound, scored_digits
     from cvae_lib.judge import load_or_train_judge
     from cvae_lib.model import ConditionalVAE
-    from cvae_lib.sampling import class_means, class_separation, closest_pair
+    from cvae_lib.prior import closest_pair
+    from cvae_lib.sampling import class_means, class_separation
     from cvae_lib.train import evaluate_elbo, train
 
     digits = load_digits("sample")
@@ -75,7 +76,7 @@ def measure(recipe: str, seed: int, epochs: int, batch_size: int = 256) -> dict:
         "recipe": recipe, "seed": seed, "epochs": epochs, "settings": dataclasses.asdict(config),
         "conditional_accuracy": judged.accuracy, "per_class_accuracy": judged.per_class.tolist(),
         "samples_per_class": PER_CLASS, "judge_test_accuracy": judge.test_accuracy,
-        "closest_pair": closest_pair(class_separation(model, generation=False))[2],
+        "closest_pair": closest_pair(class_separation(model))[2],
         "moved": np.linalg.norm(means - start_means, axis=-1).tolist(),
         "start_means": start_means.tolist(), "final_means": means.tolist(),
         "test_neg_elbo": float(elbo["neg_elbo"]), "test_kl": float(elbo["kl"]),

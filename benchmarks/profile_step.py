@@ -24,7 +24,7 @@ def library_step(steps: int):
     from cvae_lib.config import ModelConfig, TrainConfig
     from cvae_lib.data import load_digits, training_dataset
     from cvae_lib.model import ConditionalVAE
-    from cvae_lib.steps import default_jit_compile, make_train_step
+    from cvae_lib.train import default_jit_compile, make_train_step
 
     digits = load_digits("sample")
     config = TrainConfig()

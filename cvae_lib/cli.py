@@ -11,11 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, config, data, runs
+from . import config, data
 from .errors import CvaeError
 from .evaluate import DEFAULT_K, DEFAULT_PER_CLASS, evaluate_model, report_to_json, run_digits
 from .judge import DEFAULT_EPOCHS as JUDGE_EPOCHS, load_or_train_judge
-from .sampling import class_means_for_generation, sample_images
+from .sampling import class_means, sample_images
+from .store.checkpoint import load_checkpoint, read_config
+from .store.files import atomic_write, atomic_write_text
+from .store.runs import train_or_load
 
 EXIT_USAGE = 2
 
@@ -74,25 +77,26 @@ def _check_output_dir(path: Path) -> None:
 def cmd_train(args) -> None:
     _check_output_dir(args.out)
     digits = data.load_digits(args.data, seed=args.seed)
-    epochs = args.epochs or runs.default_epochs(digits)
-    batch_size = args.batch_size or runs.default_batch_size(digits)
-    train_config = config.TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=args.learning_rate,
-                                      prior_learning_rate=args.prior_learning_rate, class_weight=args.class_weight,
-                                      kl_weighting=args.kl_weighting, seed=args.seed)
-    announce = f"training on {digits.description} for {epochs} epochs, batch {batch_size}"
-    _, history = runs.train_run(digits, args.out, model_config=config.ModelConfig(latent_dim=args.latent_dim),
-                                train_config=train_config, overwrite=args.overwrite, announce=announce)
+    budget = {name: value for name, value in (("epochs", args.epochs), ("batch_size", args.batch_size)) if value}
+    train_config = config.TrainConfig.for_data(
+        len(digits.x_train), **budget, learning_rate=args.learning_rate, prior_learning_rate=args.prior_learning_rate,
+        class_weight=args.class_weight, kl_weighting=args.kl_weighting, seed=args.seed)
+    announce = (f"training on {digits.description} for {train_config.epochs} epochs, "
+                f"batch {train_config.batch_size}")
+    _, history, _ = train_or_load(digits, args.out, model_config=config.ModelConfig(latent_dim=args.latent_dim),
+                                  train_config=train_config, progress="lines", announce=announce,
+                                  if_exists="replace" if args.overwrite else "refuse")
     last = history.epochs[-1]
     print(f"wrote {args.out}/ (validation negative ELBO {last['val_loss']:.2f} nats/image)")
 
 
 def cmd_sample(args) -> None:
     _check_output_file(args.out)
-    model, _ = checkpoint.load_checkpoint(args.dir)
+    model, _ = load_checkpoint(args.dir)
     samples = sample_images(model, args.per_class, seed=args.seed)
     labels = np.repeat(np.arange(samples.shape[0]), samples.shape[1]).reshape(samples.shape[:2])
-    means = class_means_for_generation(model)
-    checkpoint.atomic_write(args.out, lambda f: np.savez(f, samples=samples, labels=labels, class_means=means))
+    means = class_means(model)
+    atomic_write(args.out, lambda f: np.savez(f, samples=samples, labels=labels, class_means=means))
     print(f"wrote {args.out}: samples {samples.shape} (row c generated for digit c)")
 
 
@@ -106,17 +110,17 @@ def cmd_grid(args) -> None:
     if fmt not in Figure().canvas.get_supported_filetypes():
         raise CvaeError(f"cannot save a figure as .{fmt}: use .png, .pdf or .svg")
     digit = data.check_digit(args.digit)
-    model, _ = checkpoint.load_checkpoint(args.dir)
+    model, _ = load_checkpoint(args.dir)
     fig = manifold_figure(model, digit, n=args.size)
-    checkpoint.atomic_write(args.out, lambda f: fig.savefig(f, format=fmt, dpi=120))
+    atomic_write(args.out, lambda f: fig.savefig(f, format=fmt, dpi=120))
     print(f"wrote {args.out}: {args.size}x{args.size} manifold of digit {digit}")
 
 
 def cmd_evaluate(args) -> None:
     """Conditional accuracy, test ELBO, importance-weighted bound and separation -> JSON."""
     _check_output_file(args.out)
-    record = checkpoint.read_config(args.dir)
-    model, _ = checkpoint.load_checkpoint(args.dir)
+    record = read_config(args.dir)
+    model, _ = load_checkpoint(args.dir)
     if not record.get("complete", True):
         print(f"cvae_lib: warning: {args.dir} holds an unfinished run; evaluating it as it is",
               file=sys.stderr, flush=True)
@@ -127,7 +131,7 @@ def cmd_evaluate(args) -> None:
                             per_class=args.per_class, seed=args.seed, progress=progress)
     report = {"checkpoint": str(args.dir), **report,
               "run": {key: record.get(key) for key in ("model", "train", "hardware", "complete")}}
-    checkpoint.atomic_write_text(args.out, report_to_json(report))
+    atomic_write_text(args.out, report_to_json(report))
     print(f"wrote {args.out}: conditional accuracy {report['conditional_accuracy']:.1%} "
           f"(judge {report['judge_test_accuracy']:.1%} on real test digits), test negative ELBO "
           f"{report['test_neg_elbo']:.2f} nats; on the first {report['iw_digits']} test digits, bound on "
@@ -137,6 +141,7 @@ def cmd_evaluate(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = config.TrainConfig()
+    full, small = (config.TrainConfig.for_data(n) for n in (config.FULL_DATA_SIZE, config.FULL_DATA_SIZE - 1))
     parser = _Parser(prog="python -m cvae_lib", description="Conditional VAE on MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -145,9 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="digits: auto (default; $CVAE_DATA), full MNIST (keras), the offline sample, or "
                             "PATH: an MNIST .npz or a directory of the four IDX files, read offline")
     train.add_argument("--epochs", type=_positive_int, default=None,
-                       help="default: 15 on full MNIST, 20 on the offline digits")
+                       help=f"default: {full.epochs} on full MNIST, {small.epochs} on the offline digits")
     train.add_argument("--batch-size", type=_positive_int, default=None,
-                       help="default: 256 on full MNIST, 128 on the offline digits")
+                       help=f"default: {full.batch_size} on full MNIST, {small.batch_size} on the offline digits")
     train.add_argument("--learning-rate", type=_positive_float, default=defaults.learning_rate)
     train.add_argument("--prior-learning-rate", type=_non_negative_float, default=defaults.prior_learning_rate,
                        help="the class means' learning rate after warm-up (0: frozen means)")

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from .backend import keras, tf
+from .config import IMAGE_SHAPE
 from .errors import CvaeError
 
 SOURCES = ("auto", "keras", "sample")
 DATA_ENV = "CVAE_DATA"
-IMAGE_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
 #: SHA-256 of the official MNIST files: Keras's ``mnist.npz`` as its loader checks it, and
@@ -290,6 +290,19 @@ def check_labels(labels, num_classes: int = NUM_CLASSES, name: str = "labels") -
 def check_digit(digit, num_classes: int = NUM_CLASSES) -> int:
     """One class label, as an int, or a clear :class:`~cvae_lib.errors.CvaeError`."""
     return int(check_labels(np.asarray([digit]), num_classes, name="digit")[0])
+
+
+def fixed_binarization(images: np.ndarray, seed: int = 1234) -> np.ndarray:
+    """One reproducible binarisation of a test set, so its ELBO is comparable across runs."""
+    rng = np.random.default_rng(seed)
+    return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
+
+
+def binarize(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Each pixel 1 with probability its grey level: the Bernoulli decoder's likelihood needs
+    0/1 pixels, and a fresh draw each time (in training) also acts as augmentation."""
+    noise = tf.random.stateless_uniform(tf.shape(images), seed=seed)
+    return tf.cast(noise < images, images.dtype)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:

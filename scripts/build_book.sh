@@ -15,7 +15,7 @@
 # Execution results are cached in _build/.jupyter_cache, keyed by jupyter-cache on each
 # chapter's code. The chapters' outputs also depend on cvae_lib, so this script keeps a
 # fingerprint of the library next to the cache and empties the cache when it changes:
-# cvae_lib/code_fingerprint.py over every module (the one the training runs use, blind
+# cvae_lib/store/fingerprint.py over every module (the one the training runs use, blind
 # to comments and docstrings, which no chapter shows), plus pyproject.toml.
 set -euo pipefail
 
@@ -77,7 +77,7 @@ check_offline() {
 # $1: the Python to run the fingerprint with (stdlib only: run as a script, it imports no TensorFlow).
 invalidate_stale_cache() {
     local cache="$ROOT/_build/.jupyter_cache" stamp="$ROOT/_build/.jupyter_cache.cvae_lib.sha256" current code
-    code=$("$1" "$ROOT/cvae_lib/code_fingerprint.py")
+    code=$("$1" "$ROOT/cvae_lib/store/fingerprint.py")
     current=$(cd "$ROOT" && { echo "$code"; sha256sum pyproject.toml; } | sha256sum)
     if [[ "$(cat "$stamp" 2>/dev/null)" != "$current" ]]; then
         if [[ -d "$cache" || -d "$ROOT/_build/.doctrees" ]]; then

@@ -100,10 +100,10 @@ def test_parameter_counts_follow_the_config(latent, depth):
 def _conv_layout(network):
     """(kind, filters, kernel, strides, padding, activation) of every convolution.
 
-    The decoder's last layer, :class:`~cvae_lib.fast_conv.PixelLogits`, counts as the
+    The decoder's last layer, :class:`~cvae_lib.decoder.PixelLogits`, counts as the
     ``Conv2D`` it computes (tested against it below).
     """
-    from cvae_lib.fast_conv import PixelLogits
+    from cvae_lib.decoder import PixelLogits
 
     return [
         ("Conv2D" if type(layer) is PixelLogits else type(layer).__name__, layer.filters, layer.kernel_size,
@@ -250,7 +250,7 @@ def test_pixel_logits_layer_is_conv2d_computed_another_way(kernel, padding, dila
     of terms near 1,000 (summation order), while both layers stayed within 1.5e-6 of
     scale of the same gradients computed in float64. Both are also compared with that
     float64 computation. The weights and inputs are seeded so that a failure repeats."""
-    from cvae_lib.fast_conv import PixelLogits
+    from cvae_lib.decoder import PixelLogits
 
     fast = PixelLogits(1, kernel, 1, padding, dilation_rate=dilation)
     plain = keras.layers.Conv2D(1, kernel, 1, padding, dilation_rate=dilation,

@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from cvae_lib import evaluate, runs
+from cvae_lib import evaluate
+from cvae_lib.store import runs
 from cvae_lib.config import TrainConfig
 from cvae_lib.errors import CvaeError
 from cvae_lib.model import ConditionalVAE
@@ -61,8 +62,8 @@ def test_a_misspelt_mode_is_an_error_not_silence(tiny_digits):
 
 def test_a_misspelt_mode_leaves_no_run_directory(tiny_digits, tmp_path):
     with pytest.raises(CvaeError, match="got 'Bar'"):
-        runs.train_run(tiny_digits.subset(64, 20), tmp_path / "run", model_config=TINY_MODEL,
-                       train_config=TrainConfig(epochs=1, batch_size=64), progress="Bar")
+        runs.train_or_load(tiny_digits.subset(64, 20), tmp_path / "run", model_config=TINY_MODEL,
+                           train_config=TrainConfig(epochs=1, batch_size=64), progress="Bar")
     assert not (tmp_path / "run").exists()
 
 
