@@ -78,7 +78,7 @@ def layer_table(model) -> str:
         for index, layer in enumerate(net.layers):
             if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
                 continue
-            (h, w, c), (oh, ow, f) = layer.input_shape[1:], layer.output_shape[1:]
+            (h, _, c), (oh, _, f) = layer.input_shape[1:], layer.output_shape[1:]
             transposed = (isinstance(layer, keras.layers.Conv2DTranspose)
                           or (isinstance(layer, PixelLogits) and layer.runs_as_transposed()))
             # A transposed convolution is oneDNN's convolution from its output to its input.

@@ -52,7 +52,11 @@ def measure(recipe: str, seed: int, epochs: int, batch_size: int = 256) -> dict:
 
     from cvae_lib.config import ModelConfig, TrainConfig
     from cvae_lib.data import load_digits
-    from cvae_lib.evaluate import conditional_accuracy, importance_weighted_bound, scored_digits
+    from cvae_lib.evaluate import (
+        conditional_accuracy,
+        importance_weighted_bound,
+        scored_digits,
+    )
     from cvae_lib.judge import load_or_train_judge
     from cvae_lib.model import ConditionalVAE
     from cvae_lib.prior import closest_pair
@@ -123,7 +127,8 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
         for seed in args.seeds:
-            path = RESULTS / (f"{recipe}-e{args.epochs}" + (f"-b{args.batch_size}" if args.batch_size != 256 else "") + f"-seed{seed}.json")
+            batch = f"-b{args.batch_size}" if args.batch_size != 256 else ""
+            path = RESULTS / f"{recipe}-e{args.epochs}{batch}-seed{seed}.json"
             if path.exists():
                 continue
             record = measure(recipe, seed, args.epochs, args.batch_size)

@@ -36,7 +36,7 @@ def library_step(steps: int):
 
 
 def profile(steps: int) -> tuple[dict, dict]:
-    from cvae_lib.backend import tf  # first: it sets up TensorFlow quietly
+    from cvae_lib.backend import tf  # noqa: I001  (first: it sets up TensorFlow quietly)
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     _, step, batches = library_step(steps)

@@ -1,7 +1,7 @@
 """The two baselines the book compares the conditional-prior VAE against, and the model
 kinds a checkpoint may hold (:data:`MODEL_KINDS`). Both keep its encoder, decoder and
-negative ELBO, have the prior N(0, I) (the ``"standard_normal"`` prior family), are trained with :func:`standard_train_config`, and differ in
-*where the label goes*:
+negative ELBO, have the prior N(0, I) (the ``"standard_normal"`` prior family), are
+trained with :func:`standard_train_config`, and differ in *where the label goes*:
 
 - :class:`UnconditionalVAE` (``"vae"``): nowhere in training, so the ELBO bounds -log p(x);
   class y is generated from N(mu_y, I), mu_y the mean encoding of its training
@@ -18,10 +18,10 @@ import numpy as np
 
 from .backend import keras, tf, tfd
 from .config import TrainConfig
+from .data import fixed_binarization
 from .decoder import make_decoder
 from .encoder import make_encoder, posterior_distribution
 from .model import ConditionalVAE
-from .data import fixed_binarization
 from .prior import Prior, StandardNormalPrior, prior_distribution
 
 #: Their training settings: the reference's Adam learning rate, no warm-up, no class term.

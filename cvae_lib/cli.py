@@ -13,8 +13,15 @@ import numpy as np
 
 from . import config, data
 from .errors import CvaeError
-from .evaluate import DEFAULT_K, DEFAULT_PER_CLASS, evaluate_model, report_to_json, run_digits
-from .judge import DEFAULT_EPOCHS as JUDGE_EPOCHS, load_or_train_judge
+from .evaluate import (
+    DEFAULT_K,
+    DEFAULT_PER_CLASS,
+    evaluate_model,
+    report_to_json,
+    run_digits,
+)
+from .judge import DEFAULT_EPOCHS as JUDGE_EPOCHS
+from .judge import load_or_train_judge
 from .sampling import class_means, sample_images
 from .store.checkpoint import load_checkpoint, read_config
 from .store.files import atomic_write, atomic_write_text
@@ -101,7 +108,9 @@ def cmd_sample(args) -> None:
 
 
 def cmd_grid(args) -> None:
-    from matplotlib.figure import Figure  # only here: matplotlib takes a second to import
+    from matplotlib.figure import (
+        Figure,  # only here: matplotlib takes a second to import
+    )
 
     from .plots import manifold_figure
 

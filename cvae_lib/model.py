@@ -97,8 +97,9 @@ class ConditionalVAE(tf.Module):
 
     def class_nll(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         """-log p(y | z) under the prior (a softmax over log p(z | c); for N(mu_c, I), over
-        -||z - mu_c||^2 / 2), small when z is nearest its own class mean: not part of the ELBO, but weighted in (``class_weight``) it keeps
-        classes apart, as the classification term of Kingma et al. (2014) does for their M2."""
+        -||z - mu_c||^2 / 2), small when z is nearest its own class mean: not part of the ELBO,
+        but weighted in (``class_weight``) it keeps classes apart, as the classification term
+        of Kingma et al. (2014) does for their M2."""
         logits = self.class_prior.class_log_probs(z)
         return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
 

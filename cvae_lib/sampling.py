@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
+from . import prior as prior_geometry
 from .backend import tf
 from .data import check_digit
 from .errors import CvaeError, check_positive_int
-from . import prior as prior_geometry
 
 #: Size and quantile range of the reference's manifold grid.
 GRID_SIZE = 15

@@ -21,11 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from .backend import GPUS, keras, tf
-from .data import (Digits, binarize, effective_batch_size, evaluation_dataset, fixed_binarization,
-                   steps_per_epoch, training_dataset)
+from .data import (
+    Digits,
+    binarize,
+    effective_batch_size,
+    evaluation_dataset,
+    fixed_binarization,
+    steps_per_epoch,
+    training_dataset,
+)
 from .errors import CvaeError
-from .progress import Progress, check_mode
 from .prior import class_separation, closest_pair
+from .progress import Progress, check_mode
 
 
 @dataclass

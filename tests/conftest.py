@@ -16,9 +16,9 @@ import pytest
 
 matplotlib.use("Agg")  # never open windows, even if a test imports pyplot
 
-import cvae_lib  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 from tiny_settings import TINY_MODEL, TINY_TRAIN  # noqa: E402,F401  (see that module)
+
+import cvae_lib  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 
 @pytest.fixture(scope="session")

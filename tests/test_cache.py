@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from cvae_lib import evaluate
-from cvae_lib.store import cache, files
 from cvae_lib import judge as judge_lib
-from cvae_lib.store.checkpoint import load_checkpoint
 from cvae_lib.errors import CvaeError
+from cvae_lib.store import cache, files
+from cvae_lib.store.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -17,8 +17,8 @@ import pytest
 import cvae_lib.data
 from cvae_lib import sampling
 from cvae_lib.backend import keras
-from cvae_lib.store.checkpoint import load_checkpoint
 from cvae_lib.cli import main
+from cvae_lib.store.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -8,12 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cvae_lib
-from cvae_lib.store import runs
-from cvae_lib.store.fingerprint import (JUDGE_MODULES, NOT_EVALUATION, NOT_TRAINING, code_fingerprint,
-                                       module_digest)
-
 from tiny_settings import TINY_MODEL, TINY_TRAIN, finished_run
+
+import cvae_lib
+from cvae_lib.store.fingerprint import (
+    JUDGE_MODULES,
+    NOT_EVALUATION,
+    NOT_TRAINING,
+    code_fingerprint,
+    module_digest,
+)
 
 PACKAGE = Path(cvae_lib.__file__).resolve().parent
 

@@ -12,12 +12,13 @@ import json
 import numpy as np
 import pytest
 
-from cvae_lib import book, evaluate, judge as judge_lib, plots, sampling
-from cvae_lib.prior import closest_pair
+from cvae_lib import book, evaluate, plots, sampling
+from cvae_lib import judge as judge_lib
 from cvae_lib.backend import tf, tfd
 from cvae_lib.cli import main
 from cvae_lib.config import ModelConfig
 from cvae_lib.errors import CvaeError
+from cvae_lib.prior import closest_pair
 
 # ---------------------------------------------------------------- stubs with known answers
 

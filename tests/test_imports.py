@@ -167,7 +167,14 @@ def test_the_library_stays_small():
 
 
 def test_the_public_api():
-    from cvae_lib import ConditionalVAE, CvaeError, ModelConfig, TrainConfig, load_digits, train_or_load
+    from cvae_lib import (
+        ConditionalVAE,
+        CvaeError,
+        ModelConfig,
+        TrainConfig,
+        load_digits,
+        train_or_load,
+    )
 
     assert callable(train_or_load) and callable(load_digits)
     assert issubclass(CvaeError, Exception) and ConditionalVAE(ModelConfig(base_depth=2), TrainConfig()).kind == "cvae"

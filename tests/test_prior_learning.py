@@ -6,14 +6,13 @@ optimizer applies, the prior network's weights and the class means themselves.
 
 import numpy as np
 import pytest
+from tiny_settings import TINY_MODEL
 
 from cvae_lib.backend import tf
 from cvae_lib.config import TrainConfig
 from cvae_lib.model import ConditionalVAE
 from cvae_lib.sampling import class_means
 from cvae_lib.train import train
-
-from tiny_settings import TINY_MODEL
 
 
 def _trained(digits, **settings):
@@ -80,8 +79,7 @@ def test_class_weight_enters_the_objective_only(weight):
 
 
 def test_the_chapters_separation_check_rejects_collapsed_means():
-    from cvae_lib.prior import circle_means, spread_class_means
-    from cvae_lib.prior import closest_pair
+    from cvae_lib.prior import circle_means, closest_pair, spread_class_means
     from cvae_lib.sampling import class_separation
 
     model = ConditionalVAE(TINY_MODEL, TrainConfig())     # the circle start: neighbours 2 r sin(18°) apart

@@ -8,7 +8,13 @@ import pytest
 
 from cvae_lib import ConditionalVAE, CvaeError, ModelConfig, TrainConfig, train_or_load
 from cvae_lib.backend import keras, tf, tfd
-from cvae_lib.prior import PRIOR_FAMILIES, Prior, circle_means, closest_pair, register_prior
+from cvae_lib.prior import (
+    PRIOR_FAMILIES,
+    Prior,
+    circle_means,
+    closest_pair,
+    register_prior,
+)
 from cvae_lib.sampling import class_means, class_separation, sample_images
 from cvae_lib.store.checkpoint import load_checkpoint
 

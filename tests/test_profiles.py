@@ -139,7 +139,8 @@ def test_profile_model_reuses_a_finished_run(tmp_path, monkeypatch):
         return "model", History([{"epoch": 1, "seconds": 2.5}, {"epoch": 2, "seconds": 1.5}]), True
 
     monkeypatch.setattr(profiles, "train_or_load", fake_train_or_load)
-    monkeypatch.setattr(profiles, "load_profile_digits", lambda value, data=None: ("quick", fake_digits(4000, "sample")))
+    fake = ("quick", fake_digits(4000, "sample"))
+    monkeypatch.setattr(profiles, "load_profile_digits", lambda value, data=None: fake)
     run = profiles.profile_model(root=tmp_path, progress="none")
     assert calls == [("sample", tmp_path / "quick-cvae", run.train_config, "none")]
     assert (run.model, run.profile, run.reused, run.directory) == ("model", "quick", True, tmp_path / "quick-cvae")

@@ -5,16 +5,15 @@ from __future__ import annotations
 import io
 
 import pytest
+from tiny_settings import TINY_MODEL
 
 from cvae_lib import evaluate
-from cvae_lib.store import runs
 from cvae_lib.config import TrainConfig
 from cvae_lib.errors import CvaeError
 from cvae_lib.model import ConditionalVAE
 from cvae_lib.progress import Progress, check_mode
+from cvae_lib.store import runs
 from cvae_lib.train import train
-
-from tiny_settings import TINY_MODEL
 
 
 def test_text_gives_done_elapsed_and_time_left():

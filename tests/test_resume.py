@@ -16,16 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_settings import TINY_MODEL, finished_run
 
-from cvae_lib.store import checkpoint, runs
-from cvae_lib.store.checkpoint import load_checkpoint
 from cvae_lib.cli import main
 from cvae_lib.config import ModelConfig, TrainConfig
 from cvae_lib.errors import CvaeError
 from cvae_lib.model import ConditionalVAE
+from cvae_lib.store import checkpoint, runs
+from cvae_lib.store.checkpoint import load_checkpoint
 from cvae_lib.train import train
-
-from tiny_settings import TINY_MODEL, finished_run
 
 REPO = Path(__file__).resolve().parent.parent
 EPOCHS = 3

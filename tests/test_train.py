@@ -5,18 +5,16 @@ import json
 
 import numpy as np
 import pytest
+from tiny_settings import TINY_MODEL, TINY_TRAIN, finished_run
 
-from cvae_lib.store import files, runs
 from cvae_lib.backend import tf
 from cvae_lib.config import ModelConfig, TrainConfig
-from cvae_lib.data import load_digits
+from cvae_lib.data import fixed_binarization, load_digits
 from cvae_lib.model import ConditionalVAE
-from cvae_lib.data import fixed_binarization
 from cvae_lib.prior import closest_pair
 from cvae_lib.sampling import class_separation
+from cvae_lib.store import files, runs
 from cvae_lib.train import History, evaluate_elbo, format_record, train
-
-from tiny_settings import TINY_MODEL, TINY_TRAIN, finished_run
 
 
 @pytest.fixture(scope="module")

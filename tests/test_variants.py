@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tiny_settings import TINY_MODEL, finished_run
 
 from cvae_lib import baselines as variants
-from cvae_lib.store import checkpoint
 from cvae_lib.backend import tf
 from cvae_lib.config import TrainConfig
 from cvae_lib.model import ConditionalVAE
-from cvae_lib.store.runs import train_or_load
 from cvae_lib.sampling import class_means, manifold_image, sample_images
-
-from tiny_settings import TINY_MODEL, finished_run
+from cvae_lib.store import checkpoint
+from cvae_lib.store.runs import train_or_load
 
 ONE_EPOCH = TrainConfig(epochs=1, batch_size=128)
 
