@@ -23,7 +23,13 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .backend import GPUS, tf
-from .data import Digits, array_digest, fixed_binarization, load_digits
+from .data import (
+    RECORDED_SOURCES,
+    Digits,
+    array_digest,
+    fixed_binarization,
+    load_digits,
+)
 from .errors import CvaeError, check_positive_int
 from .prior import closest_pair
 from .progress import Progress
@@ -168,7 +174,7 @@ def run_digits(record: dict, directory="the checkpoint") -> tuple[Digits, int]:
     fingerprint, and how many test digits (the first ``n_test``) the run was validated on."""
     data = record.get("data") or {}
     source = data.get("source")
-    if source not in ("keras", "sample", "file"):
+    if source not in RECORDED_SOURCES:
         raise CvaeError(f"{directory}/config.json does not record which digits the run used (data.source)")
     seed = data.get("seed", record.get("train", {}).get("seed", 0))
     digits = load_digits(data.get("path") or source, seed=int(seed))  # a run on files reads them again
