@@ -1,8 +1,8 @@
 """Train the prior recipes the comparison chapter tabulates, and measure each run.
 
-    .venv/bin/python benchmarks/prior_recipes.py learned frozen --seeds 0 1 2 --epochs 30
-    .venv/bin/python benchmarks/prior_recipes.py r10-class-20 --seeds 0 1 2 --epochs 20 --batch-size 128
-    .venv/bin/python benchmarks/prior_recipes.py --summary   # the table, from the saved results
+    .venv/bin/python experiments/prior_recipes.py learned frozen --seeds 0 1 2 --epochs 30
+    .venv/bin/python experiments/prior_recipes.py r10-class-20 --seeds 0 1 2 --epochs 20 --batch-size 128
+    .venv/bin/python experiments/prior_recipes.py --summary   # the table, from the saved results
 
 Each recipe is the book's quick profile (the 4,000 offline training digits, the
 library's defaults) with a few training settings changed (:data:`RECIPES`). For every
