@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from tiny_settings import TINY_MODEL, finished_run
 
-from cvae_lib import baselines as variants
+from cvae_lib import baselines
 from cvae_lib.backend import tf
 from cvae_lib.config import TrainConfig
 from cvae_lib.model import ConditionalVAE
@@ -21,9 +21,9 @@ from cvae_lib.store.runs import train_or_load
 ONE_EPOCH = TrainConfig(epochs=1, batch_size=128)
 
 
-@pytest.fixture(scope="module", params=(variants.UnconditionalVAE, variants.SohnCVAE), ids=lambda cls: cls.kind)
+@pytest.fixture(scope="module", params=(baselines.UnconditionalVAE, baselines.SohnCVAE), ids=lambda cls: cls.kind)
 def trained(request, tmp_path_factory, tiny_digits):
-    """(model, checkpoint directory) of each variant after one epoch of train_or_load."""
+    """(model, checkpoint directory) of each baseline after one epoch of train_or_load."""
     out = tmp_path_factory.mktemp(request.param.kind) / "run"
     model, history, _ = train_or_load(tiny_digits, out, model_config=TINY_MODEL, train_config=ONE_EPOCH,
                                       model_class=request.param, progress="none")
@@ -32,12 +32,12 @@ def trained(request, tmp_path_factory, tiny_digits):
 
 
 def test_kinds_are_registered_and_distinct():
-    kinds = variants.MODEL_KINDS
-    assert kinds["vae"] is variants.UnconditionalVAE and kinds["sohn_cvae"] is variants.SohnCVAE
+    kinds = baselines.MODEL_KINDS
+    assert kinds["vae"] is baselines.UnconditionalVAE and kinds["sohn_cvae"] is baselines.SohnCVAE
     assert len(kinds) == 3
 
 
-def test_variant_round_trips_through_its_checkpoint(trained):
+def test_baseline_round_trips_through_its_checkpoint(trained):
     model, out = trained
     loaded, history = checkpoint.load_checkpoint(out)
     assert type(loaded) is type(model) and checkpoint.read_config(out)["kind"] == model.kind
@@ -49,7 +49,7 @@ def test_variant_round_trips_through_its_checkpoint(trained):
     np.testing.assert_array_equal(sample_images(loaded, 3, seed=1), sample_images(model, 3, seed=1))
 
 
-def test_variants_have_a_fixed_standard_normal_prior(trained):
+def test_baselines_have_a_fixed_standard_normal_prior(trained):
     model, _ = trained
     labels = tf.constant([0, 3, 9])
     prior = model.prior(labels)
@@ -59,7 +59,7 @@ def test_variants_have_a_fixed_standard_normal_prior(trained):
     assert "prior_network" not in model.networks()
 
 
-def test_variant_is_reused_by_train_or_load_but_not_as_another_kind(trained, tiny_digits):
+def test_baseline_is_reused_by_train_or_load_but_not_as_another_kind(trained, tiny_digits):
     model, out = trained
     _, _, reused = train_or_load(tiny_digits, out, model_config=TINY_MODEL, train_config=ONE_EPOCH,
                                  model_class=type(model), progress="none")
@@ -70,7 +70,7 @@ def test_variant_is_reused_by_train_or_load_but_not_as_another_kind(trained, tin
 
 def test_unconditional_vae_centres_are_the_mean_encodings_of_each_class(tiny_digits, tmp_path):
     model, _, _ = train_or_load(tiny_digits, tmp_path / "vae", model_config=TINY_MODEL, train_config=ONE_EPOCH,
-                                model_class=variants.UnconditionalVAE, progress="none")
+                                model_class=baselines.UnconditionalVAE, progress="none")
     centres = class_means(model)
     np.testing.assert_allclose(centres, model.encoded_class_means(tiny_digits.x_train, tiny_digits.y_train),
                                rtol=1e-5, atol=1e-6)
@@ -88,7 +88,7 @@ def test_unconditional_vae_centres_are_the_mean_encodings_of_each_class(tiny_dig
 
 
 def test_unconditional_vae_ignores_the_label_when_training():
-    model = variants.UnconditionalVAE(TINY_MODEL, ONE_EPOCH)
+    model = baselines.UnconditionalVAE(TINY_MODEL, ONE_EPOCH)
     images = tf.constant(np.random.default_rng(0).random((4, 28, 28, 1)) > 0.5, tf.float32)
     seed = tf.constant([1, 2])
     a = model.loss_terms(images, tf.constant([0, 1, 2, 3]), seed)[:2]
@@ -99,7 +99,7 @@ def test_unconditional_vae_ignores_the_label_when_training():
 
 
 def test_sohn_cvae_feeds_the_label_to_encoder_and_decoder():
-    model = variants.SohnCVAE(TINY_MODEL, ONE_EPOCH)
+    model = baselines.SohnCVAE(TINY_MODEL, ONE_EPOCH)
     assert model.encoder.input_shape == (None, 28, 28, 11)
     assert model.decoder.input_shape == (None, 12)
     z = tf.zeros([2, 2])
@@ -115,6 +115,6 @@ def test_sohn_cvae_feeds_the_label_to_encoder_and_decoder():
 
 def test_standard_training_keeps_the_budget_and_drops_the_book_changes():
     book = TrainConfig(epochs=7, batch_size=64, seed=3)
-    standard = variants.standard_train_config(book)
+    standard = baselines.standard_train_config(book)
     assert (standard.epochs, standard.batch_size, standard.seed) == (7, 64, 3)
     assert standard.learning_rate == 1e-3 and standard.warmup_epochs == 0
