@@ -75,7 +75,9 @@ def assert_same_run(directory, reference):
     assert len(got) == len(want)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)  # bit for bit
-    strip = lambda h: [{k: v for k, v in r.items() if k not in TIMING} for r in h.epochs]  # noqa: E731
+    def strip(h):
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in h.epochs]
+
     assert strip(history) == strip(reference_history)
 
 
