@@ -149,15 +149,30 @@ def cmd_evaluate(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = config.TrainConfig()
-    full, small = (config.TrainConfig.for_data(n) for n in (config.FULL_DATA_SIZE, config.FULL_DATA_SIZE - 1))
     parser = _Parser(prog="python -m cvae_lib", description="Conditional VAE on MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_sample, _add_grid, _add_evaluate):
+        add(sub)
+    return parser
 
+
+def _add_train(sub) -> None:
     train = sub.add_parser("train", help="train a model and write its checkpoint")
     train.add_argument("--data", default=None, metavar="{auto,keras,sample,PATH}",
                        help="digits: auto (default; $CVAE_DATA), full MNIST (keras), the offline sample, or "
                             "PATH: an MNIST .npz or a directory of the four IDX files, read offline")
+    _add_training_settings(train)
+    train.add_argument("--out", type=Path, required=True,
+                       help="checkpoint directory; an unfinished run of the same settings there is resumed")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a finished run, or another run, in --out instead of refusing")
+    train.set_defaults(func=cmd_train)
+
+
+def _add_training_settings(train) -> None:
+    """The model's and training's settings; the budget's defaults follow :meth:`TrainConfig.for_data`."""
+    defaults = config.TrainConfig()
+    full, small = (config.TrainConfig.for_data(n) for n in (config.FULL_DATA_SIZE, config.FULL_DATA_SIZE - 1))
     train.add_argument("--epochs", type=_positive_int, default=None,
                        help=f"default: {full.epochs} on full MNIST, {small.epochs} on the offline digits")
     train.add_argument("--batch-size", type=_positive_int, default=None,
@@ -171,28 +186,34 @@ def build_parser() -> argparse.ArgumentParser:
                        help="elbo (correct) or reference (KL x 1/batch, the reference recipe's mistake)")
     train.add_argument("--latent-dim", type=_positive_int, default=2)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", type=Path, required=True,
-                       help="checkpoint directory; an unfinished run of the same settings there is resumed")
-    train.add_argument("--overwrite", action="store_true",
-                       help="replace a finished run, or another run, in --out instead of refusing")
-    train.set_defaults(func=cmd_train)
 
-    sample = sub.add_parser("sample", help="generate digits of every class")
-    sample.add_argument("dir", type=Path, help="checkpoint directory")
+
+def _checkpoint_command(sub, name: str, description: str, func, dir_help: str = "checkpoint directory"):
+    """A subcommand that reads the checkpoint in its ``dir`` and writes ``--out``."""
+    parser = sub.add_parser(name, help=description)
+    parser.add_argument("dir", type=Path, help=dir_help)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _add_sample(sub) -> None:
+    sample = _checkpoint_command(sub, "sample", "generate digits of every class", cmd_sample)
     sample.add_argument("--per-class", type=_positive_int, default=10)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", type=Path, required=True, help="output .npz")
-    sample.set_defaults(func=cmd_sample)
 
-    grid = sub.add_parser("grid", help="draw the 15x15 manifold around one class mean")
-    grid.add_argument("dir", type=Path, help="checkpoint directory")
+
+def _add_grid(sub) -> None:
+    grid = _checkpoint_command(sub, "grid", "draw the 15x15 manifold around one class mean", cmd_grid)
     grid.add_argument("--digit", type=int, required=True)
     grid.add_argument("--size", type=_positive_int, default=15)
     grid.add_argument("--out", type=Path, required=True, help="output image (.png, .pdf, .svg)")
-    grid.set_defaults(func=cmd_grid)
 
-    evaluate = sub.add_parser("evaluate", help="judge generated digits and bound the test likelihood -> JSON")
-    evaluate.add_argument("dir", type=Path, help="checkpoint directory (its config.json names the data)")
+
+def _add_evaluate(sub) -> None:
+    evaluate = _checkpoint_command(
+        sub, "evaluate", "judge generated digits and bound the test likelihood -> JSON", cmd_evaluate,
+        dir_help="checkpoint directory (its config.json names the data)")
     evaluate.add_argument("--out", type=Path, required=True, help="output report (.json)")
     evaluate.add_argument("--k", type=_positive_int, default=DEFAULT_K,
                           help=f"importance samples per digit for the bound (default {DEFAULT_K})")
@@ -203,8 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--judge-epochs", type=_positive_int, default=JUDGE_EPOCHS,
                           help=f"epochs of the judge classifier, cached per setting (default {JUDGE_EPOCHS})")
     evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.set_defaults(func=cmd_evaluate)
-    return parser
 
 
 class _Parser(argparse.ArgumentParser):

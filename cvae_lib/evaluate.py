@@ -155,10 +155,7 @@ def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digit
     return {
         "kind": model.kind,
         "data": {"source": digits.source, "description": digits.description, "n_test": int(len(x))},
-        "conditional_accuracy": judged.accuracy, "per_class_accuracy": [float(v) for v in judged.per_class],
-        "confusion": judged.confusion.tolist(), "samples_per_class": int(per_class),
-        "judge_test_accuracy": float(judge.test_accuracy),
-        "judge": {key: judge.meta.get(key) for key in ("source", "n_train", "n_test", "seed", "epochs")},
+        **_judged_report(judged, judge),
         "test_neg_elbo": float(elbo["neg_elbo"]), "test_recon": float(elbo["recon"]), "test_kl": float(elbo["kl"]),
         "iw_bound": float(bounds.mean()),
         "iw_bound_stderr": float(bounds.std(ddof=1) / math.sqrt(n_iw)) if n_iw > 1 else float("nan"),
@@ -166,6 +163,16 @@ def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digit
         "iw_neg_elbo": float(iw_elbo["neg_elbo"]), "iw_seconds": float(iw_seconds),
         "iw_device": "GPU" if GPUS else "CPU",
         "separation": separation.round(4).tolist(), "min_separation": closest_pair(separation)[2],
+    }
+
+
+def _judged_report(judged: ConditionalAccuracy, judge) -> dict:
+    """The conditional-accuracy part of :func:`evaluate_model`'s report."""
+    return {
+        "conditional_accuracy": judged.accuracy, "per_class_accuracy": [float(v) for v in judged.per_class],
+        "confusion": judged.confusion.tolist(), "samples_per_class": int(judged.samples_per_class),
+        "judge_test_accuracy": float(judge.test_accuracy),
+        "judge": {key: judge.meta.get(key) for key in ("source", "n_train", "n_test", "seed", "epochs")},
     }
 
 

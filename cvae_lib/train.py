@@ -128,7 +128,7 @@ def train(model, digits: Digits, *, progress: str = "lines", jit_compile: bool |
         print(f"resuming at epoch {first} of {config.epochs}", file=stream, flush=True)
     if first > config.epochs and callback is not None:  # stopped after the last state, before its checkpoint
         callback(model, history.epochs[-1])
-    bar = Progress(config.epochs, "training", "epochs", "bar", stream, min_interval=0) if progress == "bar" else None
+    show = _progress_shower(progress, config.epochs, stream)
     for epoch in range(first, config.epochs + 1):
         model.recon_weight.assign(min(1.0, (epoch - 1) / warmup) if warmup else 1.0)
         if epoch == warmup + 1:
@@ -137,14 +137,24 @@ def train(model, digits: Digits, *, progress: str = "lines", jit_compile: bool |
         history.append(record)
         if state is not None:
             state.save(history)
-        if progress == "lines":
-            print(format_record(record, config.epochs), file=stream, flush=True)
-        elif bar is not None:
-            bar.update(epoch, f"loss {record['loss']:.1f}, val {record['val_loss']:.1f}, "
-                              f"{record['images_per_s']:.0f} img/s")
+        show(record)
         if callback is not None:
             callback(model, record)
     return history
+
+
+def _progress_shower(progress: str, epochs: int, stream):
+    """``show(record)`` for a finished epoch: a line, a progress bar, or nothing."""
+    bar = Progress(epochs, "training", "epochs", "bar", stream, min_interval=0) if progress == "bar" else None
+
+    def show(record: dict) -> None:
+        if progress == "lines":
+            print(format_record(record, epochs), file=stream, flush=True)
+        elif bar is not None:
+            bar.update(record["epoch"], f"loss {record['loss']:.1f}, val {record['val_loss']:.1f}, "
+                                        f"{record['images_per_s']:.0f} img/s")
+
+    return show
 
 
 class _EpochRunner:

@@ -2,7 +2,11 @@
 
 Each module has a room, and the rooms are stacked: a module imports only from rooms below
 its own. The model, its training and sampling sit below the storage layer
-(``cvae_lib/store/``), so storage imports the model and never the reverse."""
+(``cvae_lib/store/``), so storage imports the model and never the reverse.
+
+Sizes: no function is over 60 lines as formatted; the library is at most 2,800 lines
+with every bracketed expression counted as one line (:func:`unwrapped_lines`), a count
+that formatting at 88 columns does not change."""
 
 from __future__ import annotations
 

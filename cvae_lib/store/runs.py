@@ -5,6 +5,7 @@ mechanism (:func:`cvae_lib.store.cache.reuse_or_make`) that the judge and report
 
 from __future__ import annotations
 
+import functools
 import platform
 import shutil
 import sys
@@ -68,6 +69,17 @@ def _why_other(out_dir: Path) -> str:
     return "it holds another run (other settings, data or code) or other files"
 
 
+def _finished_run(out_dir: Path, wanted: dict):
+    """:func:`~cvae_lib.store.cache.reuse_or_make`'s ``read`` for a run: ``None`` if no finished
+    run is there (an unfinished one of these settings is resumed), else its loader."""
+    state = run_state(out_dir, wanted)
+    if state in ("empty", "unfinished"):
+        return None
+    if state == "other":
+        raise CvaeError(_why_other(out_dir))
+    return wanted, lambda: checkpoint.load_checkpoint(out_dir)
+
+
 def train_or_load(digits: Digits, out_dir, *, model_config: ModelConfig = ModelConfig(),
                   train_config: TrainConfig | None = None, model_class=ConditionalVAE,
                   progress: str = "bar", if_exists: str = "reuse", announce: str | None = None,
@@ -83,14 +95,6 @@ def train_or_load(digits: Digits, out_dir, *, model_config: ModelConfig = ModelC
     wanted = run_key(digits, model_config, train_config, model_class)
     out_dir = Path(out_dir)
 
-    def read():
-        state = run_state(out_dir, wanted)
-        if state in ("empty", "unfinished"):  # nothing finished there: make() resumes an unfinished run
-            return None
-        if state == "other":
-            raise CvaeError(_why_other(out_dir))
-        return wanted, lambda: checkpoint.load_checkpoint(out_dir)
-
     def make(reason):
         if reason is not None and if_exists == "reuse":
             print(f"cvae_lib: not reusing {out_dir}: {reason}; training again", file=sys.stderr, flush=True)
@@ -100,6 +104,7 @@ def train_or_load(digits: Digits, out_dir, *, model_config: ModelConfig = ModelC
         return _train_into(out_dir, digits, model_class(model_config, train_config), wanted, progress,
                            resume=resume, jit_compile=jit_compile)
 
+    read = functools.partial(_finished_run, out_dir, wanted)
     (model, history), reused = cache.reuse_or_make(out_dir, wanted, read, make, if_exists=if_exists, noun="run")
     return model, history, reused
 
