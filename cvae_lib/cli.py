@@ -173,10 +173,10 @@ def _add_training_settings(train) -> None:
     """The model's and training's settings; the budget's defaults follow :meth:`TrainConfig.for_data`."""
     defaults = config.TrainConfig()
     full, small = (config.TrainConfig.for_data(n) for n in (config.FULL_DATA_SIZE, config.FULL_DATA_SIZE - 1))
-    train.add_argument("--epochs", type=_positive_int, default=None,
-                       help=f"default: {full.epochs} on full MNIST, {small.epochs} on the offline digits")
-    train.add_argument("--batch-size", type=_positive_int, default=None,
-                       help=f"default: {full.batch_size} on full MNIST, {small.batch_size} on the offline digits")
+    for option, field in (("--epochs", "epochs"), ("--batch-size", "batch_size")):
+        on_full, on_small = getattr(full, field), getattr(small, field)
+        train.add_argument(option, type=_positive_int, default=None,
+                           help=f"default: {on_full} on full MNIST, {on_small} on the offline digits")
     train.add_argument("--learning-rate", type=_positive_float, default=defaults.learning_rate)
     train.add_argument("--prior-learning-rate", type=_non_negative_float, default=defaults.prior_learning_rate,
                        help="the class means' learning rate after warm-up (0: frozen means)")
