@@ -1,7 +1,7 @@
 """cvae_lib: a conditional VAE on MNIST with TensorFlow Probability. Importing it sets
 ``TF_USE_LEGACY_KERAS=1`` before TensorFlow loads (:mod:`cvae_lib.backend`), so TFP's Keras-2 layers work.
 
-The public API: the model and its settings, the digits, training (:func:`train_or_load`, a
+The public API: the model and its settings, the digits, training (:func:`~cvae_lib.store.runs.train_or_load`, a
 run kept on disk and reused; the loop itself is :func:`cvae_lib.train.train`, not exported
 here, where it would hide the module of the same name) and the one error type."""
 

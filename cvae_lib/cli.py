@@ -170,7 +170,8 @@ def _add_train(sub) -> None:
 
 
 def _add_training_settings(train) -> None:
-    """The model's and training's settings; the budget's defaults follow :meth:`TrainConfig.for_data`."""
+    """The model's and training's settings; the budget's defaults follow
+    :meth:`~cvae_lib.config.TrainConfig.for_data`."""
     defaults = config.TrainConfig()
     full, small = (config.TrainConfig.for_data(n) for n in (config.FULL_DATA_SIZE, config.FULL_DATA_SIZE - 1))
     for option, field in (("--epochs", "epochs"), ("--batch-size", "batch_size")):

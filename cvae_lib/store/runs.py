@@ -85,7 +85,7 @@ def train_or_load(digits: Digits, out_dir, *, model_config: ModelConfig = ModelC
                   progress: str = "bar", if_exists: str = "reuse", announce: str | None = None,
                   jit_compile: bool | None = None):
     """``(model, history, reused)`` for a run of these settings in ``out_dir``; ``train_config``
-    defaults to :meth:`TrainConfig.for_data`. An unfinished run of the same settings, data and
+    defaults to :meth:`~cvae_lib.config.TrainConfig.for_data`. An unfinished run of the same settings, data and
     code is resumed. A finished one, another run or other files are, by ``if_exists``: ``"reuse"``
     (the finished run loaded; anything else trained over, with a line on stderr), ``"refuse"``
     (a one-line error) or ``"replace"`` (trained afresh). ``announce`` is printed once training
