@@ -77,10 +77,11 @@ def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, re
     from one callback to the next, so it includes ``train``'s validation pass (kept
     small by :func:`run_benchmark`).
     """
+    from reference_fit import ReferenceTrainer
+
     from cvae_lib.config import ModelConfig, TrainConfig
     from cvae_lib.model import ConditionalVAE
     from cvae_lib.train import train
-    from reference_fit import ReferenceTrainer
 
     total = warmup + windows
     model = ConditionalVAE(ModelConfig(), TrainConfig(epochs=total, batch_size=batch_size))
@@ -108,7 +109,7 @@ def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, re
         print(line, file=stream, flush=True)
         cpu_mark[0] = time.process_time()
 
-    train(model, digits, epochs=total, progress="none", jit_compile=jit_compile, callback=after_epoch)
+    train(model, digits, progress="none", jit_compile=jit_compile, callback=after_epoch)
     return model, speeds
 
 
@@ -132,9 +133,10 @@ def benchmark_decoding(model, *, images: int, batch_size: int, windows: int, war
 
 def count_flops(model, batch_size: int) -> dict:
     """Analytic training FLOPs per image, and TensorFlow's profiler count of the traced step."""
-    from cvae_lib.backend import keras, tf
-    from cvae_lib.steps import make_train_step
     from flops import profiler_flops, training_flops_per_image
+
+    from cvae_lib.backend import keras, tf
+    from cvae_lib.train import make_train_step
 
     counts = training_flops_per_image(list(model.networks().values()))
     step = make_train_step(model, keras.optimizers.Adam(), keras.optimizers.Adam(), jit_compile=False)
@@ -152,10 +154,11 @@ def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS[
                   stream=sys.stderr) -> dict:
     """Everything the module docstring lists, as one JSON-ready dict."""
     check_settings(windows, warmup, window_steps, batch_size, decode_images, decode_batch)
+    from hardware import describe_device, measure_matmul_rate
+
     from cvae_lib.backend import tf
     from cvae_lib.data import load_digits
-    from cvae_lib.steps import default_jit_compile
-    from hardware import describe_device, measure_matmul_rate
+    from cvae_lib.train import default_jit_compile
 
     digits = load_digits(data)
     n_train = window_steps * batch_size
@@ -183,7 +186,8 @@ def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS[
         "speedup": _median([a / b for a, b in zip(library, ref)]) if ref else None,
         "train_images_per_cpu_s": _median(speeds["library_cpu"]),
         "reference_images_per_cpu_s": _median(speeds["reference_cpu"]) if ref else None,
-        "cpu_speedup": _median([a / b for a, b in zip(speeds["library_cpu"], speeds["reference_cpu"])]) if ref else None,
+        "cpu_speedup": (_median([a / b for a, b in zip(speeds["library_cpu"], speeds["reference_cpu"])])
+                        if ref else None),
         "flops_per_image": flops["flops_per_image"],
         "forward_flops_per_image": flops["forward_flops_per_image"],
         "profiler_flops_per_image": flops["profiler_flops_per_image"],

@@ -71,14 +71,14 @@ def run_steps(steps: int, inter_op: int = 0, intra_op: int = 0) -> None:
 def layer_table(model) -> str:
     """JSON: for each convolution layer, the oneDNN problem it runs on and how."""
     from cvae_lib.backend import keras
-    from cvae_lib.fast_conv import PixelLogits
+    from cvae_lib.decoder import PixelLogits
 
     rows = []
     for net in (model.encoder, model.decoder):
         for index, layer in enumerate(net.layers):
             if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
                 continue
-            (h, w, c), (oh, ow, f) = layer.input_shape[1:], layer.output_shape[1:]
+            (h, _, c), (oh, _, f) = layer.input_shape[1:], layer.output_shape[1:]
             transposed = (isinstance(layer, keras.layers.Conv2DTranspose)
                           or (isinstance(layer, PixelLogits) and layer.runs_as_transposed()))
             # A transposed convolution is oneDNN's convolution from its output to its input.

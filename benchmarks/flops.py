@@ -19,7 +19,7 @@ traced graph as a cross-check.
 from __future__ import annotations
 
 from cvae_lib.backend import keras, tf
-from cvae_lib.fast_conv import PixelLogits
+from cvae_lib.decoder import PixelLogits
 from cvae_lib.errors import CvaeError
 
 

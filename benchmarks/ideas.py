@@ -4,8 +4,8 @@
     nice -n 5 .venv/bin/python benchmarks/ideas.py --in-process --only iterator-in-step,reference
     .venv/bin/python benchmarks/ideas.py --check      # folded convolutions == Keras layers
 
-Every training idea runs in its own worker process (thread settings are per process), next to a worker running the baseline: the
-library's step as :func:`cvae_lib.train.train` runs it (no XLA on CPU, one
+Every training idea runs in its own worker process (thread settings are per process), next to
+a worker running the baseline: the library's step as :func:`cvae_lib.train.train` runs it (no XLA on CPU, one
 ``float()`` per step, TensorFlow's default threads). The parent alternates one epoch
 of the baseline and one of the idea (A B A B), so both see the same machine load,
 and reports medians and the median of the paired ratios, in images per second and
@@ -111,7 +111,7 @@ def _library_window_fn(idea: str):
     from cvae_lib.config import ModelConfig, TrainConfig
     from cvae_lib.data import training_dataset
     from cvae_lib.model import ConditionalVAE
-    from cvae_lib.steps import make_train_step
+    from cvae_lib.train import make_train_step
 
     digits = _digits()
     config = TrainConfig(batch_size=BATCH)
@@ -208,7 +208,7 @@ def _inference_worker(windows: int, warmup: int) -> None:
     from cvae_lib.data import evaluation_dataset, training_dataset
     from cvae_lib.model import ConditionalVAE
     from cvae_lib.sampling import decode_images
-    from cvae_lib.steps import make_eval_step
+    from cvae_lib.train import make_eval_step
 
     digits = _digits()
     model = ConditionalVAE(ModelConfig(), TrainConfig())
@@ -298,8 +298,8 @@ def time_idea(idea: str, baseline, windows: int, warmup: int) -> dict:
 
 
 #: Ideas that can share one process with the baseline (no per-process settings).
-IN_PROCESS_IDEAS = ("device-sums", "iterator-in-step", "epoch-in-graph", "batches-in-memory", "binarize-in-pipeline", "folded-conv",
-                    "folded-thin-conv", "reference")
+IN_PROCESS_IDEAS = ("device-sums", "iterator-in-step", "epoch-in-graph", "batches-in-memory",
+                    "binarize-in-pipeline", "folded-conv", "folded-thin-conv", "reference")
 
 
 def time_in_process(ideas: list, windows: int, warmup: int) -> list:
@@ -347,6 +347,7 @@ def check_folded() -> float:
 
     sys.path.insert(0, str(HERE))
     import folded_conv
+
     from cvae_lib.backend import keras, tf
 
     rng = np.random.default_rng(0)

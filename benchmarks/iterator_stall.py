@@ -25,7 +25,7 @@ def run(autotune: bool, epochs: int) -> dict:
     from cvae_lib.config import ModelConfig, TrainConfig
     from cvae_lib.data import load_digits, training_dataset
     from cvae_lib.model import ConditionalVAE
-    from cvae_lib.steps import make_train_step
+    from cvae_lib.train import make_train_step
 
     digits = load_digits("sample").subset(STEPS * BATCH, 256)
     model = ConditionalVAE(ModelConfig(), TrainConfig())

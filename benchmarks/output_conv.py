@@ -1,4 +1,4 @@
-"""The decoder's last layer two ways: Keras ``Conv2D`` and :class:`cvae_lib.fast_conv.PixelLogits`.
+"""The decoder's last layer two ways: Keras ``Conv2D`` and :class:`cvae_lib.decoder.PixelLogits`.
 
     nice -n 5 .venv/bin/python benchmarks/output_conv.py [--repeats 20]
 
@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     from cvae_lib.backend import keras, tf
-    from cvae_lib.fast_conv import PixelLogits
+    from cvae_lib.decoder import PixelLogits
 
     x = tf.random.normal([256, 28, 28, 16], seed=0)
     upstream = tf.random.normal([256, 28, 28, 1], seed=1)

@@ -24,7 +24,7 @@ def library_step(steps: int):
     from cvae_lib.config import ModelConfig, TrainConfig
     from cvae_lib.data import load_digits, training_dataset
     from cvae_lib.model import ConditionalVAE
-    from cvae_lib.steps import default_jit_compile, make_train_step
+    from cvae_lib.train import default_jit_compile, make_train_step
 
     digits = load_digits("sample")
     config = TrainConfig()
@@ -36,7 +36,7 @@ def library_step(steps: int):
 
 
 def profile(steps: int) -> tuple[dict, dict]:
-    from cvae_lib.backend import tf  # first: it sets up TensorFlow quietly
+    from cvae_lib.backend import tf  # noqa: I001  (first: it sets up TensorFlow quietly)
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     _, step, batches = library_step(steps)

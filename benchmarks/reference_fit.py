@@ -71,7 +71,7 @@ def build_reference_model(config: ModelConfig = ModelConfig(), learning_rate: fl
 
 def plain_decoder(config: ModelConfig, seed: int = 0) -> keras.Model:
     """The library's decoder with Keras's own ``Conv2D`` as its last layer (same weights),
-    as the reference had it, instead of :class:`~cvae_lib.fast_conv.PixelLogits`."""
+    as the reference had it, instead of :class:`~cvae_lib.decoder.PixelLogits`."""
     decoder = make_decoder(config, seed=seed)
     last = decoder.layers[-1]
     plain = keras.layers.Conv2D.from_config(last.get_config())

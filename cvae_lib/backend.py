@@ -42,7 +42,7 @@ def _native_stderr_silenced():
 
 
 with _native_stderr_silenced():
-    import tensorflow as tf  # noqa: E402
+    import tensorflow as tf  # noqa: E402, I001  (kept in the order they load)
     import tf_keras as keras  # noqa: E402
     import tensorflow_probability as tfp  # noqa: E402
 

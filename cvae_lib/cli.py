@@ -11,11 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, config, data, runs
+from . import config, data
 from .errors import CvaeError
-from .evaluate import DEFAULT_K, DEFAULT_PER_CLASS, evaluate_model, report_to_json, run_digits
-from .judge import DEFAULT_EPOCHS as JUDGE_EPOCHS, load_or_train_judge
-from .sampling import class_means_for_generation, sample_images
+from .evaluate import (
+    DEFAULT_K,
+    DEFAULT_PER_CLASS,
+    evaluate_model,
+    report_to_json,
+    run_digits,
+)
+from .judge import DEFAULT_EPOCHS as JUDGE_EPOCHS
+from .judge import load_or_train_judge
+from .sampling import class_means, sample_images
+from .store.checkpoint import load_checkpoint, read_config
+from .store.files import atomic_write, atomic_write_text
+from .store.runs import train_or_load
 
 EXIT_USAGE = 2
 
@@ -74,30 +84,33 @@ def _check_output_dir(path: Path) -> None:
 def cmd_train(args) -> None:
     _check_output_dir(args.out)
     digits = data.load_digits(args.data, seed=args.seed)
-    epochs = args.epochs or runs.default_epochs(digits)
-    batch_size = args.batch_size or runs.default_batch_size(digits)
-    train_config = config.TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=args.learning_rate,
-                                      prior_learning_rate=args.prior_learning_rate, class_weight=args.class_weight,
-                                      kl_weighting=args.kl_weighting, seed=args.seed)
-    announce = f"training on {digits.description} for {epochs} epochs, batch {batch_size}"
-    _, history = runs.train_run(digits, args.out, model_config=config.ModelConfig(latent_dim=args.latent_dim),
-                                train_config=train_config, overwrite=args.overwrite, announce=announce)
+    budget = {name: value for name, value in (("epochs", args.epochs), ("batch_size", args.batch_size)) if value}
+    train_config = config.TrainConfig.for_data(
+        len(digits.x_train), **budget, learning_rate=args.learning_rate, prior_learning_rate=args.prior_learning_rate,
+        class_weight=args.class_weight, kl_weighting=args.kl_weighting, seed=args.seed)
+    announce = (f"training on {digits.description} for {train_config.epochs} epochs, "
+                f"batch {train_config.batch_size}")
+    _, history, _ = train_or_load(digits, args.out, model_config=config.ModelConfig(latent_dim=args.latent_dim),
+                                  train_config=train_config, progress="lines", announce=announce,
+                                  if_exists="replace" if args.overwrite else "refuse")
     last = history.epochs[-1]
     print(f"wrote {args.out}/ (validation negative ELBO {last['val_loss']:.2f} nats/image)")
 
 
 def cmd_sample(args) -> None:
     _check_output_file(args.out)
-    model, _ = checkpoint.load_checkpoint(args.dir)
+    model, _ = load_checkpoint(args.dir)
     samples = sample_images(model, args.per_class, seed=args.seed)
     labels = np.repeat(np.arange(samples.shape[0]), samples.shape[1]).reshape(samples.shape[:2])
-    means = class_means_for_generation(model)
-    checkpoint.atomic_write(args.out, lambda f: np.savez(f, samples=samples, labels=labels, class_means=means))
+    means = class_means(model)
+    atomic_write(args.out, lambda f: np.savez(f, samples=samples, labels=labels, class_means=means))
     print(f"wrote {args.out}: samples {samples.shape} (row c generated for digit c)")
 
 
 def cmd_grid(args) -> None:
-    from matplotlib.figure import Figure  # only here: matplotlib takes a second to import
+    from matplotlib.figure import (
+        Figure,  # only here: matplotlib takes a second to import
+    )
 
     from .plots import manifold_figure
 
@@ -106,17 +119,17 @@ def cmd_grid(args) -> None:
     if fmt not in Figure().canvas.get_supported_filetypes():
         raise CvaeError(f"cannot save a figure as .{fmt}: use .png, .pdf or .svg")
     digit = data.check_digit(args.digit)
-    model, _ = checkpoint.load_checkpoint(args.dir)
+    model, _ = load_checkpoint(args.dir)
     fig = manifold_figure(model, digit, n=args.size)
-    checkpoint.atomic_write(args.out, lambda f: fig.savefig(f, format=fmt, dpi=120))
+    atomic_write(args.out, lambda f: fig.savefig(f, format=fmt, dpi=120))
     print(f"wrote {args.out}: {args.size}x{args.size} manifold of digit {digit}")
 
 
 def cmd_evaluate(args) -> None:
     """Conditional accuracy, test ELBO, importance-weighted bound and separation -> JSON."""
     _check_output_file(args.out)
-    record = checkpoint.read_config(args.dir)
-    model, _ = checkpoint.load_checkpoint(args.dir)
+    record = read_config(args.dir)
+    model, _ = load_checkpoint(args.dir)
     if not record.get("complete", True):
         print(f"cvae_lib: warning: {args.dir} holds an unfinished run; evaluating it as it is",
               file=sys.stderr, flush=True)
@@ -127,7 +140,7 @@ def cmd_evaluate(args) -> None:
                             per_class=args.per_class, seed=args.seed, progress=progress)
     report = {"checkpoint": str(args.dir), **report,
               "run": {key: record.get(key) for key in ("model", "train", "hardware", "complete")}}
-    checkpoint.atomic_write_text(args.out, report_to_json(report))
+    atomic_write_text(args.out, report_to_json(report))
     print(f"wrote {args.out}: conditional accuracy {report['conditional_accuracy']:.1%} "
           f"(judge {report['judge_test_accuracy']:.1%} on real test digits), test negative ELBO "
           f"{report['test_neg_elbo']:.2f} nats; on the first {report['iw_digits']} test digits, bound on "
@@ -136,18 +149,35 @@ def cmd_evaluate(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = config.TrainConfig()
     parser = _Parser(prog="python -m cvae_lib", description="Conditional VAE on MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_sample, _add_grid, _add_evaluate):
+        add(sub)
+    return parser
 
+
+def _add_train(sub) -> None:
     train = sub.add_parser("train", help="train a model and write its checkpoint")
     train.add_argument("--data", default=None, metavar="{auto,keras,sample,PATH}",
                        help="digits: auto (default; $CVAE_DATA), full MNIST (keras), the offline sample, or "
                             "PATH: an MNIST .npz or a directory of the four IDX files, read offline")
-    train.add_argument("--epochs", type=_positive_int, default=None,
-                       help="default: 15 on full MNIST, 20 on the offline digits")
-    train.add_argument("--batch-size", type=_positive_int, default=None,
-                       help="default: 256 on full MNIST, 128 on the offline digits")
+    _add_training_settings(train)
+    train.add_argument("--out", type=Path, required=True,
+                       help="checkpoint directory; an unfinished run of the same settings there is resumed")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a finished run, or another run, in --out instead of refusing")
+    train.set_defaults(func=cmd_train)
+
+
+def _add_training_settings(train) -> None:
+    """The model's and training's settings; the budget's defaults follow
+    :meth:`~cvae_lib.config.TrainConfig.for_data`."""
+    defaults = config.TrainConfig()
+    full, small = (config.TrainConfig.for_data(n) for n in (config.FULL_DATA_SIZE, config.FULL_DATA_SIZE - 1))
+    for option, field in (("--epochs", "epochs"), ("--batch-size", "batch_size")):
+        on_full, on_small = getattr(full, field), getattr(small, field)
+        train.add_argument(option, type=_positive_int, default=None,
+                           help=f"default: {on_full} on full MNIST, {on_small} on the offline digits")
     train.add_argument("--learning-rate", type=_positive_float, default=defaults.learning_rate)
     train.add_argument("--prior-learning-rate", type=_non_negative_float, default=defaults.prior_learning_rate,
                        help="the class means' learning rate after warm-up (0: frozen means)")
@@ -157,28 +187,34 @@ def build_parser() -> argparse.ArgumentParser:
                        help="elbo (correct) or reference (KL x 1/batch, the reference recipe's mistake)")
     train.add_argument("--latent-dim", type=_positive_int, default=2)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", type=Path, required=True,
-                       help="checkpoint directory; an unfinished run of the same settings there is resumed")
-    train.add_argument("--overwrite", action="store_true",
-                       help="replace a finished run, or another run, in --out instead of refusing")
-    train.set_defaults(func=cmd_train)
 
-    sample = sub.add_parser("sample", help="generate digits of every class")
-    sample.add_argument("dir", type=Path, help="checkpoint directory")
+
+def _checkpoint_command(sub, name: str, description: str, func, dir_help: str = "checkpoint directory"):
+    """A subcommand that reads the checkpoint in its ``dir`` and writes ``--out``."""
+    parser = sub.add_parser(name, help=description)
+    parser.add_argument("dir", type=Path, help=dir_help)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _add_sample(sub) -> None:
+    sample = _checkpoint_command(sub, "sample", "generate digits of every class", cmd_sample)
     sample.add_argument("--per-class", type=_positive_int, default=10)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", type=Path, required=True, help="output .npz")
-    sample.set_defaults(func=cmd_sample)
 
-    grid = sub.add_parser("grid", help="draw the 15x15 manifold around one class mean")
-    grid.add_argument("dir", type=Path, help="checkpoint directory")
+
+def _add_grid(sub) -> None:
+    grid = _checkpoint_command(sub, "grid", "draw the 15x15 manifold around one class mean", cmd_grid)
     grid.add_argument("--digit", type=int, required=True)
     grid.add_argument("--size", type=_positive_int, default=15)
     grid.add_argument("--out", type=Path, required=True, help="output image (.png, .pdf, .svg)")
-    grid.set_defaults(func=cmd_grid)
 
-    evaluate = sub.add_parser("evaluate", help="judge generated digits and bound the test likelihood -> JSON")
-    evaluate.add_argument("dir", type=Path, help="checkpoint directory (its config.json names the data)")
+
+def _add_evaluate(sub) -> None:
+    evaluate = _checkpoint_command(
+        sub, "evaluate", "judge generated digits and bound the test likelihood -> JSON", cmd_evaluate,
+        dir_help="checkpoint directory (its config.json names the data)")
     evaluate.add_argument("--out", type=Path, required=True, help="output report (.json)")
     evaluate.add_argument("--k", type=_positive_int, default=DEFAULT_K,
                           help=f"importance samples per digit for the bound (default {DEFAULT_K})")
@@ -189,8 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--judge-epochs", type=_positive_int, default=JUDGE_EPOCHS,
                           help=f"epochs of the judge classifier, cached per setting (default {JUDGE_EPOCHS})")
     evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.set_defaults(func=cmd_evaluate)
-    return parser
 
 
 class _Parser(argparse.ArgumentParser):

@@ -14,6 +14,10 @@ from .errors import CvaeError, check_positive_int
 KL_WEIGHTINGS = ("elbo", "reference")
 #: Which codes the class term classifies: z ~ q(z | x), or z ~ N(mu_y, I) as generation draws them.
 CLASS_CODES = ("posterior", "prior")
+#: The one image shape the networks, the judge and the figures are built for.
+IMAGE_SHAPE = (28, 28, 1)
+#: Training digits from which a data set counts as full MNIST for :meth:`TrainConfig.for_data`.
+FULL_DATA_SIZE = 20_000
 
 
 def _check_number(config, name: str, wanted: str, valid) -> None:
@@ -25,31 +29,40 @@ def _check_number(config, name: str, wanted: str, valid) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of the networks; defaults are the reference design."""
+    """Shape of the networks; defaults are the reference design. Images are MNIST's
+    (:data:`IMAGE_SHAPE`); the number of classes may differ."""
 
     latent_dim: int = 2
     base_depth: int = 16
     kernel_size: int = 5
     num_classes: int = 10
     image_shape: tuple = (28, 28, 1)
+    #: The family of p(z | y), by its registered name (:data:`cvae_lib.prior.PRIOR_FAMILIES`).
+    prior: str = "unit_gaussian"
 
     def __post_init__(self):
         for name in ("latent_dim", "base_depth", "kernel_size", "num_classes"):
             check_positive_int(getattr(self, name), name, allow_numpy=False)
+        if not isinstance(self.prior, str) or not self.prior:
+            raise CvaeError(f"prior must be the name of a prior family, got {self.prior!r}")
         try:
             shape = tuple(int(v) for v in self.image_shape)
         except (TypeError, ValueError):
             shape = ()
         if len(shape) != 3 or min(shape) < 1:
             raise CvaeError(f"image_shape must be (height, width, channels), got {self.image_shape!r}")
+        if shape != IMAGE_SHAPE:  # the strides of the networks, the judge and the figures
+            raise CvaeError(f"image_shape must be {IMAGE_SHAPE}: the networks are built for MNIST's "
+                            f"28x28 grey digits, got {self.image_shape!r}")
         object.__setattr__(self, "image_shape", shape)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How the networks are trained. See :mod:`cvae_lib.train` for why these defaults."""
+    """How the networks are trained. See :mod:`cvae_lib.train` for why these defaults; the
+    budget (epochs and batch size) for a data set comes from :meth:`for_data`."""
 
-    epochs: int = 30
+    epochs: int = 15
     batch_size: int = 256
     learning_rate: float = 3e-3
     prior_learning_rate: float = 1e-3
@@ -78,10 +91,14 @@ class TrainConfig:
         for name in ("prior_learning_rate", "class_weight"):  # 0: frozen prior / no class term
             _check_number(self, name, "a number >= 0", lambda v: v >= 0)
 
-    @property
-    def frozen_prior(self) -> bool:
-        """True when the class means never move (``prior_learning_rate`` 0)."""
-        return self.prior_learning_rate == 0
+    @classmethod
+    def for_data(cls, n_train: int, **settings) -> "TrainConfig":
+        """The one budget rule: on full MNIST (20,000 training digits or more) the reference's
+        15 epochs of batch 256; on the small offline set 20 epochs of batch 128, since its
+        4,000 digits give only 15 steps per epoch at 256 (620 steps in all at 128, enough for
+        the class means to settle). ``settings`` set the other fields."""
+        full = n_train >= FULL_DATA_SIZE
+        return cls(**{"epochs": 15 if full else 20, "batch_size": 256 if full else 128, **settings})
 
 
 def to_dict(model: ModelConfig, train: TrainConfig, **extra) -> dict:
@@ -94,11 +111,7 @@ def from_dict(record: dict) -> tuple[ModelConfig, TrainConfig]:
     if not isinstance(record, dict) or record.get("format") != "cvae_lib/1":
         raise CvaeError("config.json was not written by cvae_lib (missing format 'cvae_lib/1')")
     try:
-        model, train = ModelConfig(**record["model"]), dict(record["train"])
-        precision = train.pop("precision", "float32")  # in older records; only float32 can drop it
-        if precision != "float32":
-            raise CvaeError(f"config.json was trained in {precision!r}, which this version of cvae_lib cannot load")
-        return model, TrainConfig(**train)
+        return ModelConfig(**record["model"]), TrainConfig(**record["train"])
     except (KeyError, TypeError, ValueError) as err:
         raise CvaeError(f"config.json is incomplete or has unknown fields: {err}") from None
 

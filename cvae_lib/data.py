@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from .backend import keras, tf
+from .config import IMAGE_SHAPE
 from .errors import CvaeError
 
-SOURCES = ("auto", "keras", "sample")
 DATA_ENV = "CVAE_DATA"
-IMAGE_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
 #: SHA-256 of the official MNIST files: Keras's ``mnist.npz`` as its loader checks it, and
@@ -85,26 +84,30 @@ def array_digest(arrays) -> str:
 
 
 def load_digits(source: str | None = None, *, seed: int = 0, test_per_class: int = 100) -> Digits:
-    """Load real MNIST digits from ``source`` (see module docstring)."""
+    """Load real MNIST digits from ``source`` (see module docstring): a name in :data:`SOURCES`,
+    or a path."""
     source = str(source or os.environ.get(DATA_ENV, "").strip() or "auto")
-    if source not in SOURCES:
-        if Path(source).exists():
-            return load_mnist_files(source, seed=seed)
-        raise CvaeError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}, "
-                        "or the path of an MNIST .npz or of a directory of IDX files")
-    if source == "sample":
-        return load_sample_digits(seed=seed, test_per_class=test_per_class)
+    if source in SOURCES:
+        return SOURCES[source](seed=seed, test_per_class=test_per_class)
+    if Path(source).exists():
+        return load_mnist_files(source, seed=seed)
+    raise CvaeError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}, "
+                    "or the path of an MNIST .npz or of a directory of IDX files")
+
+
+def _load_keras_or_sample(*, seed: int = 0, test_per_class: int = 100) -> Digits:
+    """Full MNIST if it can be loaded, else one line on stderr and the offline digits."""
     try:
         return load_keras_mnist(seed=seed)
     except CvaeError as err:
-        if source == "keras":
-            raise
         print(f"cvae_lib: full MNIST unavailable ({err}); using the 5,000 offline digits", file=sys.stderr)
         return load_sample_digits(seed=seed, test_per_class=test_per_class)
 
 
-def load_keras_mnist(*, seed: int = 0) -> Digits:
-    """Full MNIST (60k/10k) via ``tf_keras.datasets.mnist.load_data`` (cached, hash-checked)."""
+def load_keras_mnist(*, seed: int = 0, test_per_class: int = 100) -> Digits:
+    """Full MNIST (60k/10k) via ``tf_keras.datasets.mnist.load_data`` (cached, hash-checked);
+    ``test_per_class`` is unused: full MNIST keeps its own test split."""
+    del test_per_class
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as err:  # network errors come in many types; all mean "not here"
@@ -292,6 +295,19 @@ def check_digit(digit, num_classes: int = NUM_CLASSES) -> int:
     return int(check_labels(np.asarray([digit]), num_classes, name="digit")[0])
 
 
+def fixed_binarization(images: np.ndarray, seed: int = 1234) -> np.ndarray:
+    """One reproducible binarisation of a test set, so its ELBO is comparable across runs."""
+    rng = np.random.default_rng(seed)
+    return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
+
+
+def binarize(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Each pixel 1 with probability its grey level: the Bernoulli decoder's likelihood needs
+    0/1 pixels, and a fresh draw each time (in training) also acts as augmentation."""
+    noise = tf.random.stateless_uniform(tf.shape(images), seed=seed)
+    return tf.cast(noise < images, images.dtype)
+
+
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     """The order of the ``n`` training digits in ``epoch``: a function of (seed, epoch) alone,
     so a run resumed at epoch k sees exactly the batches an uninterrupted run would."""
@@ -327,3 +343,11 @@ def prefetched(dataset):
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.prefetch(2).with_options(options)
+
+
+#: The data sources by name, each a loader of ``(seed=..., test_per_class=...)``; a path
+#: is read by :func:`load_mnist_files`. Digits record where they came from as ``source``:
+#: one of these names but ``auto``, or ``file``.
+SOURCES = {"auto": _load_keras_or_sample, "keras": load_keras_mnist, "sample": load_sample_digits}
+#: What a :class:`Digits` may record as its ``source``.
+RECORDED_SOURCES = ("keras", "sample", "file")

@@ -22,16 +22,22 @@ from pathlib import Path
 import numpy as np
 from scipy.special import logsumexp
 
-from . import cache
 from .backend import GPUS, tf
-from .checkpoint import atomic_write_text, read_json
-from .code_fingerprint import NOT_EVALUATION, code_fingerprint
-from .data import Digits, array_digest, load_digits
+from .data import (
+    RECORDED_SOURCES,
+    Digits,
+    array_digest,
+    fixed_binarization,
+    load_digits,
+)
 from .errors import CvaeError, check_positive_int
+from .prior import closest_pair
 from .progress import Progress
-from .sampling import class_separation, closest_pair, sample_images
-from .steps import default_jit_compile, make_eval_step
-from .train import evaluate_elbo, fixed_binarization
+from .sampling import class_separation, sample_images
+from .store import cache
+from .store.files import atomic_write_text, read_json
+from .store.fingerprint import NOT_EVALUATION, code_fingerprint
+from .train import default_jit_compile, evaluate_elbo, make_eval_step
 
 #: Importance samples per digit: the cost grows like k, the gain shrinks.
 DEFAULT_K = 1000
@@ -54,9 +60,9 @@ class ConditionalAccuracy:
 def conditional_accuracy(model, judge, per_class: int = DEFAULT_PER_CLASS, seed: int = 0) -> ConditionalAccuracy:
     """Share of digits generated for class y (z ~ generation_prior(y), mean image) judged y;
     ``judge`` has ``labels(images) -> int array``, like :class:`cvae_lib.judge.Judge`."""
-    samples = sample_images(model, per_class, seed=seed)  # (classes, per_class, 28, 28)
+    samples = sample_images(model, per_class, seed=seed)  # (classes, per_class, height, width)
     classes = samples.shape[0]
-    predicted = np.asarray(judge.labels(samples.reshape(-1, 28, 28))).reshape(classes, per_class)
+    predicted = np.asarray(judge.labels(samples.reshape(-1, *samples.shape[2:]))).reshape(classes, per_class)
     width = max(classes, int(predicted.max()) + 1)
     confusion = np.stack([np.bincount(row, minlength=width) for row in predicted])
     per_class_accuracy = confusion[np.arange(classes), np.arange(classes)] / per_class
@@ -149,10 +155,7 @@ def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digit
     return {
         "kind": model.kind,
         "data": {"source": digits.source, "description": digits.description, "n_test": int(len(x))},
-        "conditional_accuracy": judged.accuracy, "per_class_accuracy": [float(v) for v in judged.per_class],
-        "confusion": judged.confusion.tolist(), "samples_per_class": int(per_class),
-        "judge_test_accuracy": float(judge.test_accuracy),
-        "judge": {key: judge.meta.get(key) for key in ("source", "n_train", "n_test", "seed", "epochs")},
+        **_judged_report(judged, judge),
         "test_neg_elbo": float(elbo["neg_elbo"]), "test_recon": float(elbo["recon"]), "test_kl": float(elbo["kl"]),
         "iw_bound": float(bounds.mean()),
         "iw_bound_stderr": float(bounds.std(ddof=1) / math.sqrt(n_iw)) if n_iw > 1 else float("nan"),
@@ -163,12 +166,22 @@ def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digit
     }
 
 
+def _judged_report(judged: ConditionalAccuracy, judge) -> dict:
+    """The conditional-accuracy part of :func:`evaluate_model`'s report."""
+    return {
+        "conditional_accuracy": judged.accuracy, "per_class_accuracy": [float(v) for v in judged.per_class],
+        "confusion": judged.confusion.tolist(), "samples_per_class": int(judged.samples_per_class),
+        "judge_test_accuracy": float(judge.test_accuracy),
+        "judge": {key: judge.meta.get(key) for key in ("source", "n_train", "n_test", "seed", "epochs")},
+    }
+
+
 def run_digits(record: dict, directory="the checkpoint") -> tuple[Digits, int]:
     """``(digits, n_test)``: the full splits a run's config record names, checked against its
     fingerprint, and how many test digits (the first ``n_test``) the run was validated on."""
     data = record.get("data") or {}
     source = data.get("source")
-    if source not in ("keras", "sample", "file"):
+    if source not in RECORDED_SOURCES:
         raise CvaeError(f"{directory}/config.json does not record which digits the run used (data.source)")
     seed = data.get("seed", record.get("train", {}).get("seed", 0))
     digits = load_digits(data.get("path") or source, seed=int(seed))  # a run on files reads them again
@@ -197,20 +210,10 @@ def report_to_json(report: dict) -> str:
     return json.dumps(clean(report), indent=2, allow_nan=False) + "\n"
 
 
-def book_settings() -> dict:
-    """The book's evaluation settings. On a GPU the bound uses k = 1000 on every test digit;
-    on a CPU, where each digit costs k decoder passes, k = 100 on the first 200 digits
-    (chapter 8 shows the bound moves by a fraction of a nat beyond k = 100, less than its
-    standard error). Seed 1, so the generated digits differ from chapter 6's (seed 0)."""
-    if GPUS:
-        return {"k": DEFAULT_K, "iw_digits": None, "per_class": DEFAULT_PER_CLASS, "seed": 1}
-    return {"k": 100, "iw_digits": 200, "per_class": DEFAULT_PER_CLASS, "seed": 1}
-
-
 def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str = "bar",
                       **settings) -> tuple[dict, bool]:
     """``(report, reused)``: :func:`evaluate_model`'s report, kept in ``directory`` (the run's)
-    with :mod:`cvae_lib.cache` and keyed by the weights, test digits, judge, settings and code."""
+    with :mod:`cvae_lib.store.cache` and keyed by the weights, test digits, judge, settings and code."""
     weights = [w for network in model.networks().values() for w in network.get_weights()]
     key = cache.key(code_fingerprint(leave_out=NOT_EVALUATION), kind=model.kind, weights=array_digest(weights),
                     test_digits=array_digest([digits.x_test, digits.y_test]), judge=judge.meta.get("fingerprint"),
@@ -220,7 +223,7 @@ def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str 
 
     def read():
         stored = read_json(path) if path.exists() else None
-        return None if stored is None else (stored.get("cache_key"), stored.get("report"))
+        return None if stored is None else (stored.get("cache_key"), lambda: stored.get("report"))
 
     def make(reason):
         report = evaluate_model(model, digits, judge, progress=progress, **settings)
@@ -234,17 +237,3 @@ def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str 
         return json.loads(report_to_json(report))
 
     return cache.reuse_or_make(directory, key, read, make)
-
-
-def comparison_table(reports: dict) -> str:
-    """A Markdown table of the headline numbers of several reports, one row per model."""
-    header = ("| recipe | conditional accuracy | worst class | test −ELBO (recon + KL) | "
-              "IW bound (k, digits) | ELBO on those digits | closest class centres |")
-    lines = [header, "|" + "---|" * 7]
-    for name, r in reports.items():
-        worst = int(np.argmin(r["per_class_accuracy"]))
-        lines.append(f"| {name} | {r['conditional_accuracy']:.1%} | {worst}: {r['per_class_accuracy'][worst]:.0%} | "
-                     f"{r['test_neg_elbo']:.1f} ({r['test_recon']:.1f} + {r['test_kl']:.1f}) | "
-                     f"{r['iw_bound']:.1f} on {r['iw_bound_of'].replace('|', '&#124;')} ({r['k']}, {r['iw_digits']}) | "
-                     f"{r['iw_neg_elbo']:.1f} | {r['min_separation']:.2f} σ |")
-    return "\n".join(lines)

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from .backend import keras, tf
-from .checkpoint import atomic_write_text, prepare_directory
 from .config import ModelConfig
 from .decoder import make_decoder
 from .errors import CvaeError
 from .sampling import class_means
+from .store.files import atomic_write_text, prepare_directory
 
 PREFIX = "window.CVAE_EXPLORER = "
 SUFFIX = ";\n"

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cache
 from .backend import keras, tf
-from .checkpoint import atomic_write, prepare_directory
-from .code_fingerprint import JUDGE_MODULES, code_fingerprint
-from .data import Digits, prefetched
+from .config import IMAGE_SHAPE
+from .data import NUM_CLASSES, Digits, prefetched
 from .errors import CvaeError, check_positive_int
-from .runs import run_directory
+from .store import cache
+from .store.files import atomic_write, prepare_directory, run_directory
+from .store.fingerprint import JUDGE_MODULES, code_fingerprint
 
 JUDGE_FILE = "judge.npz"
 DEFAULT_EPOCHS = 12
@@ -29,13 +29,13 @@ def make_judge_network(seed: int = 0) -> keras.Model:
     """A small CNN (two conv blocks + dense), ~99% on full MNIST, ~97% on the offline digits."""
     init = keras.initializers.GlorotUniform(seed=seed)
     return keras.Sequential([
-        keras.layers.InputLayer(input_shape=(28, 28, 1)),
+        keras.layers.InputLayer(input_shape=IMAGE_SHAPE),
         keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=init),
         keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=init), keras.layers.MaxPooling2D(),
         keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=init), keras.layers.MaxPooling2D(),
         keras.layers.Flatten(), keras.layers.Dropout(0.3, seed=seed),
         keras.layers.Dense(128, activation="relu", kernel_initializer=init),
-        keras.layers.Dense(10, kernel_initializer=init),
+        keras.layers.Dense(NUM_CLASSES, kernel_initializer=init),
     ], name="judge")
 
 
@@ -69,7 +69,7 @@ class Judge:
 
     def labels(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """The judge's digit for each image (N, 28, 28) or (N, 28, 28, 1), grey levels in [0, 1]."""
-        images = np.asarray(images, np.float32).reshape(-1, 28, 28, 1)
+        images = np.asarray(images, np.float32).reshape(-1, *IMAGE_SHAPE)
         out = [np.argmax(self.network(images[i:i + batch_size], training=False).numpy(), axis=-1)
                for i in range(0, len(images), batch_size)]
         return np.concatenate(out).astype(np.int32) if out else np.zeros(0, np.int32)
@@ -84,7 +84,7 @@ def fingerprint(digits: Digits) -> str:
 
 
 def judge_directory(digits: Digits, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None) -> Path:
-    """``<runs>/judge-<source>-<n_train>-s<seed>`` (:func:`cvae_lib.runs.run_directory`), with
+    """``<runs>/judge-<source>-<n_train>-s<seed>`` (:func:`cvae_lib.store.files.run_directory`), with
     ``-e<epochs>`` for other than the default epochs, so a quick judge never replaces the book's."""
     suffix = "" if epochs == DEFAULT_EPOCHS else f"-e{epochs}"
     return run_directory(f"judge-{digits.source}-{len(digits.x_train)}-s{seed}{suffix}", root)
@@ -124,7 +124,7 @@ def load_judge(directory) -> Judge:
 def load_or_train_judge(digits: Digits, *, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None,
                         verbose: bool = False, stream=None) -> Judge:
     """The judge trained on ``digits.x_train`` and scored on ``digits.x_test``, reused if cached with
-    the same epochs, seed, code (:data:`~cvae_lib.code_fingerprint.JUDGE_MODULES`) and training digits."""
+    the same epochs, seed, code (:data:`~cvae_lib.store.fingerprint.JUDGE_MODULES`) and training digits."""
     check_positive_int(epochs, "judge epochs")
     stream = stream or sys.stderr
     directory = judge_directory(digits, seed, epochs, root)
@@ -136,7 +136,7 @@ def load_or_train_judge(digits: Digits, *, seed: int = 0, epochs: int = DEFAULT_
         if not (Path(directory) / JUDGE_FILE).exists():
             return None
         judge = load_judge(directory)
-        return judge.meta, judge
+        return judge.meta, lambda: judge
 
     def make(reason):
         if reason is not None:

@@ -13,26 +13,29 @@ from .backend import keras, tf, tfd
 from .config import ModelConfig, TrainConfig
 from .decoder import make_decoder
 from .encoder import make_encoder, posterior_distribution
-from .prior import make_prior_network, prior_distribution
+from .prior import Prior, make_prior
 
 
 class ConditionalVAE(tf.Module):
-    """Class-conditional prior N(mu_y, I), label-blind encoder and decoder."""
+    """Class-conditional prior (by default N(mu_y, I): :mod:`cvae_lib.prior`), label-blind encoder and decoder."""
 
-    #: Short name used in checkpoints, so a checkpoint of one variant never loads as another.
+    #: Short name used in checkpoints, so a checkpoint of one model kind never loads as another.
     kind = "cvae"
 
     def __init__(self, config: ModelConfig = ModelConfig(), train: TrainConfig = TrainConfig()):
         super().__init__(name=self.kind)
         self.config = config
         self.train_config = train
-        self.prior_network = make_prior_network(config, train.prior_init_radius, seed=train.seed)
+        self.class_prior = self._make_prior()
         self.encoder = self._make_encoder()
         self.decoder = self._make_decoder()
         # The reconstruction's weight in the training objective, ramped from 0 to 1 in warm-up.
         self.recon_weight = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="recon_weight")
 
-    # Variants (see cvae_lib.variants) override these four hooks.
+    # The baselines (cvae_lib.baselines) override these hooks.
+    def _make_prior(self) -> Prior:
+        return make_prior(self.config, self.train_config.prior_init_radius, seed=self.train_config.seed)
+
     def _make_encoder(self) -> keras.Model:
         return make_encoder(self.config, seed=self.train_config.seed)
 
@@ -41,27 +44,27 @@ class ConditionalVAE(tf.Module):
 
     def networks(self) -> dict[str, keras.Model]:
         """Named networks, in checkpoint order."""
-        return {"prior_network": self.prior_network, "encoder": self.encoder, "decoder": self.decoder}
+        return {**self.class_prior.networks(), "encoder": self.encoder, "decoder": self.decoder}
 
     def one_hot(self, labels: tf.Tensor) -> tf.Tensor:
         return tf.one_hot(tf.cast(labels, tf.int32), self.config.num_classes)
 
     def class_means(self, labels: tf.Tensor) -> tf.Tensor:
         """mu_y for each label, shape (N, latent_dim)."""
-        return self.prior_network(self.one_hot(labels))
+        return self.class_prior.class_means(labels)
 
     def prior(self, labels: tf.Tensor) -> tfd.Distribution:
-        """p(z | y) = N(mu_y, I)."""
-        return prior_distribution(self.class_means(labels))
+        """p(z | y), by default N(mu_y, I)."""
+        return self.class_prior.distribution(labels)
 
     def generation_prior(self, labels: tf.Tensor) -> tfd.Distribution:
         """The distribution z is drawn from to *generate* class y: here the prior itself;
-        variants without a class-conditional prior (:mod:`cvae_lib.variants`) override it."""
+        the baselines without a class-conditional prior (:mod:`cvae_lib.baselines`) override it."""
         return self.prior(labels)
 
     def finish_training(self, digits) -> None:
         """Called by :func:`cvae_lib.train.train` after the last epoch's steps, before its
-        checkpoint, for what gradients do not fit (the unconditional VAE's class centres)."""
+        checkpoint, for what gradients do not fit (the unconditional VAE's class means)."""
 
     def posterior(self, images: tf.Tensor, labels: tf.Tensor) -> tfd.Distribution:
         """q(z | x); this model's encoder ignores the label."""
@@ -76,11 +79,6 @@ class ConditionalVAE(tf.Module):
     def decode(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         """Mean image E[x | z] = sigmoid(logits), float32 (N, 28, 28, 1) in [0, 1]."""
         return tf.sigmoid(self.decode_logits(z, labels))
-
-    def loss_parts(self, images: tf.Tensor, labels: tf.Tensor, seed) -> tuple[tf.Tensor, tf.Tensor]:
-        """Per-image (reconstruction nats, KL nats), each shape (N,)."""
-        reconstruction, kl, _ = self.loss_terms(images, labels, seed)
-        return reconstruction, kl
 
     def loss_terms(self, images: tf.Tensor, labels: tf.Tensor, seed):
         """Per-image reconstruction, KL (the negative ELBO) and :meth:`class_nll`, each (N,); the
@@ -98,11 +96,11 @@ class ConditionalVAE(tf.Module):
         return reconstruction, kl, self.class_nll(z, labels)
 
     def class_nll(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        """-log p(y | z) under the prior (a softmax over -||z - mu_c||^2 / 2), small when z is nearest
-        its own class mean: not part of the ELBO, but weighted in (``class_weight``) it keeps
-        classes apart, as the classification term of Kingma et al. (2014) does for their M2."""
-        means = self.class_means(tf.range(self.config.num_classes))
-        logits = -0.5 * tf.reduce_sum(tf.square(z[:, None, :] - means[None]), axis=-1)
+        """-log p(y | z) under the prior (a softmax over log p(z | c); for N(mu_c, I), over
+        -||z - mu_c||^2 / 2), small when z is nearest its own class mean: not part of the ELBO,
+        but weighted in (``class_weight``) it keeps classes apart, as the classification term
+        of Kingma et al. (2014) does for their M2."""
+        logits = self.class_prior.class_log_probs(z)
         return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
 
     def objective(self, reconstruction: tf.Tensor, kl: tf.Tensor, class_nll: tf.Tensor | None = None) -> tf.Tensor:
@@ -118,7 +116,8 @@ class ConditionalVAE(tf.Module):
 
     @property
     def prior_variables(self):
-        return self.prior_network.trainable_variables
+        """What the prior's own optimiser trains (see :mod:`cvae_lib.train`)."""
+        return list(self.class_prior.trainable_variables)
 
     @property
     def network_variables(self):

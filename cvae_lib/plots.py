@@ -19,7 +19,8 @@ def manifold_figure(model, digit: int, n: int = sampling.GRID_SIZE, size: float 
     ax = fig.add_subplot()
     ax.imshow(image, cmap="Greys_r", vmin=0, vmax=1)
     steps = sampling.grid_offsets(n)[0, :, 0]
-    ticks = np.arange(n) * 28 + 13.5
+    height = image.shape[0] // n
+    ticks = np.arange(n) * height + (height - 1) / 2
     labels = [f"{v:+.1f}" if i % 2 == 0 else "" for i, v in enumerate(steps)]
     ax.set_xticks(ticks, labels, fontsize=7)
     ax.set_yticks(ticks, labels, fontsize=7)
@@ -43,12 +44,13 @@ def all_manifolds_figure(model, n: int = sampling.GRID_SIZE, size: float = 2.4) 
 
 
 def samples_figure(samples: np.ndarray, size: float = 0.6) -> Figure:
-    """Rows of generated digits, one row per class, from an array (classes, n, 28, 28)."""
-    classes, per_class = samples.shape[:2]
+    """Rows of generated digits, one row per class, from an array (classes, n, height, width)."""
+    classes, per_class, height, width = samples.shape
     fig = Figure(figsize=(per_class * size, classes * size), layout="constrained")
     ax = fig.add_subplot()
-    ax.imshow(samples.transpose(0, 2, 1, 3).reshape(classes * 28, per_class * 28), cmap="Greys_r", vmin=0, vmax=1)
-    ax.set_yticks(np.arange(classes) * 28 + 13.5, [str(c) for c in range(classes)])
+    tiles = samples.transpose(0, 2, 1, 3).reshape(classes * height, per_class * width)
+    ax.imshow(tiles, cmap="Greys_r", vmin=0, vmax=1)
+    ax.set_yticks(np.arange(classes) * height + (height - 1) / 2, [str(c) for c in range(classes)])
     ax.set(xticks=[], ylabel="requested digit")
     return fig
 
@@ -56,15 +58,14 @@ def samples_figure(samples: np.ndarray, size: float = 0.6) -> Figure:
 def latent_scatter_figure(model, images: np.ndarray, labels: np.ndarray, size: float = 6.5) -> Figure:
     """Posterior means of encoded digits, coloured by class, with each class mean marked."""
     z = np.asarray(model.posterior(tf.constant(images), tf.constant(labels)).mean())
-    means = sampling.class_means_for_generation(model)
+    means = sampling.class_means(model)
     fig = Figure(figsize=(size, size), layout="constrained")
     ax = fig.add_subplot()
-    colours = [f"C{c}" for c in range(10)]
     for c in range(model.config.num_classes):
         members = labels == c
-        ax.scatter(z[members, 0], z[members, 1], s=4, alpha=0.5, color=colours[c % 10], label=str(c))
+        ax.scatter(z[members, 0], z[members, 1], s=4, alpha=0.5, color=f"C{c % 10}", label=str(c))
     for c, (mx, my) in enumerate(means[:, :2]):
-        ax.scatter([mx], [my], s=260, marker="o", facecolor="white", edgecolor=colours[c % 10], linewidth=2, zorder=3)
+        ax.scatter([mx], [my], s=260, marker="o", facecolor="white", edgecolor=f"C{c % 10}", linewidth=2, zorder=3)
         ax.text(mx, my, str(c), ha="center", va="center", fontsize=10, weight="bold", zorder=4)
     ax.set(xlabel="$z_1$", ylabel="$z_2$", aspect="equal",
            title="encoded test digits (posterior means) and class means")
@@ -126,7 +127,7 @@ def panels_figure(images: dict, size: float = 3.6, ylabel: str | None = None) ->
     return fig
 
 
-def separation_figure(separation: np.ndarray, title: str = "distance between class centres",
+def separation_figure(separation: np.ndarray, title: str = "distance between class means",
                       size: float = 5.0) -> Figure:
     """A :func:`~cvae_lib.sampling.class_separation` matrix, in prior standard deviations, annotated."""
     separation = np.asarray(separation)

@@ -1,5 +1,12 @@
-"""The learned class-conditional prior p(z | y) = N(mu_y, I): two linear Dense layers map the one-hot
-label to mu_y, any point of latent space; the covariance is fixed, so it only says *where* a class lives."""
+"""The class-conditional prior p(z | y), and the seam for other prior families.
+
+A family is a :class:`Prior` subclass, registered by name with :func:`register_prior`; a
+model builds the one its :attr:`~cvae_lib.config.ModelConfig.prior` names. The book's
+family, ``"unit_gaussian"`` (:class:`UnitGaussianPrior`), is N(mu_y, I): two linear Dense
+layers map the one-hot label to mu_y, any point of latent space; the covariance is fixed,
+so it only says *where* a class lives. ``"standard_normal"`` is N(0, I) for every class,
+the prior of the baselines (:mod:`cvae_lib.baselines`). :func:`closest_pair` is the
+geometry every chapter reads: the two closest classes, in prior standard deviations."""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import numpy as np
 
 from .backend import keras, tf, tfd
 from .config import ModelConfig
+from .errors import CvaeError
 
 
 def make_prior_network(config: ModelConfig, init_radius: float = 0.0, seed: int = 0) -> keras.Model:
@@ -54,3 +62,99 @@ def spread_class_means(network: keras.Model, targets: np.ndarray, seed: int = 0)
 def prior_distribution(class_means: tf.Tensor) -> tfd.Distribution:
     """N(mu_y, I) for a batch of class means (unit covariance: only the mean is learned)."""
     return tfd.MultivariateNormalDiag(loc=class_means, scale_diag=tf.ones_like(class_means))
+
+
+class Prior(tf.Module):
+    """A family of class-conditional priors p(z | y). Subclasses give :meth:`distribution`
+    (a batch of distributions over z, one per label); the rest follows from it. What it
+    learns is its ``trainable_variables`` (a ``tf.Module``'s, so training states keep them),
+    held in :meth:`networks`, which checkpoints save."""
+
+    def __init__(self, config: ModelConfig, init_radius: float = 0.0, seed: int = 0):
+        super().__init__(name=type(self).__name__)
+        self.config = config
+
+    def distribution(self, labels: tf.Tensor) -> tfd.Distribution:
+        """p(z | y) for each label, batch shape (N,), event shape (latent_dim,)."""
+        raise NotImplementedError
+
+    def networks(self) -> dict[str, keras.Model]:
+        """Named networks holding its weights, saved in checkpoints (none by default)."""
+        return {}
+
+    def class_means(self, labels: tf.Tensor) -> tf.Tensor:
+        """mu_y = E[z | y] for each label, shape (N, latent_dim)."""
+        return self.distribution(labels).mean()
+
+    def class_log_probs(self, z: tf.Tensor) -> tf.Tensor:
+        """log p(z | c) of each code under every class c, shape (N, num_classes)."""
+        every_class = self.distribution(tf.range(self.config.num_classes))
+        return every_class.log_prob(z[:, None, :])
+
+
+class UnitGaussianPrior(Prior):
+    """N(mu_y, I), mu_y learned by :func:`make_prior_network`, started on a circle of ``init_radius``."""
+
+    def __init__(self, config: ModelConfig, init_radius: float = 0.0, seed: int = 0):
+        super().__init__(config)
+        self.network = make_prior_network(config, init_radius, seed=seed)
+
+    def networks(self) -> dict[str, keras.Model]:
+        return {"prior_network": self.network}
+
+    def class_means(self, labels: tf.Tensor) -> tf.Tensor:
+        return self.network(tf.one_hot(tf.cast(labels, tf.int32), self.config.num_classes))
+
+    def distribution(self, labels: tf.Tensor) -> tfd.Distribution:
+        return prior_distribution(self.class_means(labels))
+
+    def class_log_probs(self, z: tf.Tensor) -> tf.Tensor:
+        """-||z - mu_c||^2 / 2 (the log density up to a constant that is the same for every class)."""
+        means = self.class_means(tf.range(self.config.num_classes))
+        return -0.5 * tf.reduce_sum(tf.square(z[:, None, :] - means[None]), axis=-1)
+
+
+class StandardNormalPrior(Prior):
+    """N(0, I) for every class: nothing learned, no class regions."""
+
+    def distribution(self, labels: tf.Tensor) -> tfd.Distribution:
+        return prior_distribution(tf.zeros(tf.stack([tf.shape(labels)[0], self.config.latent_dim])))
+
+
+#: Prior families by the name a :class:`~cvae_lib.config.ModelConfig` gives in ``prior``.
+PRIOR_FAMILIES: dict[str, type] = {}
+
+
+def register_prior(name: str, family: type) -> type:
+    """Make ``family`` (a :class:`Prior` subclass) buildable as ``ModelConfig(prior=name)``."""
+    if not (isinstance(family, type) and issubclass(family, Prior)):
+        raise CvaeError(f"a prior family must be a subclass of cvae_lib.prior.Prior, got {family!r}")
+    PRIOR_FAMILIES[name] = family
+    return family
+
+
+register_prior("unit_gaussian", UnitGaussianPrior)
+register_prior("standard_normal", StandardNormalPrior)
+
+
+def make_prior(config: ModelConfig, init_radius: float = 0.0, seed: int = 0) -> Prior:
+    """The prior of the family ``config.prior`` names."""
+    if config.prior not in PRIOR_FAMILIES:
+        raise CvaeError(f"unknown prior family {config.prior!r}: known are {', '.join(sorted(PRIOR_FAMILIES))}")
+    return PRIOR_FAMILIES[config.prior](config, init_radius, seed)
+
+
+def class_separation(prior: tfd.Distribution) -> np.ndarray:
+    """Distances between the means of a batch of per-class distributions (C x C), in their
+    average standard deviation."""
+    means = np.asarray(prior.mean(), np.float64)
+    scale = float(np.mean(np.asarray(prior.stddev())))
+    return np.linalg.norm(means[:, None] - means[None], axis=-1) / scale
+
+
+def closest_pair(separation) -> tuple[int, int, float]:
+    """``(i, j, distance)``, i < j: the two closest classes of a :func:`class_separation` matrix."""
+    separation = np.asarray(separation, np.float64)
+    gaps = separation + np.diag(np.full(len(separation), np.inf))
+    i, j = np.unravel_index(np.argmin(gaps), gaps.shape)
+    return int(min(i, j)), int(max(i, j)), float(gaps[i, j])

@@ -1,4 +1,4 @@
-"""Generating digits: class centres and their distances, samples of every class, and the
+"""Generating digits: class means and their distances, samples of every class, and the
 15x15 manifold grid, a lattice of normal quantiles that shows how the decoded digit
 changes as z moves through the class's prior."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
+from . import prior as prior_geometry
 from .backend import tf
 from .data import check_digit
 from .errors import CvaeError, check_positive_int
@@ -17,40 +18,16 @@ GRID_QUANTILES = (0.05, 0.95)
 
 
 def class_means(model) -> np.ndarray:
-    """mu_y of every class, shape (num_classes, latent_dim)."""
-    return np.asarray(model.class_means(tf.range(model.config.num_classes)))
-
-
-def class_means_for_generation(model) -> np.ndarray:
-    """The centre used to generate each class: mu_y here; variants may define their own."""
+    """mu_y of every class, shape (num_classes, latent_dim): the centre of the distribution
+    each class is generated from (:meth:`~cvae_lib.model.ConditionalVAE.generation_prior`),
+    for the conditional VAE the prior's class means."""
     return np.asarray(model.generation_prior(tf.range(model.config.num_classes)).mean())
 
 
-def class_separation(model, *, generation: bool = True) -> np.ndarray:
-    """Distances between the class centres (C x C), in the prior's standard deviations: of the
-    distribution that generates each class, or with ``generation=False`` of p(z | y) = N(mu_y, I)."""
-    labels = tf.range(model.config.num_classes)
-    prior = model.generation_prior(labels) if generation else model.prior(labels)
-    means = np.asarray(prior.mean(), np.float64)
-    scale = float(np.mean(np.asarray(prior.stddev())))
-    return np.linalg.norm(means[:, None] - means[None], axis=-1) / scale
-
-
-def closest_pair(separation) -> tuple[int, int, float]:
-    """``(i, j, distance)``, i < j: the two closest classes of a :func:`class_separation` matrix."""
-    separation = np.asarray(separation, np.float64)
-    gaps = separation + np.diag(np.full(len(separation), np.inf))
-    i, j = np.unravel_index(np.argmin(gaps), gaps.shape)
-    return int(min(i, j)), int(max(i, j)), float(gaps[i, j])
-
-
-def check_classes_apart(model, least: float = 2.0) -> float:
-    """The closest distance of two class means; AssertionError unless it exceeds ``least`` prior standard
-    deviations (at 2, a draw lands nearer its own mean with probability Phi(1) > 84%)."""
-    i, j, distance = closest_pair(class_separation(model, generation=False))
-    if not distance > least:
-        raise AssertionError(f"the means of classes {i} and {j} are only {distance:.2f} apart (need > {least})")
-    return distance
+def class_separation(model) -> np.ndarray:
+    """Distances between the class means (C x C), in standard deviations of the distribution
+    that generates each class; :func:`~cvae_lib.prior.closest_pair` finds the closest two."""
+    return prior_geometry.class_separation(model.generation_prior(tf.range(model.config.num_classes)))
 
 
 def decode_images(model, z, labels, batch_size: int = 2048) -> np.ndarray:
@@ -59,7 +36,7 @@ def decode_images(model, z, labels, batch_size: int = 2048) -> np.ndarray:
     labels = np.asarray(labels, np.int32)
     out = [model.decode(tf.constant(z[i:i + batch_size]), tf.constant(labels[i:i + batch_size])).numpy()
            for i in range(0, len(z), batch_size)]
-    return np.concatenate(out)[..., 0] if out else np.zeros((0, 28, 28), np.float32)
+    return np.concatenate(out)[..., 0] if out else np.zeros((0, *model.config.image_shape[:2]), np.float32)
 
 
 def sample_latents(model, per_class: int, seed: int = 0) -> np.ndarray:
@@ -71,12 +48,12 @@ def sample_latents(model, per_class: int, seed: int = 0) -> np.ndarray:
 
 
 def sample_images(model, per_class: int, seed: int = 0) -> np.ndarray:
-    """Decoded samples, shape (num_classes, per_class, 28, 28), floats in [0, 1]; row c is class c."""
+    """Decoded samples, shape (num_classes, per_class, height, width), floats in [0, 1]; row c is class c."""
     z = sample_latents(model, per_class, seed)
     num_classes = model.config.num_classes
     labels = np.repeat(np.arange(num_classes), per_class)
     images = decode_images(model, z.reshape(num_classes * per_class, -1), labels)
-    return images.reshape(num_classes, per_class, 28, 28)
+    return images.reshape(num_classes, per_class, *images.shape[1:])
 
 
 def grid_offsets(n: int = GRID_SIZE, quantiles=GRID_QUANTILES) -> np.ndarray:
@@ -97,14 +74,15 @@ def manifold_latents(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
         raise CvaeError(f"the manifold grid needs a latent space of 2 or more dimensions, "
                         f"this model has {model.config.latent_dim}")
     offsets = grid_offsets(n)  # validates n
-    mean = class_means_for_generation(model)[digit]
+    mean = class_means(model)[digit]
     z = np.broadcast_to(mean, (n, n, mean.shape[-1])).copy()
     z[..., :2] += offsets
     return z.astype(np.float32)
 
 
 def manifold_image(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
-    """The n x n grid of decoded digits as one (n*28, n*28) image."""
+    """The n x n grid of decoded digits as one (n * height, n * width) image."""
     z = manifold_latents(model, digit, n)
     tiles = decode_images(model, z.reshape(n * n, -1), np.full(n * n, check_digit(digit)))
-    return tiles.reshape(n, n, 28, 28).transpose(0, 2, 1, 3).reshape(n * 28, n * 28)
+    height, width = tiles.shape[1:]
+    return tiles.reshape(n, n, height, width).transpose(0, 2, 1, 3).reshape(n * height, n * width)

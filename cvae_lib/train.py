@@ -20,12 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import keras, tf
-from .data import Digits, effective_batch_size, evaluation_dataset, steps_per_epoch, training_dataset
+from .backend import GPUS, keras, tf
+from .data import (
+    Digits,
+    binarize,
+    effective_batch_size,
+    evaluation_dataset,
+    fixed_binarization,
+    steps_per_epoch,
+    training_dataset,
+)
 from .errors import CvaeError
+from .prior import class_separation, closest_pair
 from .progress import Progress, check_mode
-from .sampling import class_means, class_separation, closest_pair
-from .steps import default_jit_compile, make_eval_step, make_train_step
 
 
 @dataclass
@@ -48,10 +55,41 @@ class History:
         return cls(list(record.get("epochs", [])))
 
 
-def fixed_binarization(images: np.ndarray, seed: int = 1234) -> np.ndarray:
-    """One reproducible binarisation of a test set, so its ELBO is comparable across runs."""
-    rng = np.random.default_rng(seed)
-    return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
+def default_jit_compile() -> bool:
+    """XLA on GPU only: on a CPU, XLA's convolutions are several times slower than oneDNN's
+    (``book/performance.md``)."""
+    return bool(GPUS)
+
+
+def make_train_step(model, optimizer, prior_optimizer, *, jit_compile: bool = True, binarize_input: bool = True):
+    """One compiled gradient step; returns the batch's mean reconstruction, KL and class loss."""
+    networks = model.network_variables
+    priors = model.prior_variables
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def step(images, labels, seed):
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        if binarize_input:
+            images = binarize(images, seeds[0])
+        with tf.GradientTape() as tape:
+            reconstruction, kl, class_nll = model.loss_terms(images, labels, seeds[1])
+            loss = model.objective(reconstruction, kl, class_nll)
+        grads = tape.gradient(loss, networks + priors)
+        optimizer.apply_gradients(zip(grads[: len(networks)], networks))
+        prior_optimizer.apply_gradients(zip(grads[len(networks):], priors))
+        return tf.reduce_mean(reconstruction), tf.reduce_mean(kl), tf.reduce_mean(class_nll)
+
+    return step
+
+
+def make_eval_step(model, *, jit_compile: bool = True):
+    """Per-image (reconstruction, KL) on a batch, no gradients."""
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def step(images, labels, seed):
+        return model.loss_terms(images, labels, seed)[:2]
+
+    return step
 
 
 def evaluate_elbo(model, images: np.ndarray, labels: np.ndarray, *, seed: int = 0, eval_step=None) -> dict:
@@ -65,63 +103,94 @@ def evaluate_elbo(model, images: np.ndarray, labels: np.ndarray, *, seed: int = 
     return {"neg_elbo": recon + kl, "recon": recon, "kl": kl}
 
 
-def min_mean_distance(model) -> float:
-    """Smallest distance between two class means, in prior standard deviations."""
-    return closest_pair(class_separation(model, generation=False))[2]
-
-
-def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "lines",
-          jit_compile: bool | None = None, callback=None, stream=None, state_dir=None) -> History:
-    """Train ``model`` on ``digits``; returns its :class:`History`. ``callback(model, record)``
-    runs after each epoch; ``state_dir`` keeps a :class:`TrainingState`, and training resumes
-    from one found there. A non-finite loss or weight stops it with a one-line error."""
+def train(model, digits: Digits, *, progress: str = "lines", jit_compile: bool | None = None,
+          callback=None, stream=None, state_dir=None) -> History:
+    """Train ``model`` on ``digits`` for the schedule of ``model.train_config``; returns its
+    :class:`History`. ``callback(model, record)`` runs after each epoch; ``state_dir`` keeps a
+    :class:`TrainingState`, and training resumes from one found there. A non-finite loss or
+    weight stops it with a one-line error."""
     check_mode(progress)  # a misspelt mode fails now, not after minutes of silent training
     config = model.train_config
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
-    epochs = config.epochs if epochs is None else epochs
     stream = stream or sys.stdout
     # Same seed, data and machine give the same weights, bit for bit (process-wide and permanent).
     tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(config.seed)
     optimizer = keras.optimizers.Adam(config.learning_rate)
-    warmup = int(round(config.warmup_fraction * epochs))
+    warmup = config.warmup_epochs
     # The optimizer copies a learning rate passed in: the warm-up switches its own variable.
     prior_optimizer = keras.optimizers.Adam(0.0 if warmup else config.prior_learning_rate)
-    step = make_train_step(model, optimizer, prior_optimizer, jit_compile=jit_compile,
-                           binarize_input=config.binarize)
-    eval_step = make_eval_step(model, jit_compile=jit_compile)
-    val_x = fixed_binarization(digits.x_test) if config.binarize else digits.x_test
-    steps = steps_per_epoch(len(digits.x_train), config.batch_size)
-    images_per_epoch = steps * effective_batch_size(len(digits.x_train), config.batch_size)
+    epoch_runner = _EpochRunner(model, digits, optimizer, prior_optimizer, jit_compile)
     state = TrainingState(state_dir, model, optimizer, prior_optimizer) if state_dir is not None else None
     history = state.restore() if state is not None else History()
     first = len(history.epochs) + 1
     if history.epochs and progress != "none":
-        print(f"resuming at epoch {first} of {epochs}", file=stream, flush=True)
-    if first > epochs and callback is not None:  # stopped after the last state, before its checkpoint
+        print(f"resuming at epoch {first} of {config.epochs}", file=stream, flush=True)
+    if first > config.epochs and callback is not None:  # stopped after the last state, before its checkpoint
         callback(model, history.epochs[-1])
-    bar = Progress(epochs, "training", "epochs", "bar", stream, min_interval=0) if progress == "bar" else None
-    for epoch in range(first, epochs + 1):
+    show = _progress_shower(progress, config.epochs, stream)
+    for epoch in range(first, config.epochs + 1):
         model.recon_weight.assign(min(1.0, (epoch - 1) / warmup) if warmup else 1.0)
         if epoch == warmup + 1:
             prior_optimizer.learning_rate.assign(config.prior_learning_rate)  # the means may move
+        record = epoch_runner.run(epoch)
+        history.append(record)
+        if state is not None:
+            state.save(history)
+        show(record)
+        if callback is not None:
+            callback(model, record)
+    return history
+
+
+def _progress_shower(progress: str, epochs: int, stream):
+    """``show(record)`` for a finished epoch: a line, a progress bar, or nothing."""
+    bar = Progress(epochs, "training", "epochs", "bar", stream, min_interval=0) if progress == "bar" else None
+
+    def show(record: dict) -> None:
+        if progress == "lines":
+            print(format_record(record, epochs), file=stream, flush=True)
+        elif bar is not None:
+            bar.update(record["epoch"], f"loss {record['loss']:.1f}, val {record['val_loss']:.1f}, "
+                                        f"{record['images_per_s']:.0f} img/s")
+
+    return show
+
+
+class _EpochRunner:
+    """One epoch of training and its record: the compiled steps, validation, the checks."""
+
+    def __init__(self, model, digits: Digits, optimizer, prior_optimizer, jit_compile: bool):
+        config = model.train_config
+        self.model, self.digits, self.config, self.prior_optimizer = model, digits, config, prior_optimizer
+        self.step = make_train_step(model, optimizer, prior_optimizer, jit_compile=jit_compile,
+                                    binarize_input=config.binarize)
+        self.eval_step = make_eval_step(model, jit_compile=jit_compile)
+        self.val_x = fixed_binarization(digits.x_test) if config.binarize else digits.x_test
+        self.steps = steps_per_epoch(len(digits.x_train), config.batch_size)
+        self.images_per_epoch = self.steps * effective_batch_size(len(digits.x_train), config.batch_size)
+
+    def run(self, epoch: int) -> dict:
+        """Train epoch ``epoch``; its history record."""
+        model, digits, config = self.model, self.digits, self.config
         start = time.perf_counter()
         sums = np.zeros(3)
         for i, (x, y) in enumerate(training_dataset(digits.x_train, digits.y_train, config.batch_size,
                                                     config.seed, epoch)):
             seed = tf.constant([config.seed, epoch * 100_000 + i], tf.int32)
-            sums += [float(term) for term in step(x, y, seed)]
+            sums += [float(term) for term in self.step(x, y, seed)]
         seconds = time.perf_counter() - start
-        if epoch == epochs:
+        if epoch == config.epochs:
             model.finish_training(digits)  # before the last checkpoint (see ConditionalVAE)
-        sums /= steps
-        val = evaluate_elbo(model, val_x, digits.y_test, eval_step=eval_step)
+        sums /= self.steps
+        val = evaluate_elbo(model, self.val_x, digits.y_test, eval_step=self.eval_step)
         record = {
             "epoch": epoch, "loss": sums[:2].sum(), "recon": sums[0], "kl": sums[1], "class_nll": sums[2],
             "val_loss": val["neg_elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
-            "seconds": seconds, "images_per_s": images_per_epoch / seconds,
-            "min_mean_distance": min_mean_distance(model),
-            "prior_learning_rate": float(prior_optimizer.learning_rate.numpy()),
+            "seconds": seconds, "images_per_s": self.images_per_epoch / seconds,
+            # the closest two means of p(z | y), in prior standard deviations
+            "min_mean_distance": closest_pair(class_separation(model.prior(tf.range(model.config.num_classes))))[2],
+            "prior_learning_rate": float(self.prior_optimizer.learning_rate.numpy()),
             "recon_weight": float(model.recon_weight.numpy()),
         }
         if not all(math.isfinite(v) for v in record.values()) or not all(
@@ -129,18 +198,8 @@ def train(model, digits: Digits, *, epochs: int | None = None, progress: str = "
             kept = f"epoch {epoch - 1}'s checkpoint is kept" if epoch > 1 else "nothing was saved"
             raise CvaeError(f"training diverged in epoch {epoch}: the loss or the weights became non-finite; "
                             f"{kept} (a lower learning rate may help)")
-        record["class_means"] = class_means(model).tolist()
-        history.append(record)
-        if state is not None:
-            state.save(history)
-        if progress == "lines":
-            print(format_record(record, epochs), file=stream, flush=True)
-        elif bar is not None:
-            bar.update(epoch, f"loss {record['loss']:.1f}, val {record['val_loss']:.1f}, "
-                              f"{record['images_per_s']:.0f} img/s")
-        if callback is not None:
-            callback(model, record)
-    return history
+        record["class_means"] = np.asarray(model.class_means(tf.range(model.config.num_classes))).tolist()
+        return record
 
 
 class TrainingState:

@@ -15,7 +15,7 @@
 # Execution results are cached in _build/.jupyter_cache, keyed by jupyter-cache on each
 # chapter's code. The chapters' outputs also depend on cvae_lib, so this script keeps a
 # fingerprint of the library next to the cache and empties the cache when it changes:
-# cvae_lib/code_fingerprint.py over every module (the one the training runs use, blind
+# cvae_lib/store/fingerprint.py over every module (the one the training runs use, blind
 # to comments and docstrings, which no chapter shows), plus pyproject.toml, plus what
 # picks the run profile (CVAE_PROFILE, CVAE_DATA, and whether the machine has an NVIDIA
 # GPU, which `auto` follows): a full-profile build never shows a quick build's outputs.
@@ -75,7 +75,7 @@ check_offline() {
     echo "build_book: no <script src> or <link href> points off-site"
 }
 
-# What the chapters' run profile depends on besides the code (cvae_lib.profiles).
+# What the chapters' run profile depends on besides the code (cvae_lib.book).
 run_profile_inputs() {
     echo "CVAE_PROFILE=${CVAE_PROFILE:-} CVAE_DATA=${CVAE_DATA:-}"
     echo "nvidia GPUs: $({ compgen -G '/dev/nvidia[0-9]*' || true; } | wc -l)"
@@ -85,7 +85,7 @@ run_profile_inputs() {
 # $1: the Python to run the fingerprint with (stdlib only: run as a script, it imports no TensorFlow).
 invalidate_stale_cache() {
     local cache="$ROOT/_build/.jupyter_cache" stamp="$ROOT/_build/.jupyter_cache.cvae_lib.sha256" current code
-    code=$("$1" "$ROOT/cvae_lib/code_fingerprint.py")
+    code=$("$1" "$ROOT/cvae_lib/store/fingerprint.py")
     current=$(cd "$ROOT" && { echo "$code"; sha256sum pyproject.toml; run_profile_inputs; } | sha256sum)
     if [[ "$(cat "$stamp" 2>/dev/null)" != "$current" ]]; then
         if [[ -d "$cache" || -d "$ROOT/_build/.doctrees" ]]; then

@@ -16,9 +16,9 @@ import pytest
 
 matplotlib.use("Agg")  # never open windows, even if a test imports pyplot
 
-import cvae_lib  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 from tiny_settings import TINY_MODEL, TINY_TRAIN  # noqa: E402,F401  (see that module)
+
+import cvae_lib  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 
 @pytest.fixture(scope="session")
@@ -37,21 +37,21 @@ def tiny_digits(sample_digits):
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint_dir(tmp_path_factory, tiny_digits):
-    """A checkpoint written by :func:`cvae_lib.runs.train_run` (tiny model, 2 epochs).
+    """A checkpoint written by :func:`cvae_lib.store.runs.train_or_load` (tiny model, 2 epochs).
 
     Shared by many tests: never modify it; copy it with :func:`copy_checkpoint`.
     """
-    from cvae_lib.runs import train_run
+    from cvae_lib.store.runs import train_or_load
 
     out = tmp_path_factory.mktemp("tiny_run") / "run"
-    train_run(tiny_digits, out, model_config=TINY_MODEL, train_config=TINY_TRAIN, progress="none")
+    train_or_load(tiny_digits, out, model_config=TINY_MODEL, train_config=TINY_TRAIN, progress="none")
     return out
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoint_dir):
     """The tiny trained model, loaded from its checkpoint (read-only use, please)."""
-    from cvae_lib.checkpoint import load_checkpoint
+    from cvae_lib.store.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(tiny_checkpoint_dir)
     return model

@@ -300,8 +300,10 @@ def test_a_finger_moves_and_pins_the_point_too(explorer):
             const plane = document.querySelector(".cvae-explorer-plot canvas");
             plane.scrollIntoView({block: "center"});
             return [2, 3].map(c => window.cvaeExplorer.clientPoint(window.CVAE_EXPLORER.class_means[c]));""")
-        touch = lambda kind, point: driver.execute_cdp_cmd("Input.dispatchTouchEvent", {  # noqa: E731
-            "type": kind, "touchPoints": [] if point is None else [{"x": point[0], "y": point[1]}]})
+        def touch(kind, point):
+            points_now = [] if point is None else [{"x": point[0], "y": point[1]}]
+            driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points_now})
+
         touch("touchStart", points[0])
         touch("touchMove", points[1])
         WebDriverWait(driver, 10).until(lambda d: readout(d).startswith("under the pointer"))

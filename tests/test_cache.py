@@ -1,4 +1,4 @@
-"""The one train-or-reuse mechanism (cvae_lib.cache): keys, the lock, and its three users.
+"""The one train-or-reuse mechanism (cvae_lib.store.cache): keys, the lock, and its three users.
 
 Runs, the judge and evaluation reports are each made once: a second process (or
 thread) that wants the same result waits on the directory's lock and then reuses it.
@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvae_lib import cache, evaluate
+from cvae_lib import evaluate
 from cvae_lib import judge as judge_lib
-from cvae_lib.checkpoint import load_checkpoint
 from cvae_lib.errors import CvaeError
+from cvae_lib.store import cache, files
+from cvae_lib.store.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,7 +43,7 @@ def test_reuse_or_make_makes_once_and_says_why_it_remakes(tmp_path):
     reasons = []
 
     def read():
-        return None if not store else (store["key"], store["value"])
+        return None if not store else (store["key"], lambda: store["value"])
 
     def make(reason):
         reasons.append(reason)
@@ -62,6 +63,27 @@ def test_reuse_or_make_makes_once_and_says_why_it_remakes(tmp_path):
     assert reasons == [None, "it was made from other settings, data or code", "judge.npz is corrupt"]
 
 
+def test_if_exists_refuses_or_replaces_what_is_stored(tmp_path):
+    store, wanted = {}, cache.key("code", n=1)
+
+    def read():
+        return None if not store else (store["key"], lambda: store["value"])
+
+    def make(reason):
+        store.update(key=wanted, value=store.get("value", 0) + 1)
+        return store["value"]
+
+    assert cache.reuse_or_make(tmp_path, wanted, read, make, if_exists="refuse") == (1, False)  # nothing there
+    with pytest.raises(CvaeError, match="already holds a finished result of these settings.*if_exists='replace'"):
+        cache.reuse_or_make(tmp_path, wanted, read, make, if_exists="refuse")
+    with pytest.raises(CvaeError, match="already holds another run"):
+        cache.reuse_or_make(tmp_path, cache.key("other code"), read, make, if_exists="refuse", noun="run")
+    assert cache.reuse_or_make(tmp_path, wanted, read, make, if_exists="replace") == (2, False)
+    assert cache.reuse_or_make(tmp_path, wanted, read, make) == (2, True)
+    with pytest.raises(CvaeError, match="if_exists must be one of reuse, refuse, replace"):
+        cache.reuse_or_make(tmp_path, wanted, read, make, if_exists="keep")
+
+
 def _in_thread(function):
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault("value", function()), daemon=True)
@@ -74,14 +96,14 @@ def test_a_second_caller_waits_for_the_lock_then_reuses(tmp_path, capsys):
     wanted = cache.key("code")
 
     def make(reason):
-        store["stored"] = (wanted, "made by the waiting thread")
-        return store["stored"][1]
+        store["stored"] = (wanted, lambda: "made by the waiting thread")
+        return store["stored"][1]()
 
-    with cache.locked(tmp_path):
+    with files.locked(tmp_path):
         thread, result = _in_thread(lambda: cache.reuse_or_make(tmp_path, wanted, lambda: store.get("stored"), make))
         time.sleep(0.5)
         assert thread.is_alive()  # blocked on the lock
-        store["stored"] = (wanted, "made by the holder")
+        store["stored"] = (wanted, lambda: "made by the holder")
     thread.join(10)
     assert result["value"] == ("made by the holder", True)
     assert f"waiting for another process using {tmp_path}" in capsys.readouterr().err
@@ -92,7 +114,7 @@ def test_the_judge_cache_takes_the_lock(tmp_path, sample_digits, monkeypatch):
     trained = []
     monkeypatch.setattr(judge_lib, "train_judge", lambda *a, **k: trained.append(1) or judge_lib.make_judge_network())
     directory = judge_lib.judge_directory(digits, 0, 1, root=tmp_path)
-    with cache.locked(directory):
+    with files.locked(directory):
         thread, result = _in_thread(lambda: judge_lib.load_or_train_judge(digits, epochs=1, root=tmp_path))
         time.sleep(0.5)
         assert thread.is_alive() and trained == []
@@ -106,7 +128,7 @@ def test_the_evaluation_cache_takes_the_run_directory_lock(tmp_path, tiny_model,
     judge = judge_lib.Judge(judge_lib.make_judge_network(), 0.5, {"fingerprint": "f"})
     calls = []
     monkeypatch.setattr(evaluate, "evaluate_model", lambda *a, **k: calls.append(1) or {"conditional_accuracy": 0.5})
-    with cache.locked(tmp_path):
+    with files.locked(tmp_path):
         thread, result = _in_thread(lambda: evaluate.cached_evaluation(tmp_path, tiny_model, tiny_digits, judge,
                                                                        progress="none", k=2))
         time.sleep(0.5)
@@ -122,7 +144,7 @@ sys.path.insert(0, sys.argv[4])
 from tiny_settings import TINY_MODEL
 from cvae_lib.config import TrainConfig
 from cvae_lib.data import load_digits
-from cvae_lib.runs import train_or_load
+from cvae_lib.store.runs import train_or_load
 
 digits = load_digits(sys.argv[2])
 go = pathlib.Path(sys.argv[3])

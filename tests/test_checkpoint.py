@@ -7,16 +7,16 @@ import stat
 
 import numpy as np
 import pytest
+from tiny_settings import TINY_MODEL, TINY_TRAIN
 
-from cvae_lib import checkpoint
 from cvae_lib.backend import tf
-from cvae_lib.checkpoint import atomic_write, atomic_write_text, load_checkpoint, save_checkpoint
 from cvae_lib.config import ModelConfig, TrainConfig
 from cvae_lib.errors import CvaeError
 from cvae_lib.model import ConditionalVAE
+from cvae_lib.store import checkpoint
+from cvae_lib.store.checkpoint import load_checkpoint, save_checkpoint
+from cvae_lib.store.files import atomic_write, atomic_write_text
 from cvae_lib.train import History
-
-from tiny_settings import TINY_MODEL, TINY_TRAIN
 
 
 def outputs(model):

@@ -17,8 +17,8 @@ import pytest
 import cvae_lib.data
 from cvae_lib import sampling
 from cvae_lib.backend import keras
-from cvae_lib.checkpoint import load_checkpoint
 from cvae_lib.cli import main
+from cvae_lib.store.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -283,24 +283,24 @@ def test_failed_write_leaves_nothing(capsys, tmp_path, tiny_checkpoint_dir, monk
 
 
 def test_interrupt_exits_130_and_writes_nothing(capsys, tmp_path, tiny_checkpoint_dir, monkeypatch):
-    import cvae_lib.checkpoint
+    import cvae_lib.cli
 
     def interrupted(directory):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cvae_lib.checkpoint, "load_checkpoint", interrupted)
+    monkeypatch.setattr(cvae_lib.cli, "load_checkpoint", interrupted)
     code, _, err = run(capsys, "sample", tiny_checkpoint_dir, "--out", tmp_path / "s.npz")
     assert code == 130 and err == "cvae_lib: interrupted\n"
     assert list(tmp_path.iterdir()) == []
 
 
 def test_interrupted_training_says_how_to_resume(capsys, tmp_path, small_data, monkeypatch):
-    import cvae_lib.runs
+    import cvae_lib.cli
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cvae_lib.runs, "train_run", interrupted)
+    monkeypatch.setattr(cvae_lib.cli, "train_or_load", interrupted)
     code, _, err = run(capsys, "train", "--data", "sample", "--out", tmp_path / "run")
     assert code == 130 and err == "cvae_lib: interrupted; the same command resumes after the last finished epoch\n"
 

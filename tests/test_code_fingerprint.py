@@ -8,12 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cvae_lib
-from cvae_lib import runs
-from cvae_lib.code_fingerprint import (JUDGE_MODULES, NOT_EVALUATION, NOT_TRAINING, code_fingerprint,
-                                       module_digest)
+from tiny_settings import TINY_MODEL, TINY_TRAIN, finished_run
 
-from tiny_settings import TINY_MODEL, TINY_TRAIN
+import cvae_lib
+from cvae_lib.store.fingerprint import (
+    JUDGE_MODULES,
+    NOT_EVALUATION,
+    NOT_TRAINING,
+    code_fingerprint,
+    module_digest,
+)
 
 PACKAGE = Path(cvae_lib.__file__).resolve().parent
 
@@ -87,8 +91,10 @@ def test_evaluation_and_judge_fingerprints_cover_their_own_code(tmp_path):
 
 
 def _modules_imported_by(script: str) -> set:
-    """File names of the cvae_lib modules loaded after running ``script`` in a fresh Python."""
-    script += "\nprint(sorted(m.split('.')[-1] + '.py' for m in sys.modules if m.startswith('cvae_lib.')))\n"
+    """Paths in the package of the cvae_lib modules loaded after running ``script`` in a fresh Python."""
+    script += ("\nimport pathlib, cvae_lib\nroot = pathlib.Path(cvae_lib.__file__).parent\n"
+               "print(sorted(pathlib.Path(sys.modules[m].__file__).relative_to(root).as_posix()\n"
+               "             for m in sys.modules if m.startswith('cvae_lib.')))\n")
     done = subprocess.run([sys.executable, "-c", "import sys\n" + script], capture_output=True, text=True,
                           cwd=PACKAGE.parent)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -120,16 +126,16 @@ def test_training_never_imports_the_modules_left_out():
         "import tempfile\n"
         "from cvae_lib.config import ModelConfig, TrainConfig\n"
         "from cvae_lib.data import load_digits\n"
-        "from cvae_lib.runs import train_or_load\n"
-        "from cvae_lib.checkpoint import load_checkpoint, model_classes\n"
+        "from cvae_lib.store.runs import train_or_load\n"
+        "from cvae_lib.baselines import MODEL_KINDS\nfrom cvae_lib.store.checkpoint import load_checkpoint\n"
         "digits = load_digits('sample').subset(256, 64)\n"
         "out = tempfile.mkdtemp()\n"
-        "for cls in model_classes().values():\n"
+        "for cls in MODEL_KINDS.values():\n"
         "    train_or_load(digits, f'{out}/{cls.kind}', model_config=ModelConfig(base_depth=2),\n"
         "                  train_config=TrainConfig(epochs=1, batch_size=128), model_class=cls, progress='bar')\n"
         "    load_checkpoint(f'{out}/{cls.kind}')\n"
     )
-    assert {"train.py", "model.py", "runs.py"} <= imported
+    assert {"train.py", "model.py", "store/runs.py"} <= imported
     assert not imported & NOT_TRAINING
 
 
@@ -137,13 +143,13 @@ def test_run_trained_by_other_code_is_not_reused(copy_checkpoint, tiny_digits):
     directory = copy_checkpoint()
     record = json.loads((directory / "config.json").read_text())
     assert record["code"] == code_fingerprint()
-    assert runs.matching_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
+    assert finished_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
     record["code"] = "0" * 64
     (directory / "config.json").write_text(json.dumps(record))
-    assert not runs.matching_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
+    assert not finished_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
     del record["code"]  # as written before the code was recorded
     (directory / "config.json").write_text(json.dumps(record))
-    assert not runs.matching_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
+    assert not finished_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
 
 
 def test_script_form_fingerprints_the_whole_package_without_tensorflow(tmp_path):
@@ -151,7 +157,7 @@ def test_script_form_fingerprints_the_whole_package_without_tensorflow(tmp_path)
     every module counts (plots.py included), and starting it must not load TensorFlow."""
     copy = _package_copy(tmp_path)
     script = [sys.executable, "-c", "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__');"
-              " print('tensorflow' in sys.modules)", str(copy / "code_fingerprint.py")]
+              " print('tensorflow' in sys.modules)", str(copy / "store" / "fingerprint.py")]
 
     def run() -> str:
         done = subprocess.run(script, capture_output=True, text=True, check=True)

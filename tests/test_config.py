@@ -25,6 +25,11 @@ def test_model_config_rejects_non_positive_integers(field, value):
         ModelConfig(**{field: value})
 
 
+def test_model_config_images_are_mnist_shaped():
+    with pytest.raises(CvaeError, match=r"image_shape must be \(28, 28, 1\): the networks are built for MNIST"):
+        ModelConfig(image_shape=(32, 32, 1))
+
+
 def test_model_config_image_shape_becomes_a_tuple_of_ints():
     assert ModelConfig(image_shape=[28, 28, 1]).image_shape == (28, 28, 1)
 
@@ -100,11 +105,8 @@ def test_configs_are_frozen():
         ModelConfig().latent_dim = 3
 
 
-def test_older_records_with_a_precision_load_in_float32_only():
-    record = _good_record()
-    record["train"]["precision"] = "float32"
-    assert cfg.from_dict(record) == (ModelConfig(), TrainConfig())
-    record["train"]["precision"] = "mixed_bfloat16"
-    with pytest.raises(CvaeError, match="trained in 'mixed_bfloat16'") as raised:
-        cfg.from_dict(record)
-    assert "\n" not in str(raised.value)
+def test_the_budget_rule_depends_on_the_data_size_only():
+    full, small = TrainConfig.for_data(cfg.FULL_DATA_SIZE), TrainConfig.for_data(cfg.FULL_DATA_SIZE - 1)
+    assert (full.epochs, full.batch_size) == (15, 256)  # the reference
+    assert (small.epochs, small.batch_size) == (20, 128)
+    assert TrainConfig.for_data(60_000, seed=3, epochs=2) == TrainConfig(epochs=2, batch_size=256, seed=3)

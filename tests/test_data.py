@@ -7,9 +7,14 @@ import pytest
 
 from cvae_lib import data
 from cvae_lib.backend import keras
-from cvae_lib.data import check_digit, check_images, check_labels, load_digits, training_dataset
+from cvae_lib.data import (
+    check_digit,
+    check_images,
+    check_labels,
+    load_digits,
+    training_dataset,
+)
 from cvae_lib.errors import CvaeError
-
 
 # --- the offline sample ---------------------------------------------------------------
 

@@ -12,11 +12,13 @@ import json
 import numpy as np
 import pytest
 
-from cvae_lib import evaluate, judge as judge_lib, plots, sampling
+from cvae_lib import book, evaluate, plots, sampling
+from cvae_lib import judge as judge_lib
 from cvae_lib.backend import tf, tfd
 from cvae_lib.cli import main
 from cvae_lib.config import ModelConfig
 from cvae_lib.errors import CvaeError
+from cvae_lib.prior import closest_pair
 
 # ---------------------------------------------------------------- stubs with known answers
 
@@ -157,7 +159,7 @@ def test_iw_bound_with_k_1_equals_the_elbo_in_expectation(tiny_model, scored):
     repeats = 12  # independent draws per image, as repeated rows of one batch
     xs, ys = np.repeat(x, repeats, axis=0), np.repeat(y, repeats)
     bounds = evaluate.importance_weighted_bound(tiny_model, xs, ys, k=1).reshape(-1, repeats).mean(1)
-    recon, kl = tiny_model.loss_parts(tf.constant(xs), tf.constant(ys), tf.constant([99, 0]))
+    recon, kl = tiny_model.loss_terms(tf.constant(xs), tf.constant(ys), tf.constant([99, 0]))[:2]
     elbos = (recon + kl).numpy().reshape(-1, repeats).mean(1)
     difference = bounds - elbos
     stderr = difference.std(ddof=1) / np.sqrt(len(difference))
@@ -224,8 +226,7 @@ def test_class_separation_of_the_main_model_is_distance_between_means(tiny_model
     assert separation.shape == (10, 10)
     np.testing.assert_allclose(separation[2, 7], np.linalg.norm(means[2] - means[7]), rtol=1e-5)
     np.testing.assert_allclose(np.diag(separation), 0)
-    np.testing.assert_array_equal(sampling.class_separation(tiny_model, generation=False), separation)
-    i, j, closest = sampling.closest_pair(separation)
+    i, j, closest = closest_pair(separation)
     assert i < j and closest == separation[i, j] == pytest.approx(separation[np.triu_indices(10, 1)].min())
 
 
@@ -277,7 +278,7 @@ def test_cached_evaluation_is_reused_only_for_the_same_evaluation(tiny_model, ti
 def test_comparison_table_and_figures(tiny_model, tiny_digits, quick_judge):
     report = evaluate.evaluate_model(tiny_model, tiny_digits, quick_judge[0], k=2, iw_digits=5, per_class=3,
                                      progress="none")
-    table = evaluate.comparison_table({"tiny": report, "again": report}).splitlines()
+    table = book.comparison_table({"tiny": report, "again": report}).splitlines()
     assert len(table) == 4 and table[2].startswith("| tiny | ")
     assert all(row.count("|") == 8 for row in table)  # "p(x | y)" must not split a cell
     assert len(plots.confusions_figure({"a": report["confusion"], "b": report["confusion"]}).axes) == 2
@@ -355,7 +356,7 @@ def test_cli_evaluate_bad_inputs_fail_in_one_line(case, copy_checkpoint, cli_run
         run = cli_runs / "empty"
         run.mkdir()
     elif case == "no-data":
-        from cvae_lib.checkpoint import load_checkpoint, save_checkpoint
+        from cvae_lib.store.checkpoint import load_checkpoint, save_checkpoint
 
         model, _ = load_checkpoint(run)
         run = save_checkpoint(model, cli_runs / "no-data")  # no data record

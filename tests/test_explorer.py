@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from cvae_lib.errors import CvaeError
-from cvae_lib.explorer import PREFIX, explorer_images, read_explorer_data, write_explorer_data
+from cvae_lib.explorer import (
+    PREFIX,
+    explorer_images,
+    read_explorer_data,
+    write_explorer_data,
+)
 from cvae_lib.sampling import class_means, decode_images
 
 

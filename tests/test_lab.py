@@ -11,9 +11,8 @@ import pytest
 
 from cvae_lib.backend import keras, tf
 from cvae_lib.config import ModelConfig
-from cvae_lib.decoder import make_decoder
+from cvae_lib.decoder import PixelLogits, make_decoder
 from cvae_lib.errors import CvaeError
-from cvae_lib.fast_conv import PixelLogits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench  # noqa: E402

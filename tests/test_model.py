@@ -10,7 +10,7 @@ from cvae_lib.decoder import pixel_distribution
 from cvae_lib.encoder import posterior_distribution, posterior_params_size
 from cvae_lib.model import ConditionalVAE
 from cvae_lib.prior import prior_distribution
-from cvae_lib.steps import make_train_step
+from cvae_lib.train import make_train_step
 
 TINY = ModelConfig(base_depth=2)
 
@@ -71,10 +71,10 @@ def test_kl_is_zero_when_posterior_equals_prior():
     np.testing.assert_allclose(shifted, 0.5 * 2 * 0.25, rtol=1e-4)
 
 
-def test_loss_parts_kl_is_the_closed_form_against_the_class_mean(batch):
+def test_loss_terms_kl_is_the_closed_form_against_the_class_mean(batch):
     model = ConditionalVAE(TINY)
     x, y = tf.constant(batch[0][:8]), tf.constant(batch[1][:8])
-    recon, kl = model.loss_parts(x, y, tf.constant([1, 2]))
+    recon, kl = model.loss_terms(x, y, tf.constant([1, 2]))[:2]
     assert recon.shape == (8,) and kl.shape == (8,)
     q = model.posterior(x, y)
     mu = model.class_means(y).numpy()
@@ -84,20 +84,20 @@ def test_loss_parts_kl_is_the_closed_form_against_the_class_mean(batch):
     # the KL depends on the label (through mu_y), the posterior does not
     other = tf.constant((batch[1][:8] + 1) % 10)
     np.testing.assert_array_equal(model.posterior(x, other).mean().numpy(), q.mean().numpy())
-    assert not np.allclose(model.loss_parts(x, other, tf.constant([1, 2]))[1].numpy(), kl.numpy())
+    assert not np.allclose(model.loss_terms(x, other, tf.constant([1, 2]))[1].numpy(), kl.numpy())
 
 
 def test_reconstruction_is_the_bernoulli_negative_log_likelihood(batch):
     model = ConditionalVAE(TINY)
     x, y = tf.constant(batch[0][:8]), tf.constant(batch[1][:8])
     seed = tf.constant([5, 6])
-    recon, _ = model.loss_parts(x, y, seed)
+    recon, _ = model.loss_terms(x, y, seed)[:2]
     z = model.posterior(x, y).sample(seed=seed)  # the same reparameterised draw
     expected = -pixel_distribution(model.decode_logits(z, y)).log_prob(x)
     np.testing.assert_allclose(recon.numpy(), expected.numpy(), rtol=1e-5)
     # the same seed gives the same draw, another seed another one
-    np.testing.assert_array_equal(model.loss_parts(x, y, seed)[0].numpy(), recon.numpy())
-    assert not np.array_equal(model.loss_parts(x, y, tf.constant([7, 8]))[0].numpy(), recon.numpy())
+    np.testing.assert_array_equal(model.loss_terms(x, y, seed)[0].numpy(), recon.numpy())
+    assert not np.array_equal(model.loss_terms(x, y, tf.constant([7, 8]))[0].numpy(), recon.numpy())
 
 
 def test_decoder_ignores_the_label_and_decode_is_a_probability(batch):
@@ -163,7 +163,7 @@ def test_loss_falls_when_overfitting_one_batch(batch, weighting):
                            jit_compile=False, binarize_input=False)
 
     def loss():
-        recon, kl = model.loss_parts(x, y, tf.constant([11, 12]))
+        recon, kl = model.loss_terms(x, y, tf.constant([11, 12]))[:2]
         return float(tf.reduce_mean(recon) + tf.reduce_mean(kl))
 
     before = loss()

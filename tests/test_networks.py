@@ -100,10 +100,10 @@ def test_parameter_counts_follow_the_config(latent, depth):
 def _conv_layout(network):
     """(kind, filters, kernel, strides, padding, activation) of every convolution.
 
-    The decoder's last layer, :class:`~cvae_lib.fast_conv.PixelLogits`, counts as the
+    The decoder's last layer, :class:`~cvae_lib.decoder.PixelLogits`, counts as the
     ``Conv2D`` it computes (tested against it below).
     """
-    from cvae_lib.fast_conv import PixelLogits
+    from cvae_lib.decoder import PixelLogits
 
     return [
         ("Conv2D" if type(layer) is PixelLogits else type(layer).__name__, layer.filters, layer.kernel_size,
@@ -121,13 +121,13 @@ def test_layer_layout_and_shapes_match_the_reference(reference_model):
     assert [w.shape for w in enc.get_weights()] == [w.shape for w in ref_enc.get_weights()]
     assert [w.shape for w in dec.get_weights()] == [w.shape for w in ref_dec.get_weights()]
     # every hidden layer's output shape, down to the reference's distribution layers
-    assert [l.output_shape for l in enc.layers] == [l.output_shape for l in ref_enc.layers[:-1]]
-    assert [l.output_shape for l in dec.layers] == [l.output_shape for l in ref_dec.layers[:-2]]
-    assert [l.output_shape[1:] for l in enc.layers[1:6]] == [
+    assert [layer.output_shape for layer in enc.layers] == [layer.output_shape for layer in ref_enc.layers[:-1]]
+    assert [layer.output_shape for layer in dec.layers] == [layer.output_shape for layer in ref_dec.layers[:-2]]
+    assert [layer.output_shape[1:] for layer in enc.layers[1:6]] == [
         (28, 28, 16), (14, 14, 16), (14, 14, 32), (7, 7, 32), (1, 1, 8)]
-    assert [l.output_shape[1:] for l in dec.layers[1:]] == [
+    assert [layer.output_shape[1:] for layer in dec.layers[1:]] == [
         (7, 7, 32), (7, 7, 32), (14, 14, 32), (14, 14, 16), (28, 28, 16), (28, 28, 16), (28, 28, 1)]
-    for conv in (l for l in list(enc.layers) + list(dec.layers) if isinstance(l, keras.layers.Conv2D)):
+    for conv in (layer for layer in list(enc.layers) + list(dec.layers) if isinstance(layer, keras.layers.Conv2D)):
         expected = None if conv is dec.layers[-1] else "leaky_relu"
         assert getattr(conv.activation, "__name__", None) in ({expected} if expected else {"linear"})
 
@@ -250,7 +250,7 @@ def test_pixel_logits_layer_is_conv2d_computed_another_way(kernel, padding, dila
     of terms near 1,000 (summation order), while both layers stayed within 1.5e-6 of
     scale of the same gradients computed in float64. Both are also compared with that
     float64 computation. The weights and inputs are seeded so that a failure repeats."""
-    from cvae_lib.fast_conv import PixelLogits
+    from cvae_lib.decoder import PixelLogits
 
     fast = PixelLogits(1, kernel, 1, padding, dilation_rate=dilation)
     plain = keras.layers.Conv2D(1, kernel, 1, padding, dilation_rate=dilation,

@@ -1,15 +1,14 @@
-"""Run-profile selection (cvae_lib.profiles): fast, no training, no real data."""
+"""Run-profile selection (cvae_lib.book): fast, no training, no real data."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cvae_lib import profiles
+from cvae_lib import book as profiles
 from cvae_lib.config import TrainConfig
 from cvae_lib.data import Digits
 from cvae_lib.errors import CvaeError
-from cvae_lib.runs import default_batch_size, default_epochs
 from cvae_lib.train import History
 
 
@@ -61,10 +60,10 @@ def test_auto_without_argument_asks_tensorflow(no_profile_env):
     assert profiles.resolve_profile() == ("full" if GPUS else "quick")
 
 
-def test_quick_uses_the_library_defaults_and_default_epochs_and_batch():
+def test_quick_uses_the_library_defaults_and_the_budget_rule():
     digits = fake_digits(4000, "sample")
     config = profiles.profile_train_config("quick", digits)
-    assert config == TrainConfig(epochs=default_epochs(digits), batch_size=default_batch_size(digits))
+    assert config == TrainConfig.for_data(len(digits.x_train))
     assert (config.epochs, config.batch_size) == (20, 128)
 
 
@@ -132,7 +131,6 @@ def test_explicit_full_does_not_fall_back():
 
 def test_profile_model_reuses_a_finished_run(tmp_path, monkeypatch):
     """profile_model passes the profile's digits, settings and directory to train_or_load."""
-    import cvae_lib.runs as runs
 
     calls = []
 
@@ -140,8 +138,9 @@ def test_profile_model_reuses_a_finished_run(tmp_path, monkeypatch):
         calls.append((digits.source, out_dir, train_config, progress))
         return "model", History([{"epoch": 1, "seconds": 2.5}, {"epoch": 2, "seconds": 1.5}]), True
 
-    monkeypatch.setattr(runs, "train_or_load", fake_train_or_load)
-    monkeypatch.setattr(profiles, "load_profile_digits", lambda value, data=None: ("quick", fake_digits(4000, "sample")))
+    monkeypatch.setattr(profiles, "train_or_load", fake_train_or_load)
+    fake = ("quick", fake_digits(4000, "sample"))
+    monkeypatch.setattr(profiles, "load_profile_digits", lambda value, data=None: fake)
     run = profiles.profile_model(root=tmp_path, progress="none")
     assert calls == [("sample", tmp_path / "quick-cvae", run.train_config, "none")]
     assert (run.model, run.profile, run.reused, run.directory) == ("model", "quick", True, tmp_path / "quick-cvae")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import io
 
 import pytest
+from tiny_settings import TINY_MODEL
 
-from cvae_lib import evaluate, runs
+from cvae_lib import evaluate
 from cvae_lib.config import TrainConfig
 from cvae_lib.errors import CvaeError
 from cvae_lib.model import ConditionalVAE
 from cvae_lib.progress import Progress, check_mode
+from cvae_lib.store import runs
 from cvae_lib.train import train
-
-from tiny_settings import TINY_MODEL
 
 
 def test_text_gives_done_elapsed_and_time_left():
@@ -61,8 +61,8 @@ def test_a_misspelt_mode_is_an_error_not_silence(tiny_digits):
 
 def test_a_misspelt_mode_leaves_no_run_directory(tiny_digits, tmp_path):
     with pytest.raises(CvaeError, match="got 'Bar'"):
-        runs.train_run(tiny_digits.subset(64, 20), tmp_path / "run", model_config=TINY_MODEL,
-                       train_config=TrainConfig(epochs=1, batch_size=64), progress="Bar")
+        runs.train_or_load(tiny_digits.subset(64, 20), tmp_path / "run", model_config=TINY_MODEL,
+                           train_config=TrainConfig(epochs=1, batch_size=64), progress="Bar")
     assert not (tmp_path / "run").exists()
 
 

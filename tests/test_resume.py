@@ -16,16 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_settings import TINY_MODEL, finished_run
 
-from cvae_lib import checkpoint, runs
-from cvae_lib.checkpoint import load_checkpoint
 from cvae_lib.cli import main
 from cvae_lib.config import ModelConfig, TrainConfig
 from cvae_lib.errors import CvaeError
 from cvae_lib.model import ConditionalVAE
+from cvae_lib.store import checkpoint, runs
+from cvae_lib.store.checkpoint import load_checkpoint
 from cvae_lib.train import train
-
-from tiny_settings import TINY_MODEL
 
 REPO = Path(__file__).resolve().parent.parent
 EPOCHS = 3
@@ -76,7 +75,9 @@ def assert_same_run(directory, reference):
     assert len(got) == len(want)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)  # bit for bit
-    strip = lambda h: [{k: v for k, v in r.items() if k not in TIMING} for r in h.epochs]  # noqa: E731
+    def strip(h):
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in h.epochs]
+
     assert strip(history) == strip(reference_history)
 
 
@@ -86,7 +87,7 @@ import functools, os, sys, time
 import numpy as np
 import cvae_lib.config
 cvae_lib.config.ModelConfig = functools.partial(cvae_lib.config.ModelConfig, base_depth=2)  # as tiny_cli
-import cvae_lib.checkpoint as checkpoint
+import cvae_lib.store.checkpoint as checkpoint
 import cvae_lib.train as train
 from cvae_lib.cli import main
 
@@ -159,7 +160,7 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(point, data_file, unint
     # killed: never loads as finished, and no file is torn
     record = json.loads((out / "config.json").read_text())
     assert record["complete"] is False
-    assert not runs.matching_run(out, *_run_settings(data_file))
+    assert not finished_run(out, *_run_settings(data_file))
     load_checkpoint(out)  # the last whole checkpoint loads
     code, stdout, err = _main(capsys, *train_args(data_file, out))
     assert code == 0, err
@@ -247,15 +248,15 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_
     out = tmp_path / "run"
     settings = TrainConfig(epochs=3, batch_size=64)
     with pytest.raises(CvaeError, match="training diverged in epoch 2.*epoch 1's checkpoint is kept") as info:
-        runs.train_run(tiny_digits.subset(128, 50), out, model_config=TINY_MODEL, train_config=settings,
-                       progress="none")
+        runs.train_or_load(tiny_digits.subset(128, 50), out, model_config=TINY_MODEL, train_config=settings,
+                           progress="none")
     assert "\n" not in str(info.value)
     record = json.loads((out / "config.json").read_text())
     assert record["complete"] is False
     model, history = load_checkpoint(out)
     assert [r["epoch"] for r in history.epochs] == [1]
     assert all(np.isfinite(w).all() for net in model.networks().values() for w in net.get_weights())
-    assert not runs.matching_run(out, tiny_digits.subset(128, 50), TINY_MODEL, settings)
+    assert not finished_run(out, tiny_digits.subset(128, 50), TINY_MODEL, settings)
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):
@@ -304,7 +305,16 @@ def test_the_books_train_or_load_resumes_after_ctrl_c(tiny_digits, tmp_path, mon
     # a run of other settings in the book's directory is replaced, with a line saying so
     _, _, reused = runs.train_or_load(digits, tmp_path / "run", **{**arguments, "progress": "none",
                                                                     "train_config": TrainConfig(epochs=1)})
-    assert not reused and "holds a run of other settings, data or code; training again" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert not reused and "holds another run (other settings, data or code) or other files; training again" in err
+    # a run stored in an older cache format says so, in the same one line
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**record, "cache_format": "cvae_lib-cache/1"}))
+    _, _, reused = runs.train_or_load(digits, tmp_path / "run", **{**arguments, "progress": "none",
+                                                                    "train_config": TrainConfig(epochs=1)})
+    err = capsys.readouterr().err
+    assert not reused and err.count("\n") == 1
+    assert "stored in cache format 'cvae_lib-cache/1', and this cvae_lib keeps runs in 'cvae_lib-cache/2'" in err
 
 
 def test_a_directory_left_by_a_kill_before_the_first_checkpoint_is_free(tmp_path, tiny_digits):

@@ -114,7 +114,7 @@ def test_bad_sample_count_raises(tiny_model, per_class):
 def test_class_means_and_decode_batching(tiny_model):
     means = sampling.class_means(tiny_model)
     np.testing.assert_array_equal(means, tiny_model.class_means(tf.range(10)).numpy())  # the same computation
-    np.testing.assert_allclose(sampling.class_means_for_generation(tiny_model), means, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(sampling.class_means(tiny_model), means, rtol=1e-6, atol=1e-5)
     z = np.random.default_rng(0).normal(size=(20, 2))
     labels = np.arange(20) % 10
     np.testing.assert_allclose(sampling.decode_images(tiny_model, z, labels, batch_size=7),

@@ -1,19 +1,20 @@
-"""The training loop and training runs on disk (cvae_lib.train, cvae_lib.runs)."""
+"""The training loop and training runs on disk (cvae_lib.train, cvae_lib.store.runs)."""
 
 import io
 import json
 
 import numpy as np
 import pytest
+from tiny_settings import TINY_MODEL, TINY_TRAIN, finished_run
 
-from cvae_lib import runs
 from cvae_lib.backend import tf
 from cvae_lib.config import ModelConfig, TrainConfig
-from cvae_lib.data import load_digits
+from cvae_lib.data import fixed_binarization, load_digits
 from cvae_lib.model import ConditionalVAE
-from cvae_lib.train import History, evaluate_elbo, fixed_binarization, format_record, min_mean_distance, train
-
-from tiny_settings import TINY_MODEL, TINY_TRAIN
+from cvae_lib.prior import closest_pair
+from cvae_lib.sampling import class_separation
+from cvae_lib.store import files, runs
+from cvae_lib.train import History, evaluate_elbo, format_record, train
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_evaluate_elbo_averages_over_all_digits(tiny_model, tiny_digits):
     x = fixed_binarization(tiny_digits.x_test[:30])
     y = tiny_digits.y_test[:30]
     result = evaluate_elbo(tiny_model, x, y, seed=3)
-    recon, kl = tiny_model.loss_parts(tf.constant(x), tf.constant(y), tf.constant([3, 0]))
+    recon, kl = tiny_model.loss_terms(tf.constant(x), tf.constant(y), tf.constant([3, 0]))[:2]
     assert result["kl"] == pytest.approx(float(tf.reduce_mean(kl)), rel=1e-5)
     assert result["recon"] == pytest.approx(float(tf.reduce_mean(recon)), rel=1e-5)
     assert result["neg_elbo"] == pytest.approx(result["recon"] + result["kl"])
@@ -80,10 +81,11 @@ def test_fixed_binarization_is_binary_and_reproducible(tiny_digits):
     assert not np.array_equal(fixed_binarization(x, seed=1), a)
 
 
-def test_min_mean_distance(tiny_model):
+def test_closest_pair_of_class_means(tiny_model):
     means = tiny_model.class_means(tf.range(10)).numpy()
-    pairs = [np.linalg.norm(means[i] - means[j]) for i in range(10) for j in range(i + 1, 10)]
-    assert min_mean_distance(tiny_model) == pytest.approx(min(pairs), rel=1e-6)
+    pairs = {(i, j): np.linalg.norm(means[i] - means[j]) for i in range(10) for j in range(i + 1, 10)}
+    i, j, distance = closest_pair(class_separation(tiny_model))
+    assert distance == pytest.approx(min(pairs.values()), rel=1e-6) and pairs[i, j] == pytest.approx(distance)
 
 
 def test_progress_bar(tiny_digits):
@@ -109,27 +111,21 @@ def test_history_series_and_json():
 # --- runs ------------------------------------------------------------------------------
 
 
-def test_default_epochs_and_batch_depend_on_data_size(tiny_digits, sample_digits):
-    full = type(sample_digits)(np.zeros((60_000, 1)), None, None, None, "keras", "")
-    assert (runs.default_epochs(full), runs.default_batch_size(full)) == (15, 256)  # the reference
-    assert runs.default_epochs(sample_digits) > 15 and runs.default_batch_size(sample_digits) < 256
-
-
 def test_finished_run_is_reused_and_changed_settings_are_not(tiny_checkpoint_dir, tiny_digits):
-    assert runs.matching_run(tiny_checkpoint_dir, tiny_digits, TINY_MODEL, TINY_TRAIN)
+    assert finished_run(tiny_checkpoint_dir, tiny_digits, TINY_MODEL, TINY_TRAIN)
     model, history, reused = runs.train_or_load(tiny_digits, tiny_checkpoint_dir, model_config=TINY_MODEL,
                                                 train_config=TINY_TRAIN)
     assert reused and len(history.epochs) == TINY_TRAIN.epochs
     assert model.config == TINY_MODEL
     # anything different means training again
-    assert not runs.matching_run(tiny_checkpoint_dir, tiny_digits, ModelConfig(base_depth=3), TINY_TRAIN)
-    assert not runs.matching_run(tiny_checkpoint_dir, tiny_digits, TINY_MODEL,
+    assert not finished_run(tiny_checkpoint_dir, tiny_digits, ModelConfig(base_depth=3), TINY_TRAIN)
+    assert not finished_run(tiny_checkpoint_dir, tiny_digits, TINY_MODEL,
                                  TrainConfig(epochs=2, batch_size=128, seed=1))
-    assert not runs.matching_run(tiny_checkpoint_dir, tiny_digits.subset(500), TINY_MODEL, TINY_TRAIN)
+    assert not finished_run(tiny_checkpoint_dir, tiny_digits.subset(500), TINY_MODEL, TINY_TRAIN)
     # the same source and counts, but another split of the digits
     other_split = load_digits("sample", seed=1).subset(len(tiny_digits.x_train), len(tiny_digits.x_test))
-    assert not runs.matching_run(tiny_checkpoint_dir, other_split, TINY_MODEL, TINY_TRAIN)
-    assert not runs.matching_run(tiny_checkpoint_dir.parent / "missing", tiny_digits, TINY_MODEL, TINY_TRAIN)
+    assert not finished_run(tiny_checkpoint_dir, other_split, TINY_MODEL, TINY_TRAIN)
+    assert not finished_run(tiny_checkpoint_dir.parent / "missing", tiny_digits, TINY_MODEL, TINY_TRAIN)
 
 
 def test_run_records_its_split_and_a_run_without_a_fingerprint_is_not_reused(copy_checkpoint, tiny_digits):
@@ -139,7 +135,7 @@ def test_run_records_its_split_and_a_run_without_a_fingerprint_is_not_reused(cop
     assert record["data"]["fingerprint"] == tiny_digits.fingerprint
     del record["data"]["fingerprint"]  # as written before fingerprints were recorded
     (directory / "config.json").write_text(json.dumps(record))
-    assert not runs.matching_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
+    assert not finished_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
 
 
 def test_unfinished_run_is_not_reused(copy_checkpoint, tiny_digits):
@@ -147,12 +143,12 @@ def test_unfinished_run_is_not_reused(copy_checkpoint, tiny_digits):
     record = json.loads((directory / "config.json").read_text())
     record["complete"] = False
     (directory / "config.json").write_text(json.dumps(record))
-    assert not runs.matching_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
+    assert not finished_run(directory, tiny_digits, TINY_MODEL, TINY_TRAIN)
 
 
 def test_run_directory(monkeypatch, tmp_path):
     monkeypatch.setenv("CVAE_RUNS", str(tmp_path))
-    assert runs.run_directory("quick-cvae") == tmp_path / "quick-cvae"
-    assert runs.run_directory("x", root=tmp_path / "r") == tmp_path / "r" / "x"
+    assert files.run_directory("quick-cvae") == tmp_path / "quick-cvae"
+    assert files.run_directory("x", root=tmp_path / "r") == tmp_path / "r" / "x"
     monkeypatch.delenv("CVAE_RUNS")
-    assert runs.run_directory("x").name == "x" and runs.run_directory("x").parent.name == "_runs"
+    assert files.run_directory("x").name == "x" and files.run_directory("x").parent.name == "_runs"

@@ -12,3 +12,12 @@ from cvae_lib.config import ModelConfig, TrainConfig
 TINY_MODEL = ModelConfig(base_depth=2)
 #: Two short epochs of batch 128.
 TINY_TRAIN = TrainConfig(epochs=2, batch_size=128)
+
+
+def finished_run(out_dir, digits, model_config, train_config, model_class=None) -> bool:
+    """True if ``out_dir`` holds a finished run with exactly these settings, data and code."""
+    from cvae_lib.model import ConditionalVAE
+    from cvae_lib.store.runs import run_key, run_state
+
+    wanted = run_key(digits, model_config, train_config, model_class or ConditionalVAE)
+    return run_state(out_dir, wanted) == "finished"

@@ -1,8 +1,9 @@
 """Fingerprints of the code that computes a cached result (a run, the judge, an evaluation), so
 that a changed loss, network or bound never leaves an old result looking valid. A module counts by
 its syntax tree without docstrings, so prose and layout can change freely. Modules that cannot
-change a result are listed (:data:`NOT_TRAINING`, :data:`NOT_EVALUATION`); every other module
-counts, one added later included: the default errs towards recomputing."""
+change a result are listed (:data:`NOT_TRAINING`, :data:`NOT_EVALUATION`, by their path in the
+package); every other module counts, one added later included: the default errs towards
+recomputing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import ast
 import hashlib
 from pathlib import Path
 
-#: Modules of the package that never run while a model trains, by file name.
+#: Modules of the package that never run while a model trains, by path in the package.
 NOT_TRAINING = frozenset({"__main__.py", "cli.py",  # command line: parses arguments, calls the rest
                           "evaluate.py", "judge.py", "plots.py"})  # use a trained model
 #: Modules of the package that never run while a model is evaluated.
@@ -35,12 +36,12 @@ def module_digest(source: str) -> str:
 def code_fingerprint(package_dir=None, *, leave_out=NOT_TRAINING, only=None) -> str:
     """SHA-256 over the package's modules (``cvae_lib`` by default): all but ``leave_out``,
     or just the file names in ``only``. The default is the code that training runs."""
-    package_dir = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+    package_dir = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for path in sorted(package_dir.rglob("*.py")):
-        if (path.name not in only) if only is not None else (path.name in leave_out):
-            continue
         name = path.relative_to(package_dir).as_posix()
+        if (name not in only) if only is not None else (name in leave_out):
+            continue
         digest.update(f"{name}\0{module_digest(path.read_text(encoding='utf-8'))}\0".encode())
     return digest.hexdigest()
 

@@ -1,10 +1,10 @@
-"""The two recipes the book compares the conditional-prior VAE against. Both keep its
-encoder, decoder and negative ELBO, have the prior N(0, I) (class means 0, no
-``prior_variables``), are trained with :func:`standard_train_config`, and differ in
-*where the label goes*:
+"""The two baselines the book compares the conditional-prior VAE against, and the model
+kinds a checkpoint may hold (:data:`MODEL_KINDS`). Both keep its encoder, decoder and
+negative ELBO, have the prior N(0, I) (the ``"standard_normal"`` prior family), are
+trained with :func:`standard_train_config`, and differ in *where the label goes*:
 
 - :class:`UnconditionalVAE` (``"vae"``): nowhere in training, so the ELBO bounds -log p(x);
-  class y is generated from N(centre_y, I), centre_y the mean encoding of its training
+  class y is generated from N(mu_y, I), mu_y the mean encoding of its training
   digits. Does a *learned* prior beat finding the classes afterwards?
 - :class:`SohnCVAE` (``"sohn_cvae"``, Sohn, Lee and Yan, 2015): into the encoder (as extra
   channels) and the decoder (next to z); class y is decoded from z ~ N(0, I) *with* y, so
@@ -18,11 +18,11 @@ import numpy as np
 
 from .backend import keras, tf, tfd
 from .config import TrainConfig
+from .data import fixed_binarization
 from .decoder import make_decoder
 from .encoder import make_encoder, posterior_distribution
 from .model import ConditionalVAE
-from .prior import prior_distribution
-from .train import fixed_binarization
+from .prior import Prior, StandardNormalPrior, prior_distribution
 
 #: Their training settings: the reference's Adam learning rate, no warm-up, no class term.
 STANDARD_TRAINING = {"learning_rate": 1e-3, "warmup_fraction": 0.0, "class_weight": 0.0}
@@ -35,19 +35,14 @@ def standard_train_config(settings: TrainConfig) -> TrainConfig:
 
 
 class _StandardNormalPrior(ConditionalVAE):
-    """Shared by both variants: every class mean 0, so the inherited
-    :meth:`ConditionalVAE.prior` is N(0, I), and nothing for the prior optimiser."""
+    """Shared by both baselines: the prior N(0, I) for every class, nothing for the prior optimiser."""
 
-    def class_means(self, labels: tf.Tensor) -> tf.Tensor:
-        return tf.zeros(tf.stack([tf.shape(labels)[0], self.config.latent_dim]))
-
-    @property
-    def prior_variables(self):
-        return []
+    def _make_prior(self) -> Prior:
+        return StandardNormalPrior(self.config)
 
 
 class UnconditionalVAE(_StandardNormalPrior):
-    """A plain VAE; generates class y from N(centre_y, I) found after training."""
+    """A plain VAE; generates class y from N(mu_y, I), mu_y found after training."""
 
     kind = "vae"
     #: What its importance-weighted bound bounds: the label plays no part in training.
@@ -55,34 +50,34 @@ class UnconditionalVAE(_StandardNormalPrior):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # one-hot y -> centre_y: the kernel's rows, set by finish_training, saved with the other weights
-        centres = keras.layers.Dense(self.config.latent_dim, use_bias=False, kernel_initializer="zeros",
-                                     trainable=False, name="centres")
-        self.class_centres = keras.Sequential([keras.layers.InputLayer(input_shape=(self.config.num_classes,)),
-                                               centres], name="class_centres")
+        # one-hot y -> mu_y: the kernel's rows, set by finish_training, saved with the other weights
+        means = keras.layers.Dense(self.config.latent_dim, use_bias=False, kernel_initializer="zeros",
+                                   trainable=False, name="means")
+        self.class_means_network = keras.Sequential(
+            [keras.layers.InputLayer(input_shape=(self.config.num_classes,)), means], name="class_means")
 
     def networks(self) -> dict[str, keras.Model]:
-        return {"encoder": self.encoder, "decoder": self.decoder, "class_centres": self.class_centres}
+        return {**super().networks(), "class_means": self.class_means_network}
 
     def generation_prior(self, labels: tf.Tensor) -> tfd.Distribution:
-        return prior_distribution(self.class_centres(self.one_hot(labels)))
+        return prior_distribution(self.class_means_network(self.one_hot(labels)))
 
     def finish_training(self, digits) -> None:
-        """centre_y = mean posterior mean of the training digits of class y."""
-        self.class_centres.set_weights([self.encoded_centres(digits.x_train, digits.y_train)])
+        """mu_y = mean posterior mean of the training digits of class y."""
+        self.class_means_network.set_weights([self.encoded_class_means(digits.x_train, digits.y_train)])
 
-    def encoded_centres(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def encoded_class_means(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Per-class average of E[z | x] over ``images`` (binarised as in training), (classes, latent)."""
         if self.train_config.binarize:
             images = fixed_binarization(images)
         means = np.concatenate([np.asarray(self.posterior(tf.constant(images[i:i + batch_size]), None).mean())
                                 for i in range(0, len(images), batch_size)])
-        centres = np.zeros((self.config.num_classes, self.config.latent_dim), np.float32)
+        class_means = np.zeros((self.config.num_classes, self.config.latent_dim), np.float32)
         for c in range(self.config.num_classes):
             members = means[labels == c]
             if len(members):
-                centres[c] = members.mean(axis=0)
-        return centres
+                class_means[c] = members.mean(axis=0)
+        return class_means
 
 
 class SohnCVAE(_StandardNormalPrior):
@@ -96,9 +91,6 @@ class SohnCVAE(_StandardNormalPrior):
     def _make_decoder(self) -> keras.Model:
         return make_decoder(self.config, seed=self.train_config.seed, extra_inputs=self.config.num_classes)
 
-    def networks(self) -> dict[str, keras.Model]:
-        return {"encoder": self.encoder, "decoder": self.decoder}
-
     def posterior(self, images: tf.Tensor, labels: tf.Tensor) -> tfd.Distribution:
         """q(z | x, y): the one-hot label as extra channels of every pixel."""
         one_hot = self.one_hot(labels)[:, None, None, :]
@@ -110,4 +102,5 @@ class SohnCVAE(_StandardNormalPrior):
         return self.decoder(tf.concat([z, self.one_hot(labels)], -1))
 
 
-VARIANTS = (UnconditionalVAE, SohnCVAE)
+#: Model kinds that a checkpoint may hold, by the ``kind`` it records.
+MODEL_KINDS = {cls.kind: cls for cls in (ConditionalVAE, UnconditionalVAE, SohnCVAE)}

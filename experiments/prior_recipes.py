@@ -1,8 +1,8 @@
 """Train the prior recipes the comparison chapter tabulates, and measure each run.
 
-    .venv/bin/python benchmarks/prior_recipes.py learned frozen --seeds 0 1 2 --epochs 30
-    .venv/bin/python benchmarks/prior_recipes.py r10-class-20 --seeds 0 1 2 --epochs 20 --batch-size 128
-    .venv/bin/python benchmarks/prior_recipes.py --summary   # the table, from the saved results
+    .venv/bin/python experiments/prior_recipes.py learned frozen --seeds 0 1 2 --epochs 30
+    .venv/bin/python experiments/prior_recipes.py r10-class-20 --seeds 0 1 2 --epochs 20 --batch-size 128
+    .venv/bin/python experiments/prior_recipes.py --summary   # the table, from the saved results
 
 Each recipe is the book's quick profile (the 4,000 offline training digits, the
 library's defaults) with a few training settings changed (:data:`RECIPES`). For every
@@ -52,10 +52,15 @@ def measure(recipe: str, seed: int, epochs: int, batch_size: int = 256) -> dict:
 
     from cvae_lib.config import ModelConfig, TrainConfig
     from cvae_lib.data import load_digits
-    from cvae_lib.evaluate import conditional_accuracy, importance_weighted_bound, scored_digits
+    from cvae_lib.evaluate import (
+        conditional_accuracy,
+        importance_weighted_bound,
+        scored_digits,
+    )
     from cvae_lib.judge import load_or_train_judge
     from cvae_lib.model import ConditionalVAE
-    from cvae_lib.sampling import class_means, class_separation, closest_pair
+    from cvae_lib.prior import closest_pair
+    from cvae_lib.sampling import class_means, class_separation
     from cvae_lib.train import evaluate_elbo, train
 
     digits = load_digits("sample")
@@ -75,7 +80,7 @@ def measure(recipe: str, seed: int, epochs: int, batch_size: int = 256) -> dict:
         "recipe": recipe, "seed": seed, "epochs": epochs, "settings": dataclasses.asdict(config),
         "conditional_accuracy": judged.accuracy, "per_class_accuracy": judged.per_class.tolist(),
         "samples_per_class": PER_CLASS, "judge_test_accuracy": judge.test_accuracy,
-        "closest_pair": closest_pair(class_separation(model, generation=False))[2],
+        "closest_pair": closest_pair(class_separation(model))[2],
         "moved": np.linalg.norm(means - start_means, axis=-1).tolist(),
         "start_means": start_means.tolist(), "final_means": means.tolist(),
         "test_neg_elbo": float(elbo["neg_elbo"]), "test_kl": float(elbo["kl"]),
@@ -122,7 +127,8 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
         for seed in args.seeds:
-            path = RESULTS / (f"{recipe}-e{args.epochs}" + (f"-b{args.batch_size}" if args.batch_size != 256 else "") + f"-seed{seed}.json")
+            batch = f"-b{args.batch_size}" if args.batch_size != 256 else ""
+            path = RESULTS / f"{recipe}-e{args.epochs}{batch}-seed{seed}.json"
             if path.exists():
                 continue
             record = measure(recipe, seed, args.epochs, args.batch_size)

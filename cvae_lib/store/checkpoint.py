@@ -5,83 +5,20 @@ follows the final weights; ``weights.npz`` holds a copy of it that must match on
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from . import config as cfg
-from . import variants
-from .errors import CvaeError
-from .model import ConditionalVAE
-from .train import History
+from .. import config as cfg
+from ..baselines import MODEL_KINDS
+from ..errors import CvaeError
+from ..train import History
+from .files import atomic_write, atomic_write_text, prepare_directory, read_json
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.npz"
 HISTORY_FILE = "history.json"
-
-
-def model_classes() -> dict:
-    """Model kinds that a checkpoint may hold, by the ``kind`` it records."""
-    return {cls.kind: cls for cls in (ConditionalVAE, *variants.VARIANTS)}
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(binary_file)`` on a temporary file, then rename it to ``path``."""
-    path = Path(path)
-    try:  # the permissions of the file it replaces, else 0666 minus umask (temp files get 0600)
-        mode = path.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    try:
-        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    except OSError as err:
-        raise CvaeError(f"cannot write {path}: {err.strerror or err}") from None
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException as err:
-        try:
-            os.unlink(handle.name)
-        except OSError:
-            pass
-        if isinstance(err, OSError):
-            raise CvaeError(f"cannot write {path}: {err.strerror or err}") from None
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def prepare_directory(directory) -> Path:
-    """Create ``directory`` (and parents) or explain in one line why it cannot be."""
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise CvaeError(f"{directory} exists and is not a directory")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CvaeError(f"cannot create directory {directory}: {err.strerror or err}") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise CvaeError(f"cannot write to directory {directory}: permission denied")
-    return directory
-
-
-def read_json(path: Path):
-    """A stored JSON record, or :class:`~cvae_lib.errors.CvaeError` saying that ``path`` is corrupt."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:  # ValueError: bad UTF-8 or bad JSON
-        raise CvaeError(f"{path} is corrupt: {err}") from None
 
 
 def config_record(model, **extra) -> dict:
@@ -125,9 +62,8 @@ def load_checkpoint(directory):
     directory = Path(directory)
     record = read_config(directory)
     model_config, train_config = cfg.from_dict(record)
-    kinds = model_classes()
     kind = record.get("kind", "cvae")
-    if kind not in kinds:
+    if kind not in MODEL_KINDS:
         raise CvaeError(f"{directory} holds a model of unknown kind {kind!r}")
     weights_path = directory / WEIGHTS_FILE
     if not weights_path.is_file():
@@ -143,7 +79,7 @@ def load_checkpoint(directory):
         raise CvaeError(f"{weights_path} is corrupt or not a cvae_lib checkpoint (no valid embedded config)") from None
     if stored_record != record:
         raise CvaeError(f"{directory}: {WEIGHTS_FILE} and {CONFIG_FILE} come from different runs")
-    model = kinds[kind](model_config, train_config)
+    model = MODEL_KINDS[kind](model_config, train_config)
     for net_name, network in model.networks().items():
         expected = network.get_weights()
         weights = [stored.get(f"{net_name}/{i:03d}") for i in range(len(expected))]

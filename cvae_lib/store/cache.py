@@ -1,0 +1,62 @@
+"""Results kept on disk and reused: training runs, the judge and evaluation reports. A result is
+stored with its :func:`key`, made from all it depends on (settings, digits, the code that computes
+it: :mod:`cvae_lib.store.fingerprint`), reused only if that key matches, and looked up and made
+under its directory's lock (:func:`~cvae_lib.store.files.locked`), so never made twice."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import CvaeError
+from .files import locked
+
+#: Bump when the stored layout of any cached result changes. A change to what is
+#: computed needs no bump: every key holds the fingerprint of the code that computes it.
+#: 2: checkpoints name their prior family and the storage modules moved into cvae_lib/store/.
+CACHE_FORMAT = "cvae_lib-cache/2"
+#: What :func:`reuse_or_make` does with a result already stored in its directory.
+IF_EXISTS = ("reuse", "refuse", "replace")
+
+
+def key(code: str, **parts) -> dict:
+    """The cache key of a result: the layout's format, the code's fingerprint and all else, as JSON values."""
+    return json.loads(json.dumps({"cache_format": CACHE_FORMAT, "code": code, **parts}, sort_keys=True))
+
+
+def matches(stored, wanted: dict) -> bool:
+    """True if ``stored`` holds every entry of ``wanted``, recursively (it may hold more, like its hardware)."""
+    if isinstance(wanted, dict):
+        return isinstance(stored, dict) and all(
+            name in stored and matches(stored[name], value) for name, value in wanted.items())
+    return stored == wanted
+
+
+def check_if_exists(if_exists: str) -> str:
+    if if_exists not in IF_EXISTS:
+        raise CvaeError(f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}")
+    return if_exists
+
+
+def reuse_or_make(directory, wanted: dict, read, make, *, if_exists: str = "reuse", noun: str = "result"):
+    """``(result, reused)``, under ``directory``'s lock. ``read()`` gives ``None`` (nothing stored)
+    or ``(stored_key, load)``, :class:`~cvae_lib.errors.CvaeError` if what is stored is damaged
+    or foreign. With ``if_exists="reuse"`` a result whose key matches ``wanted`` is ``load()``-ed;
+    ``"refuse"`` raises a one-line error if anything is stored; otherwise (and for ``"replace"``)
+    ``make(reason)`` computes and stores it, ``reason`` saying why (``None``: nothing stored)."""
+    check_if_exists(if_exists)
+    with locked(directory):
+        try:
+            found = read()
+            same = found is not None and matches(found[0], wanted)
+            if same and if_exists == "reuse":
+                return found[1](), True
+            reason = None if found is None else (
+                "it was made from these settings, and replacing it was asked for" if same
+                else "it was made from other settings, data or code")
+            what = f"a finished {noun} of these settings" if same else f"another {noun} (other settings, data or code)"
+        except CvaeError as err:
+            found, reason, what = True, str(err), f"another {noun} or other files ({err})"
+        if found is not None and if_exists == "refuse":
+            raise CvaeError(f"{directory} already holds {what}; "
+                            "pass --overwrite (in Python, if_exists='replace') to replace it")
+        return make(reason), False
