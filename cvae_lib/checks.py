@@ -57,12 +57,11 @@ def _fail(message: str) -> None:
           file=sys.stderr, flush=True)
 
 
-def claim(holds: bool, message: str) -> bool:
+def claim(holds: bool, message: str) -> None:
     """A chapter's claim about its trained model: ``AssertionError(message)`` unless it ``holds``
-    (in a shortened run, see the module docstring, one line instead). Returns ``holds``."""
+    (in a shortened run, see the module docstring, one line on stderr instead)."""
     if not holds:
         _fail(message)
-    return bool(holds)
 
 
 def check_classes_apart(model, least: float = 2.0) -> float:
@@ -82,11 +81,11 @@ def check_generated_class(accuracy: float, per_class, judge_accuracy: float, *,
     per_class = np.asarray(per_class, float)
     if not accuracy >= share * judge_accuracy:
         _fail(f"generated digits are judged the asked class {accuracy:.1%} of the time, less than "
-                             f"{share:g} x the judge's {judge_accuracy:.1%} on real digits")
+              f"{share:g} x the judge's {judge_accuracy:.1%} on real digits")
     worst = int(np.argmin(per_class))
     if not per_class[worst] >= worst_share * judge_accuracy:
         _fail(f"digits generated for class {worst} are judged {worst} only {per_class[worst]:.1%} "
-                             f"of the time, less than {worst_share:g} x the judge's {judge_accuracy:.1%}")
+              f"of the time, less than {worst_share:g} x the judge's {judge_accuracy:.1%}")
 
 
 def style_in_z(model, digit: int, n: int = GRID_SIZE) -> float:
@@ -107,8 +106,8 @@ def check_style_in_z(model, digits=None, least: float = LEAST_STYLE) -> np.ndarr
     worst = int(np.argmin(changes))
     if not changes[worst] > least:
         _fail(f"the manifold of class {list(digits)[worst]} barely changes from tile to tile "
-                             f"(median {changes[worst]:.4f} per pixel, need > {least:g}): z carries the class "
-                             "but not the style")
+              f"(median {changes[worst]:.4f} per pixel, need > {least:g}): z carries the class "
+              "but not the style")
     return changes
 
 
@@ -117,8 +116,8 @@ def check_beats_baseline(nats: float, baseline: float, margin: float, what: str 
     below ``baseline``'s on the same digits; returns how far below it is."""
     gain = baseline - nats
     if not gain >= margin:
-        _fail(f"{nats:.1f} nats per digit is only {gain:.1f} below {what}' {baseline:.1f} "
-                             f"(need {margin:g})")
+        _fail(f"{nats:.1f} nats per digit is only {gain:.1f} below {what} ({baseline:.1f}; "
+              f"need {margin:g})")
     return gain
 
 
@@ -131,7 +130,7 @@ def check_loss_fell(history, warmup_epochs: int, least: float = 5.0) -> float:
     fall = float(before - val_loss[-1])
     if not fall >= least:
         _fail(f"the validation negative ELBO went from {before:.1f} after the warm-up to "
-                             f"{val_loss[-1]:.1f} at the end, a fall of {fall:.1f} nats (need {least:g})")
+              f"{val_loss[-1]:.1f} at the end, a fall of {fall:.1f} nats (need {least:g})")
     return fall
 
 
@@ -146,7 +145,7 @@ def check_bound_settled(by_k: dict, stderr: float) -> None:
         _fail(f"the bound does not fall as k grows: {dict(zip(ks, values.round(2)))}")
     if len(gains) > 1 and not gains[-1] < gains[-2]:
         _fail(f"the bound's gain from k = {ks[-2]} to {ks[-1]} ({gains[-1]:.2f} nats) is not "
-                             f"smaller than the one before ({gains[-2]:.2f})")
+              f"smaller than the one before ({gains[-2]:.2f})")
     if not gains[-1] < stderr:
         _fail(f"the bound still falls by {gains[-1]:.2f} nats from k = {ks[-2]} to {ks[-1]}, "
-                             f"more than its standard error {stderr:.2f}")
+              f"more than its standard error {stderr:.2f}")

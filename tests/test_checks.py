@@ -119,7 +119,7 @@ def test_a_decoder_that_ignores_the_style_in_z_does_not_beat_the_class_templates
     bound = float(importance_weighted_bound(blind, x, y, k=20).mean())
     baseline = baseline_nll(templates, sample_digits, 100)
     assert bound > baseline - 1.0  # it can only mix templates, never draw a better digit
-    with pytest.raises(AssertionError, match="below the class templates'"):
+    with pytest.raises(AssertionError, match=r"below the class templates \(1"):
         checks.check_beats_baseline(bound, baseline, checks.TEMPLATE_MARGIN)
     assert checks.check_beats_baseline(baseline - 5, baseline, checks.TEMPLATE_MARGIN) == pytest.approx(5)
 
@@ -148,7 +148,7 @@ def test_a_bound_still_falling_at_the_largest_k_fails():
 def test_a_shortened_run_reports_a_failed_claim_instead_of_raising(monkeypatch, capsys):
     monkeypatch.setenv(profiles.EPOCHS_ENV, "3")
     assert not checks.claims_asserted()
-    assert checks.claim(False, "the judge accepts too few digits") is False
+    checks.claim(False, "the judge accepts too few digits")
     assert "not asserted in a run shortened by CVAE_EPOCHS=3: the judge accepts too few" in capsys.readouterr().err
     monkeypatch.setenv(profiles.EPOCHS_ENV, "")
     with pytest.raises(AssertionError, match="the judge accepts too few digits"):
