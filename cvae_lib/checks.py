@@ -116,8 +116,8 @@ def check_beats_baseline(nats: float, baseline: float, margin: float, what: str 
     below ``baseline``'s on the same digits; returns how far below it is."""
     gain = baseline - nats
     if not gain >= margin:
-        _fail(f"{nats:.1f} nats per digit is only {gain:.1f} below {what} ({baseline:.1f}; "
-              f"need {margin:g})")
+        where = f"only {gain:.1f} below" if gain > 0 else f"{-gain:.1f} above"
+        _fail(f"{nats:.1f} nats per digit is {where} {what} ({baseline:.1f}; need {margin:g} below)")
     return gain
 
 
