@@ -91,3 +91,21 @@ def test_pixel_models_are_exact_bernoulli_likelihoods(sample_digits):
     assert report["digits"] == 100
     assert report["class_templates"] < report["mean_image"]  # the label is worth something
     assert 0.5 < report["template_accuracy"] <= 1
+
+
+def test_ci_executes_every_chapter_on_the_full_profiles_path_before_the_build():
+    """The step that catches a chapter breaking under ``CVAE_PROFILE=full`` (chapter 7 once
+    did when no stored run had the profile's budget) stays in CI, on local data and its own runs."""
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    lines = [line.strip() for line in script.splitlines() if not line.strip().startswith("#")]
+    step = next(i for i, line in enumerate(lines) if line.startswith("CVAE_PROFILE=full"))
+    command = lines[step] + " " + lines[step + 1]
+    for part in ('CVAE_DATA="$full_path/idx"', "CVAE_EPOCHS=", 'CVAE_RUNS="$full_path/runs"',
+                 "--nbval-lax notebooks/"):
+        assert part in command, part
+    assert any("python -m cvae_lib.idx_files \"$full_path/idx\"" in line for line in lines[:step])
+    tests = next(i for i, line in enumerate(lines) if line.startswith(".venv/bin/pytest -q --nbval-lax"))
+    build = next(i for i, line in enumerate(lines) if line.startswith("bash scripts/build_book.sh"))
+    assert tests < step < build
