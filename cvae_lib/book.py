@@ -7,10 +7,15 @@ every chapter studies), the book's evaluation settings and its comparison table.
 - ``full``: the reference's run on all 60,000 MNIST digits (the files that ``data`` or
   ``$CVAE_DATA`` names, else Keras's download), 15 epochs of batch 256, for a GPU;
 - ``auto`` (default): ``full`` on a GPU, else ``quick``; ``quick`` also, with one line on
-  stderr, when full MNIST cannot be loaded (an explicit ``full`` fails instead)."""
+  stderr, when full MNIST cannot be loaded (an explicit ``full`` fails instead).
+
+``$CVAE_EPOCHS`` replaces either profile's number of epochs (everything else stays): a
+short run through a profile's whole code path, such as CI's run of every chapter under
+``full`` on small local data. Its runs are other runs (the epochs are part of a run's key)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass
@@ -27,6 +32,7 @@ from .store.files import run_directory
 from .store.runs import train_or_load
 
 PROFILE_ENV = "CVAE_PROFILE"
+EPOCHS_ENV = "CVAE_EPOCHS"
 PROFILES = ("quick", "full", "auto")
 
 #: Data source of each concrete profile (see :mod:`cvae_lib.data`).
@@ -60,12 +66,26 @@ def profile_data(profile: str, data: str | None = None) -> str:
     return chosen if chosen and chosen not in data_lib.SOURCES else PROFILE_DATA["full"]
 
 
+def epochs_override(value: str | None = None) -> int | None:
+    """The epochs ``value`` (default ``$CVAE_EPOCHS``) asks for, or None when unset or empty."""
+    raw = value if value is not None else os.environ.get(EPOCHS_ENV, "")
+    text = raw.strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise CvaeError(f"{EPOCHS_ENV}={raw!r} is not a number of epochs: give a whole number >= 1, or unset it")
+    return int(text)
+
+
 def profile_train_config(profile: str, digits) -> TrainConfig:
     """Training settings of a concrete profile for these digits: the library's defaults with the
-    budget of :meth:`~cvae_lib.config.TrainConfig.for_data` (the same rule for both profiles)."""
-    if profile in PROFILE_DATA:
-        return TrainConfig.for_data(len(digits.x_train))
-    raise CvaeError(f"profile must be 'quick' or 'full' here, got {profile!r}")
+    budget of :meth:`~cvae_lib.config.TrainConfig.for_data` (the same rule for both profiles),
+    with ``$CVAE_EPOCHS`` epochs when it is set."""
+    if profile not in PROFILE_DATA:
+        raise CvaeError(f"profile must be 'quick' or 'full' here, got {profile!r}")
+    config = TrainConfig.for_data(len(digits.x_train))
+    epochs = epochs_override()
+    return config if epochs is None else dataclasses.replace(config, epochs=epochs)
 
 
 def profile_directory(profile: str, root=None) -> Path:

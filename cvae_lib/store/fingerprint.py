@@ -13,9 +13,13 @@ from pathlib import Path
 
 #: Modules of the package that never run while a model trains, by path in the package.
 NOT_TRAINING = frozenset({"__main__.py", "cli.py",  # command line: parses arguments, calls the rest
-                          "evaluate.py", "judge.py", "plots.py"})  # use a trained model
+                          "evaluate.py", "judge.py", "plots.py",  # use a trained model
+                          "checks.py", "pixel_models.py",  # check a model's claims; latent-free baselines
+                          "idx_files.py",  # writes digits as files for the data loader
+                          "comparison_runs.py"})  # names the compared runs; their settings are in each run's key
 #: Modules of the package that never run while a model is evaluated.
-NOT_EVALUATION = frozenset({"__main__.py", "cli.py", "plots.py"})
+NOT_EVALUATION = frozenset({"__main__.py", "cli.py", "plots.py", "checks.py", "pixel_models.py", "idx_files.py",
+                            "comparison_runs.py"})
 #: The judge's own code: its network and training (judge.py) and the pipeline it reads (data.py).
 JUDGE_MODULES = ("judge.py", "data.py")
 

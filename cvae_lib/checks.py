@@ -1,0 +1,152 @@
+"""The claims the chapters make about a trained model, as checks that raise ``AssertionError``
+with one sentence when the model does not bear them out. Each can fail (``tests/test_checks.py``
+feeds them broken models), and each is stated relative to what the data allows, so the same
+chapter holds on MNIST, on another data set of the same format and at any budget:
+
+- the classes are apart: :func:`check_classes_apart` (means that collapse);
+- generated digits are the asked class, as often as the judge recognises real ones
+  (:func:`check_generated_class`: samples of the wrong class);
+- z carries the style, not just the class (:func:`check_style_in_z`: a decoder that reads only
+  the class from z), and the likelihood beats the latent-free class templates
+  (:func:`check_beats_baseline`, :mod:`cvae_lib.pixel_models`);
+- training after the warm-up still improved the model (:func:`check_loss_fell`);
+- the importance-weighted bound has settled at the k used (:func:`check_bound_settled`);
+- anything else a chapter claims of its run: :func:`claim`.
+
+These claims are about a model trained at its profile's budget. A run shortened with
+``$CVAE_EPOCHS`` (:func:`cvae_lib.book.epochs_override`) exists to run the chapters' code
+path quickly, not to train a good model: there a claim that fails prints one line marked "not
+asserted" instead of raising, and everything that leads to it is still computed."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from . import sampling
+from .book import EPOCHS_ENV, epochs_override
+from .prior import closest_pair
+from .sampling import GRID_SIZE, manifold_image
+
+__all__ = ["claims_asserted", "claim", "check_classes_apart", "check_generated_class", "style_in_z", "check_style_in_z",
+           "check_beats_baseline", "check_loss_fell", "check_bound_settled"]
+
+#: Generated digits must be judged the asked class at least this share of the judge's accuracy on real ones.
+GENERATED_SHARE = 0.9
+#: ... and no class may be judged right less than this share of the judge's accuracy: not mostly another class.
+WORST_CLASS_SHARE = 0.5
+#: Median grey-level change (mean absolute, per pixel) between neighbouring manifold tiles (see
+#: :func:`style_in_z`): the quick profile's model changed by 0.002 (class 1) to 0.007 per pixel, a
+#: decoder that reads only the class from z by 0.
+LEAST_STYLE = 0.001
+#: Nats per digit by which the book's bound must beat the class templates: on the quick profile's
+#: first 200 test digits the bound (k = 100) was 167.5 and the templates 175.5; a decoder that reads
+#: only the class from z cannot beat them (it draws templates), one that draws style does by more.
+TEMPLATE_MARGIN = 4.0
+
+
+def claims_asserted() -> bool:
+    """False in a run shortened by ``$CVAE_EPOCHS``, whose model is not the one the claims are about."""
+    return epochs_override() is None
+
+
+def _fail(message: str) -> None:
+    if claims_asserted():
+        raise AssertionError(message)
+    print(f"cvae_lib: not asserted in a run shortened by {EPOCHS_ENV}={epochs_override()}: {message}",
+          file=sys.stderr, flush=True)
+
+
+def claim(holds: bool, message: str) -> None:
+    """A chapter's claim about its trained model: ``AssertionError(message)`` unless it ``holds``
+    (in a shortened run, see the module docstring, one line on stderr instead)."""
+    if not holds:
+        _fail(message)
+
+
+def check_classes_apart(model, least: float = 2.0) -> float:
+    """The distance of the closest two class means, which must exceed ``least`` standard
+    deviations of the generating distribution (at 2, a draw lands nearer its own mean with
+    probability Phi(1) > 84%); means that collapse fail it."""
+    i, j, distance = closest_pair(sampling.class_separation(model))
+    if not distance > least:
+        _fail(f"the means of classes {i} and {j} are only {distance:.2f} apart (need > {least:g})")
+    return distance
+
+
+def check_generated_class(accuracy: float, per_class, judge_accuracy: float, *,
+                          share: float = GENERATED_SHARE, worst_share: float = WORST_CLASS_SHARE) -> None:
+    """Generated digits judged the asked class at ``share`` times the judge's accuracy on real
+    test digits or more, and every class at ``worst_share`` times it or more."""
+    per_class = np.asarray(per_class, float)
+    if not accuracy >= share * judge_accuracy:
+        _fail(f"generated digits are judged the asked class {accuracy:.1%} of the time, less than "
+              f"{share:g} x the judge's {judge_accuracy:.1%} on real digits")
+    worst = int(np.argmin(per_class))
+    if not per_class[worst] >= worst_share * judge_accuracy:
+        _fail(f"digits generated for class {worst} are judged {worst} only {per_class[worst]:.1%} "
+              f"of the time, less than {worst_share:g} x the judge's {judge_accuracy:.1%}")
+
+
+def style_in_z(model, digit: int, n: int = GRID_SIZE) -> float:
+    """How much the decoded digit changes from one cell of class ``digit``'s manifold to the next:
+    the median, over all pairs of neighbouring tiles, of their mean absolute grey-level difference.
+    A decoder that reads only the class from z draws the same tile throughout the class's region,
+    so most neighbours are equal and the median is 0."""
+    tiles = manifold_image(model, digit, n).reshape(n, 28, n, 28).transpose(0, 2, 1, 3)
+    across = np.abs(np.diff(tiles, axis=1)).mean(axis=(2, 3)).ravel()
+    down = np.abs(np.diff(tiles, axis=0)).mean(axis=(2, 3)).ravel()
+    return float(np.median(np.concatenate([across, down])))
+
+
+def check_style_in_z(model, digits=None, least: float = LEAST_STYLE) -> np.ndarray:
+    """:func:`style_in_z` of every class in ``digits`` (default all), each above ``least``."""
+    digits = range(model.config.num_classes) if digits is None else digits
+    changes = np.array([style_in_z(model, d) for d in digits])
+    worst = int(np.argmin(changes))
+    if not changes[worst] > least:
+        _fail(f"the manifold of class {list(digits)[worst]} barely changes from tile to tile "
+              f"(median {changes[worst]:.4f} per pixel, need > {least:g}): z carries the class "
+              "but not the style")
+    return changes
+
+
+def check_beats_baseline(nats: float, baseline: float, margin: float, what: str = "the class templates") -> float:
+    """``nats`` (a negative log-likelihood or a bound on one, nats per digit) at least ``margin``
+    below ``baseline``'s on the same digits; returns how far below it is."""
+    gain = baseline - nats
+    if not gain >= margin:
+        where = f"only {gain:.1f} below" if gain > 0 else f"{-gain:.1f} above"
+        _fail(f"{nats:.1f} nats per digit is {where} {what} ({baseline:.1f}; need {margin:g} below)")
+    return gain
+
+
+def check_loss_fell(history, warmup_epochs: int, least: float = 5.0) -> float:
+    """The validation negative ELBO after the last epoch at least ``least`` nats below its value
+    after the last warm-up epoch (or the first epoch, without a warm-up): the full objective
+    still taught the model something. Returns the fall."""
+    val_loss = history.series("val_loss")
+    before = val_loss[max(warmup_epochs, 1) - 1]
+    fall = float(before - val_loss[-1])
+    if not fall >= least:
+        _fail(f"the validation negative ELBO went from {before:.1f} after the warm-up to "
+              f"{val_loss[-1]:.1f} at the end, a fall of {fall:.1f} nats (need {least:g})")
+    return fall
+
+
+def check_bound_settled(by_k: dict, stderr: float) -> None:
+    """Importance-weighted bounds ``{k: nats}`` that fall as k grows, the last step by less than
+    the previous one and by less than ``stderr`` (the bound's standard error over digits): more
+    samples than the largest k would not change the figure beyond its noise."""
+    ks = sorted(by_k)
+    values = np.array([by_k[k] for k in ks])
+    gains = -np.diff(values)
+    if not np.all(gains > 0):
+        _fail(f"the bound does not fall as k grows: {dict(zip(ks, values.round(2)))}")
+    if len(gains) > 1 and not gains[-1] < gains[-2]:
+        _fail(f"the bound's gain from k = {ks[-2]} to {ks[-1]} ({gains[-1]:.2f} nats) is not "
+              f"smaller than the one before ({gains[-2]:.2f})")
+    if not gains[-1] < stderr:
+        _fail(f"the bound still falls by {gains[-1]:.2f} nats from k = {ks[-2]} to {ks[-1]}, "
+              f"more than its standard error {stderr:.2f}")

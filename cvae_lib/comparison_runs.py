@@ -1,0 +1,47 @@
+"""The four recipes the book compares, as runs on disk: the book's model and three others
+trained on the same digits with the same budget (the comparison chapter trains them, the
+results chapter reads their reports). Each has its own run directory,
+``<runs>/<profile>-compare-<kind>-<kl weighting>``, so any chapter gets the same run back
+through :func:`cvae_lib.store.runs.train_or_load` instead of training it again."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .config import TrainConfig
+from .model import ConditionalVAE
+from .baselines import SohnCVAE, UnconditionalVAE, standard_train_config
+from .store.files import run_directory
+from .store.runs import train_or_load
+
+BOOK = "(a) this book"
+REFERENCE_KL = "(b) reference KL weighting"
+LABEL_FREE = "(c) unconditional VAE"
+SOHN = "(d) Sohn et al. CVAE"
+
+
+def comparison_recipes(settings: TrainConfig) -> dict:
+    """Name -> :func:`~cvae_lib.store.runs.train_or_load` arguments of each recipe at ``settings``
+    (the profile's); the book's own model is ``None``: it is the profile's run."""
+    return {
+        BOOK: None,
+        REFERENCE_KL: dict(train_config=dataclasses.replace(settings, kl_weighting="reference")),
+        LABEL_FREE: dict(train_config=standard_train_config(settings), model_class=UnconditionalVAE),
+        SOHN: dict(train_config=standard_train_config(settings), model_class=SohnCVAE),
+    }
+
+
+def comparison_directory(profile: str, recipe: dict, root=None):
+    """The run directory of one of :func:`comparison_recipes`' recipes."""
+    kind = recipe.get("model_class", ConditionalVAE).kind
+    return run_directory(f"{profile}-compare-{kind}-{recipe['train_config'].kl_weighting}", root)
+
+
+def comparison_run(name: str, profile: str, digits, settings: TrainConfig, *, progress: str = "bar", root=None):
+    """``(directory, model, history, reused)`` of recipe ``name`` (not the book's own model),
+    trained if no finished run of these settings, digits and code is on disk."""
+    recipe = comparison_recipes(settings)[name]
+    if recipe is None:
+        raise ValueError("the book's own model is the profile's run: cvae_lib.book.profile_model")
+    directory = comparison_directory(profile, recipe, root)
+    return (directory, *train_or_load(digits, directory, progress=progress, **recipe))
