@@ -41,7 +41,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # flops, hardware, reference_fit
+sys.path.insert(
+    0, str(Path(__file__).resolve().parent)
+)  # flops, hardware, reference_fit
 
 from cvae_lib.errors import CvaeError  # noqa: E402
 
@@ -49,26 +51,52 @@ from cvae_lib.errors import CvaeError  # noqa: E402
 #: figures, which include it, are about the training steps).
 VALIDATION_DIGITS = 256
 
-DEFAULTS = {"windows": 5, "warmup": 2, "window_steps": 15, "batch_size": 256,
-            "data": "sample", "decode_images": 20_480, "decode_batch": 2048}
+DEFAULTS = {
+    "windows": 5,
+    "warmup": 2,
+    "window_steps": 15,
+    "batch_size": 256,
+    "data": "sample",
+    "decode_images": 20_480,
+    "decode_batch": 2048,
+}
 
 
 def _median(values):
     return statistics.median(values) if values else float("nan")
 
 
-def check_settings(windows: int, warmup: int, window_steps: int, batch_size: int, decode_images: int,
-                   decode_batch: int) -> None:
+def check_settings(
+    windows: int,
+    warmup: int,
+    window_steps: int,
+    batch_size: int,
+    decode_images: int,
+    decode_batch: int,
+) -> None:
     """One clear error for a bad setting, before any TensorFlow work."""
-    for name, value, least in (("windows", windows, 1), ("warmup", warmup, 0), ("window_steps", window_steps, 1),
-                               ("batch_size", batch_size, 1), ("decode_images", decode_images, 1),
-                               ("decode_batch", decode_batch, 1)):
+    for name, value, least in (
+        ("windows", windows, 1),
+        ("warmup", warmup, 0),
+        ("window_steps", window_steps, 1),
+        ("batch_size", batch_size, 1),
+        ("decode_images", decode_images, 1),
+        ("decode_batch", decode_batch, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise CvaeError(f"{name} must be an integer >= {least}, got {value!r}")
 
 
-def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, reference: bool = True,
-                       jit_compile: bool | None = None, stream=sys.stderr):
+def benchmark_training(
+    digits,
+    *,
+    windows: int,
+    warmup: int,
+    batch_size: int,
+    reference: bool = True,
+    jit_compile: bool | None = None,
+    stream=sys.stderr,
+):
     """Alternate library epochs (``train``) and reference epochs.
 
     Returns (model, speeds): ``speeds`` maps ``library``, ``reference``,
@@ -84,8 +112,14 @@ def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, re
     from cvae_lib.train import train
 
     total = warmup + windows
-    model = ConditionalVAE(ModelConfig(), TrainConfig(epochs=total, batch_size=batch_size))
-    trainer = ReferenceTrainer(digits.x_train, digits.y_train, batch_size) if reference else None
+    model = ConditionalVAE(
+        ModelConfig(), TrainConfig(epochs=total, batch_size=batch_size)
+    )
+    trainer = (
+        ReferenceTrainer(digits.x_train, digits.y_train, batch_size)
+        if reference
+        else None
+    )
     speeds = {"library": [], "reference": [], "library_cpu": [], "reference_cpu": []}
     images_per_epoch = (len(digits.x_train) // batch_size) * batch_size
     cpu_mark = [time.process_time()]
@@ -93,8 +127,10 @@ def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, re
     def after_epoch(_model, record):
         timed = record["epoch"] > warmup
         library_cpu = time.process_time() - cpu_mark[0]
-        line = (f"bench: window {record['epoch']}/{total}{'' if timed else ' (warm-up)'}: library "
-                f"{record['images_per_s']:,.0f} img/s")
+        line = (
+            f"bench: window {record['epoch']}/{total}{'' if timed else ' (warm-up)'}: library "
+            f"{record['images_per_s']:,.0f} img/s"
+        )
         if timed:
             speeds["library"].append(record["images_per_s"])
             speeds["library_cpu"].append(images_per_epoch / library_cpu)
@@ -113,7 +149,9 @@ def benchmark_training(digits, *, windows: int, warmup: int, batch_size: int, re
     return model, speeds
 
 
-def benchmark_decoding(model, *, images: int, batch_size: int, windows: int, warmup: int = 1):
+def benchmark_decoding(
+    model, *, images: int, batch_size: int, windows: int, warmup: int = 1
+):
     """Images/s of :func:`cvae_lib.sampling.decode_images` on ``images`` codes, per window."""
     import numpy as np
 
@@ -139,21 +177,34 @@ def count_flops(model, batch_size: int) -> dict:
     from cvae_lib.train import make_train_step
 
     counts = training_flops_per_image(list(model.networks().values()))
-    step = make_train_step(model, keras.optimizers.Adam(), keras.optimizers.Adam(), jit_compile=False)
+    step = make_train_step(
+        model, keras.optimizers.Adam(), keras.optimizers.Adam(), jit_compile=False
+    )
     traced = step.get_concrete_function(
         tf.TensorSpec((batch_size,) + model.config.image_shape, tf.float32),
-        tf.TensorSpec((batch_size,), tf.int32), tf.TensorSpec((2,), tf.int32))
+        tf.TensorSpec((batch_size,), tf.int32),
+        tf.TensorSpec((2,), tf.int32),
+    )
     counts["profiler_flops_per_image"] = profiler_flops(traced) / batch_size
     return counts
 
 
-def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS["warmup"],
-                  window_steps: int = DEFAULTS["window_steps"], batch_size: int = DEFAULTS["batch_size"],
-                  data: str = DEFAULTS["data"], decode_images: int = DEFAULTS["decode_images"],
-                  decode_batch: int = DEFAULTS["decode_batch"], reference: bool = True,
-                  stream=sys.stderr) -> dict:
+def run_benchmark(
+    *,
+    windows: int = DEFAULTS["windows"],
+    warmup: int = DEFAULTS["warmup"],
+    window_steps: int = DEFAULTS["window_steps"],
+    batch_size: int = DEFAULTS["batch_size"],
+    data: str = DEFAULTS["data"],
+    decode_images: int = DEFAULTS["decode_images"],
+    decode_batch: int = DEFAULTS["decode_batch"],
+    reference: bool = True,
+    stream=sys.stderr,
+) -> dict:
     """Everything the module docstring lists, as one JSON-ready dict."""
-    check_settings(windows, warmup, window_steps, batch_size, decode_images, decode_batch)
+    check_settings(
+        windows, warmup, window_steps, batch_size, decode_images, decode_batch
+    )
     from hardware import describe_device, measure_matmul_rate
 
     from cvae_lib.backend import tf
@@ -163,13 +214,23 @@ def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS[
     digits = load_digits(data)
     n_train = window_steps * batch_size
     if n_train > len(digits.x_train):
-        raise CvaeError(f"{window_steps} steps of batch {batch_size} need {n_train:,} training digits; "
-                        f"{digits.source!r} has {len(digits.x_train):,}: lower --window-steps or use --data keras")
+        raise CvaeError(
+            f"{window_steps} steps of batch {batch_size} need {n_train:,} training digits; "
+            f"{digits.source!r} has {len(digits.x_train):,}: lower --window-steps or use --data keras"
+        )
     digits = digits.subset(n_train, min(len(digits.x_test), VALIDATION_DIGITS))
     load_before = os.getloadavg()
-    model, speeds = benchmark_training(digits, windows=windows, warmup=warmup, batch_size=batch_size,
-                                       reference=reference, stream=stream)
-    decode = benchmark_decoding(model, images=decode_images, batch_size=decode_batch, windows=windows)
+    model, speeds = benchmark_training(
+        digits,
+        windows=windows,
+        warmup=warmup,
+        batch_size=batch_size,
+        reference=reference,
+        stream=stream,
+    )
+    decode = benchmark_decoding(
+        model, images=decode_images, batch_size=decode_batch, windows=windows
+    )
     load_after = os.getloadavg()
     device = describe_device()
     matmul = measure_matmul_rate()
@@ -180,41 +241,67 @@ def run_benchmark(*, windows: int = DEFAULTS["windows"], warmup: int = DEFAULTS[
     peak = device.get("peak_flops_per_s")
     achieved = train_speed * flops["flops_per_image"]
     return {
-        "device": device["name"], "device_kind": device["kind"], "peak_flops_per_s": peak,
+        "device": device["name"],
+        "device_kind": device["kind"],
+        "peak_flops_per_s": peak,
         "peak_rule": device.get("peak_rule"),
-        "train_images_per_s": train_speed, "reference_train_images_per_s": ref_speed,
+        "train_images_per_s": train_speed,
+        "reference_train_images_per_s": ref_speed,
         "speedup": _median([a / b for a, b in zip(library, ref)]) if ref else None,
         "train_images_per_cpu_s": _median(speeds["library_cpu"]),
         "reference_images_per_cpu_s": _median(speeds["reference_cpu"]) if ref else None,
-        "cpu_speedup": (_median([a / b for a, b in zip(speeds["library_cpu"], speeds["reference_cpu"])])
-                        if ref else None),
+        "cpu_speedup": (
+            _median(
+                [a / b for a, b in zip(speeds["library_cpu"], speeds["reference_cpu"])]
+            )
+            if ref
+            else None
+        ),
         "flops_per_image": flops["flops_per_image"],
         "forward_flops_per_image": flops["forward_flops_per_image"],
         "profiler_flops_per_image": flops["profiler_flops_per_image"],
-        "train_flops_per_s": achieved, "peak_fraction": achieved / peak if peak else None,
-        "reference_peak_fraction": ref_speed * flops["flops_per_image"] / peak if peak and ref else None,
-        "matmul_flops_per_s": matmul, "matmul_fraction": achieved / matmul,
-        "reference_matmul_fraction": ref_speed * flops["flops_per_image"] / matmul if ref else None,
-        "decode_images_per_s": _median(decode), "decode_batch_size": decode_batch,
+        "train_flops_per_s": achieved,
+        "peak_fraction": achieved / peak if peak else None,
+        "reference_peak_fraction": ref_speed * flops["flops_per_image"] / peak
+        if peak and ref
+        else None,
+        "matmul_flops_per_s": matmul,
+        "matmul_fraction": achieved / matmul,
+        "reference_matmul_fraction": ref_speed * flops["flops_per_image"] / matmul
+        if ref
+        else None,
+        "decode_images_per_s": _median(decode),
+        "decode_batch_size": decode_batch,
         "windows": {**speeds, "decode": decode},
-        "settings": {"windows": windows, "warmup": warmup, "window_steps": window_steps,
-                     "batch_size": batch_size, "data": digits.source, "train_images_per_window": n_train,
-                     "jit_compile": default_jit_compile(),
-                     "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-                     "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()},
-        "load_average": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
+        "settings": {
+            "windows": windows,
+            "warmup": warmup,
+            "window_steps": window_steps,
+            "batch_size": batch_size,
+            "data": digits.source,
+            "train_images_per_window": n_train,
+            "jit_compile": default_jit_compile(),
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        },
+        "load_average": {
+            "before": round(load_before[0], 2),
+            "after": round(load_after[0], 2),
+        },
     }
 
 
 def format_report(result: dict) -> str:
     """The human-readable summary printed without ``--json``."""
+
     def pct(value):
         return "n/a" if value is None else f"{100 * value:.0f}%"
 
     s = result["settings"]
     lines = [
         f"device: {result['device']}; peak {result['peak_flops_per_s'] / 1e9:,.0f} GFLOP/s ({result['peak_rule']})"
-        if result["peak_flops_per_s"] else f"device: {result['device']}; peak unknown",
+        if result["peak_flops_per_s"]
+        else f"device: {result['device']}; peak unknown",
         f"float32 4096x4096 matmul reaches {result['matmul_flops_per_s'] / 1e9:,.0f} GFLOP/s on this device "
         f"(an attainable ceiling; the clock-based peak assumes no turbo)",
         f"load average (1 min): {result['load_average']['before']} before, {result['load_average']['after']} after",
@@ -251,27 +338,63 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
-    parser.add_argument("--windows", type=_positive_int, default=DEFAULTS["windows"], help="timed windows per path")
-    parser.add_argument("--warmup", type=int, default=DEFAULTS["warmup"], help="untimed windows first")
-    parser.add_argument("--window-steps", type=_positive_int, default=DEFAULTS["window_steps"],
-                        help="training steps per window (one epoch over that many batches)")
-    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULTS["batch_size"])
-    parser.add_argument("--data", choices=("sample", "keras", "auto"), default=DEFAULTS["data"])
-    parser.add_argument("--decode-images", type=_positive_int, default=DEFAULTS["decode_images"],
-                        help="latent codes decoded per sampling window")
-    parser.add_argument("--decode-batch", type=_positive_int, default=DEFAULTS["decode_batch"])
-    parser.add_argument("--no-reference", action="store_true", help="time the library only")
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/bench.py", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object instead of the summary",
+    )
+    parser.add_argument(
+        "--windows",
+        type=_positive_int,
+        default=DEFAULTS["windows"],
+        help="timed windows per path",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=DEFAULTS["warmup"], help="untimed windows first"
+    )
+    parser.add_argument(
+        "--window-steps",
+        type=_positive_int,
+        default=DEFAULTS["window_steps"],
+        help="training steps per window (one epoch over that many batches)",
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=DEFAULTS["batch_size"]
+    )
+    parser.add_argument(
+        "--data", choices=("sample", "keras", "auto"), default=DEFAULTS["data"]
+    )
+    parser.add_argument(
+        "--decode-images",
+        type=_positive_int,
+        default=DEFAULTS["decode_images"],
+        help="latent codes decoded per sampling window",
+    )
+    parser.add_argument(
+        "--decode-batch", type=_positive_int, default=DEFAULTS["decode_batch"]
+    )
+    parser.add_argument(
+        "--no-reference", action="store_true", help="time the library only"
+    )
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result = run_benchmark(windows=args.windows, warmup=args.warmup, window_steps=args.window_steps,
-                               batch_size=args.batch_size, data=args.data, decode_images=args.decode_images,
-                               decode_batch=args.decode_batch, reference=not args.no_reference)
+        result = run_benchmark(
+            windows=args.windows,
+            warmup=args.warmup,
+            window_steps=args.window_steps,
+            batch_size=args.batch_size,
+            data=args.data,
+            decode_images=args.decode_images,
+            decode_batch=args.decode_batch,
+            reference=not args.no_reference,
+        )
     except CvaeError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2

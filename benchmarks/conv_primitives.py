@@ -34,10 +34,18 @@ MARK = "CONV_PRIMITIVES_TIMED_STEPS"
 #: The passes of a forward convolution, named from the point of view of a layer built
 #: on it: for a Conv2D layer its forward pass is oneDNN's forward_training; for a
 #: transposed convolution (and PixelLogits) the roles of forward and backward_data swap.
-PASSES = {"Conv2D": {"forward_training": "forward", "backward_data": "input gradient",
-                     "backward_weights": "weight gradient"},
-          "transposed": {"backward_data": "forward", "forward_training": "input gradient",
-                         "backward_weights": "weight gradient"}}
+PASSES = {
+    "Conv2D": {
+        "forward_training": "forward",
+        "backward_data": "input gradient",
+        "backward_weights": "weight gradient",
+    },
+    "transposed": {
+        "backward_data": "forward",
+        "forward_training": "input gradient",
+        "backward_weights": "weight gradient",
+    },
+}
 
 
 def run_steps(steps: int, inter_op: int = 0, intra_op: int = 0) -> None:
@@ -76,19 +84,29 @@ def layer_table(model) -> str:
     rows = []
     for net in (model.encoder, model.decoder):
         for index, layer in enumerate(net.layers):
-            if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            if not isinstance(
+                layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+            ):
                 continue
             (h, _, c), (oh, _, f) = layer.input_shape[1:], layer.output_shape[1:]
-            transposed = (isinstance(layer, keras.layers.Conv2DTranspose)
-                          or (isinstance(layer, PixelLogits) and layer.runs_as_transposed()))
+            transposed = isinstance(layer, keras.layers.Conv2DTranspose) or (
+                isinstance(layer, PixelLogits) and layer.runs_as_transposed()
+            )
             # A transposed convolution is oneDNN's convolution from its output to its input.
             shape = (f, c, oh, h) if transposed else (c, f, h, oh)
             # The encoder's first layer gets no input gradient: its input is the data.
             first = net is model.encoder and not rows
-            rows.append({"layer": f"{net.name} {index} {type(layer).__name__}", "shape": shape, "first": first,
-                         "dtype": layer.compute_dtype,
-                         "kernel": layer.kernel_size[0], "stride": layer.strides[0],
-                         "passes": "transposed" if transposed else "Conv2D"})
+            rows.append(
+                {
+                    "layer": f"{net.name} {index} {type(layer).__name__}",
+                    "shape": shape,
+                    "first": first,
+                    "dtype": layer.compute_dtype,
+                    "kernel": layer.kernel_size[0],
+                    "stride": layer.strides[0],
+                    "passes": "transposed" if transposed else "Conv2D",
+                }
+            )
     return "LAYERS " + json.dumps(rows)
 
 
@@ -99,7 +117,16 @@ def problem(descriptor: str) -> dict:
 
 def macs(p: dict) -> int:
     """Multiply-accumulates of the forward problem (the same count for each pass)."""
-    return p["mb"] * p["oc"] * p["oh"] * p.get("ow", 1) * p["ic"] * p["kh"] * p.get("kw", 1) // p.get("g", 1)
+    return (
+        p["mb"]
+        * p["oc"]
+        * p["oh"]
+        * p.get("ow", 1)
+        * p["ic"]
+        * p["kh"]
+        * p.get("kw", 1)
+        // p.get("g", 1)
+    )
 
 
 def step_ms(output: str) -> float:
@@ -110,11 +137,21 @@ def step_ms(output: str) -> float:
 def summarise(output: str) -> dict:
     layers = json.loads(re.search(r"^LAYERS (.*)$", output, re.M).group(1))
     timed = output.split(MARK, 1)[1]
-    lines = [line.split(",") for line in timed.splitlines() if line.startswith("onednn_verbose") and ",exec," in line]
+    lines = [
+        line.split(",")
+        for line in timed.splitlines()
+        if line.startswith("onednn_verbose") and ",exec," in line
+    ]
     per_step = collections.defaultdict(lambda: [0.0, 0])
     other_ms = collections.Counter()
     for fields in lines:
-        kind, impl, pass_, descriptor, ms = fields[5], fields[6], fields[7], fields[-2], float(fields[-1])
+        kind, impl, pass_, descriptor, ms = (
+            fields[5],
+            fields[6],
+            fields[7],
+            fields[-2],
+            float(fields[-1]),
+        )
         if kind == "convolution":
             dtype = "bfloat16" if "bf16" in fields[8] else "float32"
             per_step[(pass_, descriptor, impl, dtype)][0] += ms
@@ -127,14 +164,31 @@ def summarise(output: str) -> dict:
         users = []
         for row in layers:
             role = PASSES[row["passes"]].get(pass_, pass_)
-            if (tuple(row["shape"]) == (p["ic"], p["oc"], p["ih"], p["oh"]) and row["kernel"] == p["kh"]
-                    and row["stride"] == p.get("sh", 1) and row["dtype"] == dtype
-                    and not (row["first"] and role == "input gradient")):
+            if (
+                tuple(row["shape"]) == (p["ic"], p["oc"], p["ih"], p["oh"])
+                and row["kernel"] == p["kh"]
+                and row["stride"] == p.get("sh", 1)
+                and row["dtype"] == dtype
+                and not (row["first"] and role == "input gradient")
+            ):
                 users.append(f"{row['layer']} {role}")
-        rows.append({"pass": pass_, "problem": descriptor, "implementation": impl, "dtype": dtype,
-                     "ms": ms, "count": count,
-                     "flops": 2 * macs(p) * count, "used_by": users})
-    return {"step_ms": step_ms(timed), "rows": rows, "other_primitives_ms": dict(other_ms)}
+        rows.append(
+            {
+                "pass": pass_,
+                "problem": descriptor,
+                "implementation": impl,
+                "dtype": dtype,
+                "ms": ms,
+                "count": count,
+                "flops": 2 * macs(p) * count,
+                "used_by": users,
+            }
+        )
+    return {
+        "step_ms": step_ms(timed),
+        "rows": rows,
+        "other_primitives_ms": dict(other_ms),
+    }
 
 
 def report(summary: dict, steps: int) -> dict:
@@ -147,36 +201,71 @@ def report(summary: dict, steps: int) -> dict:
     conv_flops = sum(r["flops"] for r in rows) / steps
     big = [r for r in rows if r["ms_per_step"] >= 0.5]
     best = max(r["gflops_per_s"] for r in big)
-    return {"step_ms": summary["step_ms"], "convolution_ms_per_step": conv_ms,
-            "convolution_gflop_per_step": conv_flops / 1e9,
-            "convolution_gflops_per_s": conv_flops / (conv_ms / 1000) / 1e9,
-            "best_primitive_gflops_per_s": best,
-            "convolution_ms_at_best_rate": conv_flops / (best * 1e9) * 1000,
-            "other_primitives_ms_per_step": {k: v / steps for k, v in summary["other_primitives_ms"].items()},
-            "rows": rows}
+    return {
+        "step_ms": summary["step_ms"],
+        "convolution_ms_per_step": conv_ms,
+        "convolution_gflop_per_step": conv_flops / 1e9,
+        "convolution_gflops_per_s": conv_flops / (conv_ms / 1000) / 1e9,
+        "best_primitive_gflops_per_s": best,
+        "convolution_ms_at_best_rate": conv_flops / (best * 1e9) * 1000,
+        "other_primitives_ms_per_step": {
+            k: v / steps for k, v in summary["other_primitives_ms"].items()
+        },
+        "rows": rows,
+    }
 
 
 def timed_child(args, **env) -> str:
     """Run the timed steps in a child process with ``env`` added; its stdout."""
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", **env)
-    child = subprocess.run([sys.executable, __file__, "--child", "--steps", str(args.steps),
-                            "--inter-op", str(args.inter_op),
-                            "--intra-op", str(args.intra_op)], env=env, capture_output=True, text=True)
+    child = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            "--steps",
+            str(args.steps),
+            "--inter-op",
+            str(args.inter_op),
+            "--intra-op",
+            str(args.intra_op),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if child.returncode != 0 or MARK not in child.stdout:
-        sys.exit(f"the timed child process failed (exit {child.returncode}):\n{child.stderr[-3000:]}")
+        sys.exit(
+            f"the timed child process failed (exit {child.returncode}):\n{child.stderr[-3000:]}"
+        )
     return child.stdout
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
+    parser.add_argument(
+        "--steps", type=int, default=20, help="timed steps (default 20)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--without-onednn", action="store_true",
-                        help="also time the step with TensorFlow's own kernels (TF_ENABLE_ONEDNN_OPTS=0)")
-    parser.add_argument("--inter-op", type=int, default=0, metavar="N",
-                        help="TensorFlow's inter-op threads (default 0: its own choice; 1: one op at a time)")
-    parser.add_argument("--intra-op", type=int, default=0, metavar="N",
-                        help="TensorFlow's intra-op threads (default 0: its own choice)")
+    parser.add_argument(
+        "--without-onednn",
+        action="store_true",
+        help="also time the step with TensorFlow's own kernels (TF_ENABLE_ONEDNN_OPTS=0)",
+    )
+    parser.add_argument(
+        "--inter-op",
+        type=int,
+        default=0,
+        metavar="N",
+        help="TensorFlow's inter-op threads (default 0: its own choice; 1: one op at a time)",
+    )
+    parser.add_argument(
+        "--intra-op",
+        type=int,
+        default=0,
+        metavar="N",
+        help="TensorFlow's intra-op threads (default 0: its own choice)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inter_op < 0 or args.intra_op < 0:
@@ -187,24 +276,38 @@ def main() -> None:
     result = report(summarise(timed_child(args, ONEDNN_VERBOSE="1")), args.steps)
     result["threads"] = {"inter_op": args.inter_op, "intra_op": args.intra_op}
     if args.without_onednn:
-        result["step_ms_without_onednn"] = step_ms(timed_child(args, TF_ENABLE_ONEDNN_OPTS="0"))
+        result["step_ms_without_onednn"] = step_ms(
+            timed_child(args, TF_ENABLE_ONEDNN_OPTS="0")
+        )
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    print(f"step {result['step_ms']:.1f} ms wall; oneDNN convolutions "
-          f"{result['convolution_ms_per_step']:.1f} ms for {result['convolution_gflop_per_step']:.1f} GFLOP "
-          f"({result['convolution_gflops_per_s']:.0f} GFLOP/s)")
+    print(
+        f"step {result['step_ms']:.1f} ms wall; oneDNN convolutions "
+        f"{result['convolution_ms_per_step']:.1f} ms for {result['convolution_gflop_per_step']:.1f} GFLOP "
+        f"({result['convolution_gflops_per_s']:.0f} GFLOP/s)"
+    )
     print(f"{'ms/step':>8} {'GFLOP/s':>8}  pass              problem (used by)")
     for row in result["rows"]:
         if row["ms_per_step"] >= 0.2:
-            print(f"{row['ms_per_step']:8.2f} {row['gflops_per_s']:8.0f}  {row['pass']:17s} "
-                  f"{row['problem'].split('_', 1)[1][:22]:22s} {row['implementation']}  ({'; '.join(row['used_by'])})")
-    print(f"fastest convolution here (>= 0.5 ms/step): {result['best_primitive_gflops_per_s']:.0f} GFLOP/s; "
-          f"all convolutions at that rate: {result['convolution_ms_at_best_rate']:.1f} ms per step")
+            print(
+                f"{row['ms_per_step']:8.2f} {row['gflops_per_s']:8.0f}  {row['pass']:17s} "
+                f"{row['problem'].split('_', 1)[1][:22]:22s} {row['implementation']}  ({'; '.join(row['used_by'])})"
+            )
+    print(
+        f"fastest convolution here (>= 0.5 ms/step): {result['best_primitive_gflops_per_s']:.0f} GFLOP/s; "
+        f"all convolutions at that rate: {result['convolution_ms_at_best_rate']:.1f} ms per step"
+    )
     if args.without_onednn:
-        print(f"the same step with TensorFlow's own kernels (TF_ENABLE_ONEDNN_OPTS=0): "
-              f"{result['step_ms_without_onednn']:.1f} ms wall")
-    others = ", ".join(f"{k} {v:.1f} ms" for k, v in result["other_primitives_ms_per_step"].items() if v >= 0.05)
+        print(
+            f"the same step with TensorFlow's own kernels (TF_ENABLE_ONEDNN_OPTS=0): "
+            f"{result['step_ms_without_onednn']:.1f} ms wall"
+        )
+    others = ", ".join(
+        f"{k} {v:.1f} ms"
+        for k, v in result["other_primitives_ms_per_step"].items()
+        if v >= 0.05
+    )
     print(f"other oneDNN primitives per step: {others}")
 
 

@@ -26,17 +26,26 @@ from cvae_lib.errors import CvaeError
 def layer_macs(layer, input_shape) -> int:
     """Multiply-accumulates of one layer for one example of shape ``input_shape`` (no batch axis)."""
     shape = tuple(int(d) for d in input_shape)
-    if isinstance(layer, keras.layers.Conv2DTranspose):  # before Conv2D: it is a subclass
+    if isinstance(
+        layer, keras.layers.Conv2DTranspose
+    ):  # before Conv2D: it is a subclass
         height, width, channels = shape
         kh, kw = layer.kernel_size
         return height * width * kh * kw * channels * layer.filters
     if isinstance(layer, keras.layers.Conv2D):
-        if type(layer) not in (keras.layers.Conv2D, PixelLogits):  # PixelLogits: Conv2D's function
-            raise CvaeError(f"cannot count FLOPs of {type(layer).__name__} layer {layer.name!r}")
+        if type(layer) not in (
+            keras.layers.Conv2D,
+            PixelLogits,
+        ):  # PixelLogits: Conv2D's function
+            raise CvaeError(
+                f"cannot count FLOPs of {type(layer).__name__} layer {layer.name!r}"
+            )
         out = layer.compute_output_shape((1,) + shape)
         kh, kw = layer.kernel_size
         groups = getattr(layer, "groups", 1)
-        return int(out[1]) * int(out[2]) * kh * kw * (shape[-1] // groups) * layer.filters
+        return (
+            int(out[1]) * int(out[2]) * kh * kw * (shape[-1] // groups) * layer.filters
+        )
     if isinstance(layer, keras.layers.Dense):
         return int(shape[-1]) * layer.units * _product(shape[:-1])
     return 0
@@ -55,8 +64,11 @@ def network_macs(network, input_shape=None) -> list[tuple[str, int]]:
 def training_flops_per_image(networks) -> dict:
     """Analytic counts for a list of networks used once per image (encoder, decoder, prior)."""
     macs = sum(m for network in networks for _, m in network_macs(network))
-    return {"macs_per_image": macs, "forward_flops_per_image": 2 * macs,
-            "flops_per_image": 3 * 2 * macs}
+    return {
+        "macs_per_image": macs,
+        "forward_flops_per_image": 2 * macs,
+        "flops_per_image": 3 * 2 * macs,
+    }
 
 
 def profiler_flops(concrete_function) -> int:
@@ -70,7 +82,9 @@ def profiler_flops(concrete_function) -> int:
     level = logger.level
     logger.setLevel(logging.ERROR)  # the profiler warns that it is a TF1 API
     try:
-        profile = tf.compat.v1.profiler.profile(concrete_function.graph, options=options)
+        profile = tf.compat.v1.profiler.profile(
+            concrete_function.graph, options=options
+        )
     finally:
         logger.setLevel(level)
     return int(profile.total_float_ops)

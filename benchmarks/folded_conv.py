@@ -55,7 +55,12 @@ def _axis_taps(transpose: bool, stride: int, k: int, split: bool):
         entries = [(pb - t, 0, 0, t) for t in range(k)]
     else:  # transposed, stride 2, unfolded output
         pb = (k - 2) // 2
-        entries = [((p + pb - t) // 2, 0, p, t) for p in range(2) for t in range(k) if (p + pb - t) % 2 == 0]
+        entries = [
+            ((p + pb - t) // 2, 0, p, t)
+            for p in range(2)
+            for t in range(k)
+            if (p + pb - t) % 2 == 0
+        ]
     in_phases = 2 if not transpose and (stride == 2 or split) else 1
     out_phases = 2 if (transpose and stride == 2) or split else 1
     e_min = min(e for e, *_ in entries)
@@ -85,15 +90,21 @@ class FoldedConv:
         self.layer = layer
         self.transpose = isinstance(layer, keras.layers.Conv2DTranspose)
         k, stride = layer.kernel_size[0], layer.strides[0]
-        self.table, self.pad_before, self.pad_after, self.in_phases, self.out_phases = _axis_taps(
-            self.transpose, stride, k, split)
+        self.table, self.pad_before, self.pad_after, self.in_phases, self.out_phases = (
+            _axis_taps(self.transpose, stride, k, split)
+        )
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         layer = self.layer
         kernel = layer.kernel
         if self.transpose:  # Keras stores (k, k, filters, in_channels)
             kernel = tf.transpose(kernel, [0, 1, 3, 2])
-        pads = [[0, 0], [self.pad_before, self.pad_after], [self.pad_before, self.pad_after], [0, 0]]
+        pads = [
+            [0, 0],
+            [self.pad_before, self.pad_after],
+            [self.pad_before, self.pad_after],
+            [0, 0],
+        ]
         if self.pad_before or self.pad_after:
             x = tf.pad(x, pads)
         if self.in_phases == 2:
@@ -113,9 +124,16 @@ def fold_plan(layer, input_shape) -> FoldedConv | None:
     if type(layer) not in (keras.layers.Conv2D, keras.layers.Conv2DTranspose):
         return None  # subclasses (separable, depthwise, ...) compute something else
     k, stride = layer.kernel_size, layer.strides
-    if (layer.padding != "same" or layer.data_format != "channels_last" or k[0] != k[1] or k[0] % 2 == 0
-            or stride[0] != stride[1] or stride[0] not in (1, 2) or tuple(layer.dilation_rate) != (1, 1)
-            or getattr(layer, "groups", 1) != 1):
+    if (
+        layer.padding != "same"
+        or layer.data_format != "channels_last"
+        or k[0] != k[1]
+        or k[0] % 2 == 0
+        or stride[0] != stride[1]
+        or stride[0] not in (1, 2)
+        or tuple(layer.dilation_rate) != (1, 1)
+        or getattr(layer, "groups", 1) != 1
+    ):
         return None
     height, width = int(input_shape[1]), int(input_shape[2])
     transpose = isinstance(layer, keras.layers.Conv2DTranspose)

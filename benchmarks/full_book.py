@@ -42,8 +42,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-STAMP = ROOT / "_build" / ".jupyter_cache.cvae_lib.sha256"  # scripts/build_book.sh: remove it to re-execute
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+STAMP = (
+    ROOT / "_build" / ".jupyter_cache.cvae_lib.sha256"
+)  # scripts/build_book.sh: remove it to re-execute
 LOG = ROOT / "_build" / "full-book.log"
 
 # MyST-NB's log lines (Sphinx colours them: ANSI escapes are removed first).
@@ -60,19 +67,22 @@ def fail(message: str) -> None:
 
 # ---- data ---------------------------------------------------------------------------
 
+
 def idx_path(folder: Path, name: str) -> Path:
     for candidate in (folder / name, folder / f"{name}.gz"):
         if candidate.is_file():
             return candidate
-    fail(f"{folder} has no {name}[.gz]: pass --data, the folder of four MNIST-format IDX files")
+    fail(
+        f"{folder} has no {name}[.gz]: pass --data, the folder of four MNIST-format IDX files"
+    )
 
 
 def read_idx(path: Path) -> tuple[bytes, list[int], bytes]:
     """``(magic, dims, data)`` of an IDX file, gzipped or not."""
     raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
     ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return raw[:4], dims, raw[4 + 4 * ndim:]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return raw[:4], dims, raw[4 + 4 * ndim :]
 
 
 def write_subset(source: Path, target: Path, n_train: int, n_test: int) -> Path:
@@ -88,6 +98,7 @@ def write_subset(source: Path, target: Path, n_train: int, n_test: int) -> Path:
 
 
 # ---- the build, followed ------------------------------------------------------------
+
 
 def high_water_mark(pid: int) -> int | None:
     """Peak resident set of a live process in bytes (``VmHWM``), or None once it is gone."""
@@ -121,7 +132,9 @@ def kernels_under(pid: int) -> list[int]:
 def chapter_name(path: str) -> str:
     """``notebooks/05_training.md`` for the absolute path the log gives."""
     resolved = Path(path).resolve()
-    return resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else path
+    return (
+        resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else path
+    )
 
 
 class Follower:
@@ -142,8 +155,12 @@ class Follower:
                 self.finish(now)
                 name = chapter_name(match.group(1))
                 self.current = name
-                self.chapters[name] = {"chapter": name, "started_s": round(now - self.start, 1),
-                                       "status": "running", "peak_rss_bytes": 0}
+                self.chapters[name] = {
+                    "chapter": name,
+                    "started_s": round(now - self.start, 1),
+                    "status": "running",
+                    "peak_rss_bytes": 0,
+                }
                 print(f"full_book: {name}: executing", flush=True)
             elif (match := EXECUTED.search(text)) and self.current:
                 self.chapters[self.current]["myst_nb_seconds"] = float(match.group(2))
@@ -164,8 +181,10 @@ class Follower:
         record["status"] = status
         record["wall_s"] = round(now - self.start - record["started_s"], 1)
         peak = record["peak_rss_bytes"] / 2**20
-        print(f"full_book: {self.current}: {status}, {record['wall_s']:.1f} s, kernel peak {peak:,.0f} MiB",
-              flush=True)
+        print(
+            f"full_book: {self.current}: {status}, {record['wall_s']:.1f} s, kernel peak {peak:,.0f} MiB",
+            flush=True,
+        )
         self.current = None
 
     def poll(self, build_pid: int, stop: threading.Event) -> None:
@@ -193,13 +212,24 @@ def build(env: dict, follower: Follower) -> tuple[int, float, int]:
     """Run scripts/build_book.sh, its output to LOG and through ``follower``:
     ``(status, wall seconds, peak RSS of the build's largest process in bytes)``."""
     LOG.parent.mkdir(parents=True, exist_ok=True)
-    STAMP.unlink(missing_ok=True)  # build_book.sh then empties the execution cache: every chapter runs
+    STAMP.unlink(
+        missing_ok=True
+    )  # build_book.sh then empties the execution cache: every chapter runs
     started = time.monotonic()
     with open(LOG, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(["bash", str(ROOT / "scripts" / "build_book.sh")], cwd=ROOT, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        process = subprocess.Popen(
+            ["bash", str(ROOT / "scripts" / "build_book.sh")],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         stop = threading.Event()
-        poller = threading.Thread(target=follower.poll, args=(process.pid, stop), daemon=True)
+        poller = threading.Thread(
+            target=follower.poll, args=(process.pid, stop), daemon=True
+        )
         poller.start()
         for text in process.stdout:
             log.write(text)
@@ -215,50 +245,98 @@ def build(env: dict, follower: Follower) -> tuple[int, float, int]:
 
 
 def table(result: dict) -> str:
-    lines = [f"{'chapter':32s} {'status':28s} {'wall s':>8s} {'MyST-NB s':>9s} {'kernel peak MiB':>15s}"]
+    lines = [
+        f"{'chapter':32s} {'status':28s} {'wall s':>8s} {'MyST-NB s':>9s} {'kernel peak MiB':>15s}"
+    ]
     for record in result["chapters"]:
-        lines.append(f"{record['chapter']:32s} {record['status']:28s} {record.get('wall_s', float('nan')):8.1f} "
-                     f"{record.get('myst_nb_seconds', float('nan')):9.1f} {record['peak_rss_bytes'] / 2**20:15,.0f}")
+        lines.append(
+            f"{record['chapter']:32s} {record['status']:28s} {record.get('wall_s', float('nan')):8.1f} "
+            f"{record.get('myst_nb_seconds', float('nan')):9.1f} {record['peak_rss_bytes'] / 2**20:15,.0f}"
+        )
     b = result["build"]
-    lines.append(f"{'whole build':32s} {'ok' if b['status'] == 0 else 'failed':28s} {b['wall_s']:8.1f} "
-                 f"{'':9s} {b['peak_rss_bytes'] / 2**20:15,.0f}  (largest process)")
-    subset = f" (the first {result['subset'][0]:,} + {result['subset'][1]:,} images)" if result["subset"] else ""
-    lines.append(f"CVAE_PROFILE=full, data {result['data']}{subset}, on {result['cpu']}, {result['cores']} cores")
+    lines.append(
+        f"{'whole build':32s} {'ok' if b['status'] == 0 else 'failed':28s} {b['wall_s']:8.1f} "
+        f"{'':9s} {b['peak_rss_bytes'] / 2**20:15,.0f}  (largest process)"
+    )
+    subset = (
+        f" (the first {result['subset'][0]:,} + {result['subset'][1]:,} images)"
+        if result["subset"]
+        else ""
+    )
+    lines.append(
+        f"CVAE_PROFILE=full, data {result['data']}{subset}, on {result['cpu']}, {result['cores']} cores"
+    )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEBIAN_FASHION_MNIST,
-                        help="folder of the four MNIST-format IDX files (default: Debian's Fashion-MNIST)")
-    parser.add_argument("--subset", type=int, nargs=2, metavar=("N_TRAIN", "N_TEST"),
-                        help="build on the first N_TRAIN / N_TEST images only (a check, not a timing)")
-    parser.add_argument("--runs", type=Path, help="where trained runs go (default: $CVAE_RUNS or _runs/)")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "full-book.json",
-                        help="where the results go (default: benchmarks/results/full-book.json)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEBIAN_FASHION_MNIST,
+        help="folder of the four MNIST-format IDX files (default: Debian's Fashion-MNIST)",
+    )
+    parser.add_argument(
+        "--subset",
+        type=int,
+        nargs=2,
+        metavar=("N_TRAIN", "N_TEST"),
+        help="build on the first N_TRAIN / N_TEST images only (a check, not a timing)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help="where trained runs go (default: $CVAE_RUNS or _runs/)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "benchmarks" / "results" / "full-book.json",
+        help="where the results go (default: benchmarks/results/full-book.json)",
+    )
     args = parser.parse_args(argv)
     if not args.data.is_dir():
-        fail(f"{args.data} is not a folder of MNIST-format files"
-             + (": apt-get install dataset-fashion-mnist" if args.data == DEBIAN_FASHION_MNIST else ""))
+        fail(
+            f"{args.data} is not a folder of MNIST-format files"
+            + (
+                ": apt-get install dataset-fashion-mnist"
+                if args.data == DEBIAN_FASHION_MNIST
+                else ""
+            )
+        )
     for name in IDX_FILES:
         idx_path(args.data, name)
 
     with tempfile.TemporaryDirectory(prefix="cvae-full-book-") as scratch:
-        data = write_subset(args.data, Path(scratch) / "idx", *args.subset) if args.subset else args.data
+        data = (
+            write_subset(args.data, Path(scratch) / "idx", *args.subset)
+            if args.subset
+            else args.data
+        )
         env = {**os.environ, "CVAE_PROFILE": "full", "CVAE_DATA": str(data)}
         if args.runs:
             env["CVAE_RUNS"] = str(args.runs.resolve())
-        print(f"full_book: building the book with CVAE_PROFILE=full, CVAE_DATA={data}"
-              f"{f' (first {args.subset[0]:,} + {args.subset[1]:,} images of {args.data})' if args.subset else ''};"
-              f" log in {LOG.relative_to(ROOT)}", flush=True)
+        print(
+            f"full_book: building the book with CVAE_PROFILE=full, CVAE_DATA={data}"
+            f"{f' (first {args.subset[0]:,} + {args.subset[1]:,} images of {args.data})' if args.subset else ''};"
+            f" log in {LOG.relative_to(ROOT)}",
+            flush=True,
+        )
         follower = Follower()
         status, wall, peak = build(env, follower)
 
     result = {
-        "profile": "full", "data": str(args.data), "subset": args.subset,
+        "profile": "full",
+        "data": str(args.data),
+        "subset": args.subset,
         "runs": env.get("CVAE_RUNS", str(ROOT / "_runs")),
-        "cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
         "chapters": list(follower.chapters.values()),
         "build": {"status": status, "wall_s": round(wall, 1), "peak_rss_bytes": peak},
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -270,7 +348,10 @@ def main(argv=None) -> int:
     os.replace(temporary, args.json)  # never half-written
     print(f"full_book: wrote {args.json}")
     if status != 0:
-        print(f"full_book: the build failed (exit status {status}); see {LOG.relative_to(ROOT)}", file=sys.stderr)
+        print(
+            f"full_book: the build failed (exit status {status}); see {LOG.relative_to(ROOT)}",
+            file=sys.stderr,
+        )
     return status
 
 

@@ -32,7 +32,11 @@ GPU_FP32_PEAK = {
 
 def cpu_info(path: str = "/proc/cpuinfo") -> dict:
     """Model name, clock (MHz) and feature flags of the first processor listed."""
-    info = {"model": platform.processor() or platform.machine(), "mhz": None, "flags": set()}
+    info = {
+        "model": platform.processor() or platform.machine(),
+        "mhz": None,
+        "flags": set(),
+    }
     try:
         with open(path) as handle:
             text = handle.read()
@@ -74,9 +78,14 @@ def cpu_peak(info: dict | None = None, cores: int | None = None) -> dict:
     cores = cores or usable_cores()
     per_cycle, isa = flops_per_cycle(info["flags"])
     peak = cores * info["mhz"] * 1e6 * per_cycle if info["mhz"] else None
-    return {"peak_flops_per_s": peak, "cores": cores, "clock_mhz": info["mhz"],
-            "flops_per_cycle": per_cycle, "isa": isa,
-            "peak_rule": f"{cores} cores x {info['mhz']} MHz x {per_cycle} FLOPs/cycle ({isa})"}
+    return {
+        "peak_flops_per_s": peak,
+        "cores": cores,
+        "clock_mhz": info["mhz"],
+        "flops_per_cycle": per_cycle,
+        "isa": isa,
+        "peak_rule": f"{cores} cores x {info['mhz']} MHz x {per_cycle} FLOPs/cycle ({isa})",
+    }
 
 
 def gpu_peak(name: str) -> float | None:
@@ -95,11 +104,19 @@ def describe_device() -> dict:
         details = tf.config.experimental.get_device_details(GPUS[0])
         name = details.get("device_name", GPUS[0].name)
         peak = gpu_peak(name)
-        return {"kind": "gpu", "name": name, "peak_flops_per_s": peak,
-                "peak_rule": "vendor FP32 table" if peak else "not in the table"}
+        return {
+            "kind": "gpu",
+            "name": name,
+            "peak_flops_per_s": peak,
+            "peak_rule": "vendor FP32 table" if peak else "not in the table",
+        }
     info = cpu_info()
     peak = cpu_peak(info)
-    return {"kind": "cpu", "name": f"{info['model']}, {peak['cores']} cores ({peak['isa']})", **peak}
+    return {
+        "kind": "cpu",
+        "name": f"{info['model']}, {peak['cores']} cores ({peak['isa']})",
+        **peak,
+    }
 
 
 def measure_matmul_rate(size: int = 4096, repeats: int = 3) -> float:

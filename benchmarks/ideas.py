@@ -97,7 +97,11 @@ class _Folded:
 
         for layer in self.network.layers:
             plan = folded_conv.fold_plan(layer, x.shape)
-            if plan is not None and self.thin_only and not (plan.in_phases == 2 and plan.out_phases == 2):
+            if (
+                plan is not None
+                and self.thin_only
+                and not (plan.in_phases == 2 and plan.out_phases == 2)
+            ):
                 plan = None
             x = plan(x) if plan is not None else layer(x)
         return x
@@ -120,13 +124,19 @@ def _library_window_fn(idea: str):
         model.encoder = _Folded(model.encoder, idea == "folded-thin-conv")
         model.decoder = _Folded(model.decoder, idea == "folded-thin-conv")
     in_pipeline = idea == "binarize-in-pipeline"
-    step = make_train_step(model, keras.optimizers.Adam(config.learning_rate),
-                           keras.optimizers.Adam(config.prior_learning_rate),
-                           jit_compile=idea == "xla", binarize_input=config.binarize and not in_pipeline)
+    step = make_train_step(
+        model,
+        keras.optimizers.Adam(config.learning_rate),
+        keras.optimizers.Adam(config.prior_learning_rate),
+        jit_compile=idea == "xla",
+        binarize_input=config.binarize and not in_pipeline,
+    )
     dataset = training_dataset(digits.x_train, digits.y_train, BATCH, 0)
     if in_pipeline:
-        dataset = dataset.map(lambda x, y: (tf.cast(tf.random.uniform(tf.shape(x)) < x, x.dtype), y),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(
+            lambda x, y: (tf.cast(tf.random.uniform(tf.shape(x)) < x, x.dtype), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
 
     @tf.function
     def pull_and_step(iterator, seed):
@@ -149,7 +159,9 @@ def _library_window_fn(idea: str):
         elif idea == "batches-in-memory":
             sums, steps = np.zeros(2), 0
             for i, (x, y) in enumerate(list(dataset)):
-                recon, kl, _ = step(x, y, tf.constant([0, epoch * 100_000 + i], tf.int32))
+                recon, kl, _ = step(
+                    x, y, tf.constant([0, epoch * 100_000 + i], tf.int32)
+                )
                 sums += [float(recon), float(kl)]
                 steps += 1
         elif idea == "epoch-in-graph":
@@ -158,14 +170,18 @@ def _library_window_fn(idea: str):
         elif idea == "iterator-in-step":
             iterator, sums = iter(dataset), np.zeros(2)
             for i in range(WINDOW_STEPS):
-                recon, kl, _ = pull_and_step(iterator, tf.constant([0, epoch * 100_000 + i], tf.int32))
+                recon, kl, _ = pull_and_step(
+                    iterator, tf.constant([0, epoch * 100_000 + i], tf.int32)
+                )
                 sums += [float(recon), float(kl)]
             steps = WINDOW_STEPS
         else:  # cvae_lib.train.train's loop
             sums = np.zeros(2)
             steps = 0
             for i, (x, y) in enumerate(dataset):
-                recon, kl, _ = step(x, y, tf.constant([0, epoch * 100_000 + i], tf.int32))
+                recon, kl, _ = step(
+                    x, y, tf.constant([0, epoch * 100_000 + i], tf.int32)
+                )
                 sums += [float(recon), float(kl)]
                 steps += 1
         return steps * BATCH, time.perf_counter() - start
@@ -195,8 +211,16 @@ def _worker(idea: str) -> None:
     for line in sys.stdin:
         cpu = time.process_time()
         images, seconds = window(int(line))
-        print(json.dumps({"images": images, "seconds": seconds, "cpu_seconds": time.process_time() - cpu}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    "images": images,
+                    "seconds": seconds,
+                    "cpu_seconds": time.process_time() - cpu,
+                }
+            ),
+            flush=True,
+        )
 
 
 def _inference_worker(windows: int, warmup: int) -> None:
@@ -219,13 +243,19 @@ def _inference_worker(windows: int, warmup: int) -> None:
 
     def evaluate(batch):
         def run():
-            for i, (x, y) in enumerate(evaluation_dataset(digits.x_test, digits.y_test, batch)):
+            for i, (x, y) in enumerate(
+                evaluation_dataset(digits.x_test, digits.y_test, batch)
+            ):
                 float(tf.reduce_sum(eval_step(x, y, tf.constant([0, i], tf.int32))[0]))
             return len(digits.x_test)
+
         return run
 
     def decode(batch):
-        return lambda: (decode_images(model, codes, labels, batch_size=batch), len(codes))[1]
+        return lambda: (
+            decode_images(model, codes, labels, batch_size=batch),
+            len(codes),
+        )[1]
 
     def pipeline():
         count = 0
@@ -233,9 +263,14 @@ def _inference_worker(windows: int, warmup: int) -> None:
             count += int(x.shape[0])
         return count
 
-    cases = {"evaluation, batch 256": evaluate(256), "evaluation, batch 1000": evaluate(1000),
-             "decoding, batch 256": decode(256), "decoding, batch 2048": decode(2048),
-             "decoding, batch 8192": decode(8192), "input pipeline alone": pipeline}
+    cases = {
+        "evaluation, batch 256": evaluate(256),
+        "evaluation, batch 1000": evaluate(1000),
+        "decoding, batch 256": decode(256),
+        "decoding, batch 2048": decode(2048),
+        "decoding, batch 8192": decode(8192),
+        "input pipeline alone": pipeline,
+    }
     speeds = {name: {"wall": [], "cpu": []} for name in cases}
     for window in range(warmup + windows):
         for name, run in cases.items():
@@ -251,8 +286,13 @@ def _inference_worker(windows: int, warmup: int) -> None:
 
 
 def _spawn(idea: str) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, __file__, "--worker", idea], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--worker", idea],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = process.stdout.readline().strip()
     if line != "ready":
         raise RuntimeError(f"worker {idea!r} failed to start (said {line!r})")
@@ -264,7 +304,9 @@ def _window(process, epoch: int) -> tuple[float, float]:
     process.stdin.write(f"{epoch}\n")
     process.stdin.flush()
     result = json.loads(process.stdout.readline())
-    return result["images"] / result["seconds"], result["images"] / result["cpu_seconds"]
+    return result["images"] / result["seconds"], result["images"] / result[
+        "cpu_seconds"
+    ]
 
 
 def _stop(process) -> None:
@@ -285,27 +327,50 @@ def time_idea(idea: str, baseline, windows: int, warmup: int) -> dict:
                 after.append(a)
                 before_cpu.append(b_cpu)
                 after_cpu.append(a_cpu)
-            print(f"ideas: {idea} window {epoch + 1}: baseline {b:,.0f} img/s ({b_cpu:,.0f} per CPU-s), "
-                  f"idea {a:,.0f} img/s ({a_cpu:,.0f} per CPU-s)", file=sys.stderr, flush=True)
+            print(
+                f"ideas: {idea} window {epoch + 1}: baseline {b:,.0f} img/s ({b_cpu:,.0f} per CPU-s), "
+                f"idea {a:,.0f} img/s ({a_cpu:,.0f} per CPU-s)",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         _stop(worker)
-    return {"idea": idea, "what": TRAINING_IDEAS[idea], "before": statistics.median(before),
-            "after": statistics.median(after),
-            "ratio": statistics.median(a / b for a, b in zip(after, before)),
-            "cpu_ratio": statistics.median(a / b for a, b in zip(after_cpu, before_cpu)),
-            "before_windows": before, "after_windows": after,
-            "before_cpu_windows": before_cpu, "after_cpu_windows": after_cpu}
+    return {
+        "idea": idea,
+        "what": TRAINING_IDEAS[idea],
+        "before": statistics.median(before),
+        "after": statistics.median(after),
+        "ratio": statistics.median(a / b for a, b in zip(after, before)),
+        "cpu_ratio": statistics.median(a / b for a, b in zip(after_cpu, before_cpu)),
+        "before_windows": before,
+        "after_windows": after,
+        "before_cpu_windows": before_cpu,
+        "after_cpu_windows": after_cpu,
+    }
 
 
 #: Ideas that can share one process with the baseline (no per-process settings).
-IN_PROCESS_IDEAS = ("device-sums", "iterator-in-step", "epoch-in-graph", "batches-in-memory",
-                    "binarize-in-pipeline", "folded-conv", "folded-thin-conv", "reference")
+IN_PROCESS_IDEAS = (
+    "device-sums",
+    "iterator-in-step",
+    "epoch-in-graph",
+    "batches-in-memory",
+    "binarize-in-pipeline",
+    "folded-conv",
+    "folded-thin-conv",
+    "reference",
+)
 
 
 def time_in_process(ideas: list, windows: int, warmup: int) -> list:
     """The baseline and ``ideas`` built in this one process, one window each in turn."""
     names = ["baseline"] + ideas
-    runs = {name: _reference_window_fn() if name == "reference" else _library_window_fn(name) for name in names}
+    runs = {
+        name: _reference_window_fn()
+        if name == "reference"
+        else _library_window_fn(name)
+        for name in names
+    }
     wall = {name: [] for name in names}
     cpu = {name: [] for name in names}
     for epoch in range(warmup + windows):
@@ -315,27 +380,58 @@ def time_in_process(ideas: list, windows: int, warmup: int) -> list:
             if epoch >= warmup:
                 wall[name].append(images / seconds)
                 cpu[name].append(images / (time.process_time() - start))
-        print(f"ideas: in-process round {epoch + 1}: " + ", ".join(f"{n} {wall[n][-1]:,.0f}" for n in names
-                                                                 if wall[n]), file=sys.stderr, flush=True)
-    return [{"idea": name, "what": TRAINING_IDEAS[name], "before": statistics.median(wall["baseline"]),
-             "after": statistics.median(wall[name]),
-             "ratio": statistics.median(a / b for a, b in zip(wall[name], wall["baseline"])),
-             "cpu_ratio": statistics.median(a / b for a, b in zip(cpu[name], cpu["baseline"])),
-             "before_windows": wall["baseline"], "after_windows": wall[name],
-             "before_cpu_windows": cpu["baseline"], "after_cpu_windows": cpu[name]} for name in ideas]
+        print(
+            f"ideas: in-process round {epoch + 1}: "
+            + ", ".join(f"{n} {wall[n][-1]:,.0f}" for n in names if wall[n]),
+            file=sys.stderr,
+            flush=True,
+        )
+    return [
+        {
+            "idea": name,
+            "what": TRAINING_IDEAS[name],
+            "before": statistics.median(wall["baseline"]),
+            "after": statistics.median(wall[name]),
+            "ratio": statistics.median(
+                a / b for a, b in zip(wall[name], wall["baseline"])
+            ),
+            "cpu_ratio": statistics.median(
+                a / b for a, b in zip(cpu[name], cpu["baseline"])
+            ),
+            "before_windows": wall["baseline"],
+            "after_windows": wall[name],
+            "before_cpu_windows": cpu["baseline"],
+            "after_cpu_windows": cpu[name],
+        }
+        for name in ideas
+    ]
 
 
 def markdown(training: list, inference: dict | None) -> str:
-    lines = ["| idea | baseline images/s | with the idea | paired ratio | ratio per CPU-second |",
-             "|---|---:|---:|---:|---:|"] if training else []
+    lines = (
+        [
+            "| idea | baseline images/s | with the idea | paired ratio | ratio per CPU-second |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        if training
+        else []
+    )
     for row in training:
-        lines.append(f"| {row['what']} | {row['before']:,.0f} | {row['after']:,.0f} | {row['ratio']:.2f}x "
-                     f"| {row['cpu_ratio']:.2f}x |")
+        lines.append(
+            f"| {row['what']} | {row['before']:,.0f} | {row['after']:,.0f} | {row['ratio']:.2f}x "
+            f"| {row['cpu_ratio']:.2f}x |"
+        )
     if inference:
-        lines += ["", "| inference case | images/s (median) | images per CPU-second |", "|---|---:|---:|"]
+        lines += [
+            "",
+            "| inference case | images/s (median) | images per CPU-second |",
+            "|---|---:|---:|",
+        ]
         for name, speeds in inference.items():
-            lines.append(f"| {name} | {statistics.median(speeds['wall']):,.0f} "
-                         f"| {statistics.median(speeds['cpu']):,.0f} |")
+            lines.append(
+                f"| {name} | {statistics.median(speeds['wall']):,.0f} "
+                f"| {statistics.median(speeds['cpu']):,.0f} |"
+            )
     return "\n".join(lines)
 
 
@@ -353,15 +449,27 @@ def check_folded() -> float:
     rng = np.random.default_rng(0)
     worst = 0.0
     for transpose, stride, k, split, c_in, c_out, n in itertools.product(
-            [False, True], [1, 2], [3, 5], [False, True], [1, 3], [1, 4], [6, 8]):
+        [False, True], [1, 2], [3, 5], [False, True], [1, 3], [1, 4], [6, 8]
+    ):
         if split and (transpose or stride == 2):
             continue
         layer_class = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
-        layer = layer_class(c_out, k, stride, "same", activation=tf.nn.leaky_relu, bias_initializer="glorot_uniform")
+        layer = layer_class(
+            c_out,
+            k,
+            stride,
+            "same",
+            activation=tf.nn.leaky_relu,
+            bias_initializer="glorot_uniform",
+        )
         x = tf.constant(rng.normal(size=(2, n, n, c_in)), tf.float32)
         expected = layer(x)
         got = folded_conv.FoldedConv(layer, split)(x)
-        assert got.shape == expected.shape, (layer.get_config(), got.shape, expected.shape)
+        assert got.shape == expected.shape, (
+            layer.get_config(),
+            got.shape,
+            expected.shape,
+        )
         worst = max(worst, float(tf.reduce_max(tf.abs(got - expected))))
     return worst
 
@@ -370,13 +478,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--only", default="", help="comma-separated ideas (default: all, then inference)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated ideas (default: all, then inference)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--in-process", action="store_true",
-                        help=f"run the baseline and the ideas in this one process ({', '.join(IN_PROCESS_IDEAS)})")
-    parser.add_argument("--check", action="store_true", help="check folded convolutions against Keras and exit")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help=f"run the baseline and the ideas in this one process ({', '.join(IN_PROCESS_IDEAS)})",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check folded convolutions against Keras and exit",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--inference-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--inference-worker", action="store_true", help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.worker:
         _worker(args.worker)
@@ -385,15 +506,24 @@ def main(argv=None) -> int:
         _inference_worker(args.windows, args.warmup)
         return 0
     if args.check:
-        print(f"folded convolutions: largest difference from Keras {check_folded():.2e}")
+        print(
+            f"folded convolutions: largest difference from Keras {check_folded():.2e}"
+        )
         return 0
-    chosen = [name for name in args.only.split(",") if name] or list(TRAINING_IDEAS) + ["inference"]
+    chosen = [name for name in args.only.split(",") if name] or list(TRAINING_IDEAS) + [
+        "inference"
+    ]
     unknown = set(chosen) - set(TRAINING_IDEAS) - {"inference"}
     if unknown:
-        parser.error(f"unknown ideas: {', '.join(sorted(unknown))}; choose from {', '.join(TRAINING_IDEAS)}, inference")
+        parser.error(
+            f"unknown ideas: {', '.join(sorted(unknown))}; choose from {', '.join(TRAINING_IDEAS)}, inference"
+        )
     import os
 
-    started = {"load_average": os.getloadavg()[0], "time": time.strftime("%Y-%m-%d %H:%M")}
+    started = {
+        "load_average": os.getloadavg()[0],
+        "time": time.strftime("%Y-%m-%d %H:%M"),
+    }
     training, inference = [], None
     ideas = [name for name in chosen if name != "inference"]
     if ideas and args.in_process:
@@ -408,16 +538,34 @@ def main(argv=None) -> int:
         finally:
             _stop(baseline)
     if "inference" in chosen:
-        out = subprocess.run([sys.executable, __file__, "--inference-worker", "--windows", str(args.windows),
-                              "--warmup", str(args.warmup)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--inference-worker",
+                "--windows",
+                str(args.windows),
+                "--warmup",
+                str(args.warmup),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         inference = json.loads(out.stdout.strip().splitlines()[-1])
-    result = {"started": started, "finished_load_average": os.getloadavg()[0],
-              "training": training, "inference": inference}
+    result = {
+        "started": started,
+        "finished_load_average": os.getloadavg()[0],
+        "training": training,
+        "inference": inference,
+    }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     print(markdown(training, inference))
-    print(f"\nload average (1 min): {started['load_average']:.2f} at start, "
-          f"{result['finished_load_average']:.2f} at the end ({started['time']})")
+    print(
+        f"\nload average (1 min): {started['load_average']:.2f} at start, "
+        f"{result['finished_load_average']:.2f} at the end ({started['time']})"
+    )
     return 0
 
 

@@ -29,10 +29,17 @@ def run(autotune: bool, epochs: int) -> dict:
 
     digits = load_digits("sample").subset(STEPS * BATCH, 256)
     model = ConditionalVAE(ModelConfig(), TrainConfig())
-    step = make_train_step(model, keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3), jit_compile=False)
+    step = make_train_step(
+        model,
+        keras.optimizers.Adam(1e-3),
+        keras.optimizers.Adam(1e-3),
+        jit_compile=False,
+    )
     if autotune:
         dataset = tf.data.Dataset.from_tensor_slices((digits.x_train, digits.y_train))
-        dataset = dataset.shuffle(len(digits.x_train), seed=0).batch(BATCH, drop_remainder=True)
+        dataset = dataset.shuffle(len(digits.x_train), seed=0).batch(
+            BATCH, drop_remainder=True
+        )
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     else:
         dataset = training_dataset(digits.x_train, digits.y_train, BATCH, 0)
@@ -47,10 +54,17 @@ def run(autotune: bool, epochs: int) -> dict:
         delete_s.append(time.perf_counter() - mid)
         steps_s.append(mid - start)
     steps_s, delete_s = steps_s[2:], delete_s[2:]  # first two: tracing, caches
-    return {"autotune": autotune, "epochs": len(steps_s),
-            "stalls": sum(d > 0.1 for d in delete_s), "stall_seconds": [round(d, 3) for d in delete_s if d > 0.1],
-            "median_step_images_per_s": STEPS * BATCH / statistics.median(steps_s),
-            "overall_images_per_s": STEPS * BATCH * len(steps_s) / (sum(steps_s) + sum(delete_s))}
+    return {
+        "autotune": autotune,
+        "epochs": len(steps_s),
+        "stalls": sum(d > 0.1 for d in delete_s),
+        "stall_seconds": [round(d, 3) for d in delete_s if d > 0.1],
+        "median_step_images_per_s": STEPS * BATCH / statistics.median(steps_s),
+        "overall_images_per_s": STEPS
+        * BATCH
+        * len(steps_s)
+        / (sum(steps_s) + sum(delete_s)),
+    }
 
 
 def main() -> None:
@@ -60,10 +74,12 @@ def main() -> None:
     args = parser.parse_args()
     results = [run(autotune, args.epochs + 2) for autotune in (True, False)]
     for r in results:
-        print(f"autotuner {'on ' if r['autotune'] else 'off'}: {r['stalls']}/{r['epochs']} epochs ended in a stall "
-              f"({', '.join(f'{s:.2f}' for s in r['stall_seconds']) or 'none'} s); steps "
-              f"{r['median_step_images_per_s']:,.0f} images/s (median), all epochs with the deletions "
-              f"{r['overall_images_per_s']:,.0f} images/s")
+        print(
+            f"autotuner {'on ' if r['autotune'] else 'off'}: {r['stalls']}/{r['epochs']} epochs ended in a stall "
+            f"({', '.join(f'{s:.2f}' for s in r['stall_seconds']) or 'none'} s); steps "
+            f"{r['median_step_images_per_s']:,.0f} images/s (median), all epochs with the deletions "
+            f"{r['overall_images_per_s']:,.0f} images/s"
+        )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)

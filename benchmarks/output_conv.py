@@ -26,7 +26,10 @@ def main() -> None:
 
     x = tf.random.normal([256, 28, 28, 16], seed=0)
     upstream = tf.random.normal([256, 28, 28, 1], seed=1)
-    layers = {"Conv2D": keras.layers.Conv2D(1, 5, 1, "same"), "PixelLogits": PixelLogits(1, 5, 1, "same")}
+    layers = {
+        "Conv2D": keras.layers.Conv2D(1, 5, 1, "same"),
+        "PixelLogits": PixelLogits(1, 5, 1, "same"),
+    }
     for layer in layers.values():
         layer.build(x.shape)
     layers["PixelLogits"].set_weights(layers["Conv2D"].get_weights())
@@ -39,6 +42,7 @@ def main() -> None:
                 y = layer(x)
                 loss = tf.reduce_sum(y * upstream)
             return [y] + tape.gradient(loss, [x] + layer.trainable_variables)
+
         return forward_backward
 
     calls = {name: timed(layer) for name, layer in layers.items()}
@@ -54,10 +58,16 @@ def main() -> None:
                 float(tf.reduce_sum(call(x)[-1]))
                 times[name].append(1000 * (time.perf_counter() - start))
     for name, values in times.items():
-        print(f"{name:12s} {statistics.median(values):6.2f} ms per forward + backward (median of {len(values)})")
-    diff = max(float(tf.reduce_max(tf.abs(a - b)) / tf.reduce_max(tf.abs(a)))
-               for a, b in zip(results["Conv2D"], results["PixelLogits"]))
-    print(f"largest difference of outputs and gradients, relative to their largest value: {diff:.1e}")
+        print(
+            f"{name:12s} {statistics.median(values):6.2f} ms per forward + backward (median of {len(values)})"
+        )
+    diff = max(
+        float(tf.reduce_max(tf.abs(a - b)) / tf.reduce_max(tf.abs(a)))
+        for a, b in zip(results["Conv2D"], results["PixelLogits"])
+    )
+    print(
+        f"largest difference of outputs and gradients, relative to their largest value: {diff:.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -29,9 +29,17 @@ def library_step(steps: int):
     digits = load_digits("sample")
     config = TrainConfig()
     model = ConditionalVAE(ModelConfig(), config)
-    step = make_train_step(model, keras.optimizers.Adam(config.learning_rate),
-                           keras.optimizers.Adam(config.prior_learning_rate), jit_compile=default_jit_compile())
-    batches = list(training_dataset(digits.x_train, digits.y_train, config.batch_size, 0).take(steps))
+    step = make_train_step(
+        model,
+        keras.optimizers.Adam(config.learning_rate),
+        keras.optimizers.Adam(config.prior_learning_rate),
+        jit_compile=default_jit_compile(),
+    )
+    batches = list(
+        training_dataset(digits.x_train, digits.y_train, config.batch_size, 0).take(
+            steps
+        )
+    )
     return model, step, batches
 
 
@@ -48,7 +56,9 @@ def profile(steps: int) -> tuple[dict, dict]:
         float(step(x, y, tf.constant([1, i], tf.int32))[0])
     tf.profiler.experimental.stop()
     space = xplane_pb2.XSpace()
-    with open(sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1], "rb") as handle:
+    with open(
+        sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1], "rb"
+    ) as handle:
         space.ParseFromString(handle.read())
     by_kind, by_layer = collections.Counter(), collections.Counter()
     for plane in space.planes:
@@ -63,8 +73,14 @@ def profile(steps: int) -> tuple[dict, dict]:
                 ms = event.duration_ps / 1e9 / len(batches)
                 by_kind["convolutions" if "Conv2D" in kind else kind] += ms
                 parts = [p for p in op.split("/") if p != "gradient_tape"]
-                layer = "/".join(parts[:2]) if parts[0] in ("encoder", "decoder", "prior_network") else "other"
-                by_layer[f"{layer} {'backward' if 'gradient_tape' in op else 'forward'}"] += ms
+                layer = (
+                    "/".join(parts[:2])
+                    if parts[0] in ("encoder", "decoder", "prior_network")
+                    else "other"
+                )
+                by_layer[
+                    f"{layer} {'backward' if 'gradient_tape' in op else 'forward'}"
+                ] += ms
     return dict(by_kind), dict(by_layer)
 
 

@@ -41,7 +41,9 @@ class ConditionalKL(keras.layers.Layer):
     def call(self, inputs):
         posterior, class_means = inputs
         z = tf.convert_to_tensor(posterior)  # the sample the decoder sees
-        prior = tfd.MultivariateNormalDiag(loc=class_means, scale_diag=tf.ones_like(class_means))
+        prior = tfd.MultivariateNormalDiag(
+            loc=class_means, scale_diag=tf.ones_like(class_means)
+        )
         kl = posterior.log_prob(z) - prior.log_prob(z)
         self.add_loss(self.weight * tf.reduce_mean(kl))
         return z
@@ -49,15 +51,20 @@ class ConditionalKL(keras.layers.Layer):
 
 def pixel_binary_crossentropy(images, probabilities):
     """Keras binary cross-entropy summed over the pixels: nats per image."""
-    return tf.reduce_sum(keras.losses.binary_crossentropy(images, probabilities), axis=[1, 2])
+    return tf.reduce_sum(
+        keras.losses.binary_crossentropy(images, probabilities), axis=[1, 2]
+    )
 
 
-def build_reference_model(config: ModelConfig = ModelConfig(), learning_rate: float = 1e-3,
-                          seed: int = 0) -> keras.Model:
+def build_reference_model(
+    config: ModelConfig = ModelConfig(), learning_rate: float = 1e-3, seed: int = 0
+) -> keras.Model:
     """The compiled functional Keras model ``[image, label] -> p(x|z)``'s pixel means."""
     image = keras.Input(config.image_shape, name="image")
     label = keras.Input((), dtype=tf.int32, name="label")
-    one_hot = keras.layers.Lambda(lambda y: tf.one_hot(y, config.num_classes), name="one_hot")(label)
+    one_hot = keras.layers.Lambda(
+        lambda y: tf.one_hot(y, config.num_classes), name="one_hot"
+    )(label)
     class_means = make_prior_network(config, seed=seed)(one_hot)
     params = make_encoder(config, seed=seed)(image)
     posterior = tfpl.MultivariateNormalTriL(config.latent_dim, name="posterior")(params)
@@ -65,7 +72,9 @@ def build_reference_model(config: ModelConfig = ModelConfig(), learning_rate: fl
     logits = plain_decoder(config, seed)(z)
     pixels = keras.layers.Activation("sigmoid", name="pixels")(logits)
     model = keras.Model([image, label], pixels, name="reference_cvae")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=pixel_binary_crossentropy)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss=pixel_binary_crossentropy
+    )
     return model
 
 
@@ -75,8 +84,12 @@ def plain_decoder(config: ModelConfig, seed: int = 0) -> keras.Model:
     decoder = make_decoder(config, seed=seed)
     last = decoder.layers[-1]
     plain = keras.layers.Conv2D.from_config(last.get_config())
-    network = keras.Sequential([keras.layers.InputLayer(input_shape=decoder.input_shape[1:])]
-                               + decoder.layers[:-1] + [plain], name="decoder")
+    network = keras.Sequential(
+        [keras.layers.InputLayer(input_shape=decoder.input_shape[1:])]
+        + decoder.layers[:-1]
+        + [plain],
+        name="decoder",
+    )
     plain.set_weights(last.get_weights())
     return network
 
@@ -86,7 +99,9 @@ def reference_dataset(x, y, batch_size: int, seed: int = 0):
 
     def binarize(image, label):
         # seeded: the library's training turns on op determinism, which refuses unseeded random ops
-        sample = tf.cast(tf.random.uniform(tf.shape(image), seed=seed) < image, tf.float32)
+        sample = tf.cast(
+            tf.random.uniform(tf.shape(image), seed=seed) < image, tf.float32
+        )
         return (sample, label), sample
 
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
@@ -111,7 +126,14 @@ class _EpochTimer(keras.callbacks.Callback):
 class ReferenceTrainer:
     """Runs the reference ``fit`` one epoch at a time and reports how long each took."""
 
-    def __init__(self, x, y, batch_size: int = 256, config: ModelConfig = ModelConfig(), seed: int = 0):
+    def __init__(
+        self,
+        x,
+        y,
+        batch_size: int = 256,
+        config: ModelConfig = ModelConfig(),
+        seed: int = 0,
+    ):
         self.model = build_reference_model(config, seed=seed)
         self.dataset = reference_dataset(x, y, batch_size, seed)
         self.images_per_epoch = (len(x) // batch_size) * batch_size

@@ -14,4 +14,12 @@ from .store.runs import train_or_load
 
 __version__ = "0.1.0"
 
-__all__ = ["ConditionalVAE", "ModelConfig", "TrainConfig", "load_digits", "train_or_load", "CvaeError", "__version__"]
+__all__ = [
+    "ConditionalVAE",
+    "ModelConfig",
+    "TrainConfig",
+    "load_digits",
+    "train_or_load",
+    "CvaeError",
+    "__version__",
+]

@@ -9,13 +9,18 @@ import warnings
 
 if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
     # tf.keras may already be Keras 3; TFP gets tf_keras below either way, so only warn.
-    warnings.warn("TensorFlow was imported before cvae_lib; set TF_USE_LEGACY_KERAS=1 before "
-                  "importing TensorFlow so tf.keras and tf_keras agree.", stacklevel=2)
+    warnings.warn(
+        "TensorFlow was imported before cvae_lib; set TF_USE_LEGACY_KERAS=1 before "
+        "importing TensorFlow so tf.keras and tf_keras agree.",
+        stacklevel=2,
+    )
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 # A GPU's memory is taken as needed, not all at once, so that two processes (the test
 # workers, or a chapter beside the CLI) can share one GPU.
 os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ log noise (e.g. grappler "remapper failed")
+os.environ.setdefault(
+    "TF_CPP_MIN_LOG_LEVEL", "3"
+)  # hide C++ log noise (e.g. grappler "remapper failed")
 
 
 @contextlib.contextmanager

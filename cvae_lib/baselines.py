@@ -51,10 +51,17 @@ class UnconditionalVAE(_StandardNormalPrior):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # one-hot y -> mu_y: the kernel's rows, set by finish_training, saved with the other weights
-        means = keras.layers.Dense(self.config.latent_dim, use_bias=False, kernel_initializer="zeros",
-                                   trainable=False, name="means")
+        means = keras.layers.Dense(
+            self.config.latent_dim,
+            use_bias=False,
+            kernel_initializer="zeros",
+            trainable=False,
+            name="means",
+        )
         self.class_means_network = keras.Sequential(
-            [keras.layers.InputLayer(input_shape=(self.config.num_classes,)), means], name="class_means")
+            [keras.layers.InputLayer(input_shape=(self.config.num_classes,)), means],
+            name="class_means",
+        )
 
     def networks(self) -> dict[str, keras.Model]:
         return {**super().networks(), "class_means": self.class_means_network}
@@ -64,15 +71,27 @@ class UnconditionalVAE(_StandardNormalPrior):
 
     def finish_training(self, digits) -> None:
         """mu_y = mean posterior mean of the training digits of class y."""
-        self.class_means_network.set_weights([self.encoded_class_means(digits.x_train, digits.y_train)])
+        self.class_means_network.set_weights(
+            [self.encoded_class_means(digits.x_train, digits.y_train)]
+        )
 
-    def encoded_class_means(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def encoded_class_means(
+        self, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000
+    ) -> np.ndarray:
         """Per-class average of E[z | x] over ``images`` (binarised as in training), (classes, latent)."""
         if self.train_config.binarize:
             images = fixed_binarization(images)
-        means = np.concatenate([np.asarray(self.posterior(tf.constant(images[i:i + batch_size]), None).mean())
-                                for i in range(0, len(images), batch_size)])
-        class_means = np.zeros((self.config.num_classes, self.config.latent_dim), np.float32)
+        means = np.concatenate(
+            [
+                np.asarray(
+                    self.posterior(tf.constant(images[i : i + batch_size]), None).mean()
+                )
+                for i in range(0, len(images), batch_size)
+            ]
+        )
+        class_means = np.zeros(
+            (self.config.num_classes, self.config.latent_dim), np.float32
+        )
         for c in range(self.config.num_classes):
             members = means[labels == c]
             if len(members):
@@ -86,16 +105,28 @@ class SohnCVAE(_StandardNormalPrior):
     kind = "sohn_cvae"
 
     def _make_encoder(self) -> keras.Model:
-        return make_encoder(self.config, seed=self.train_config.seed, extra_inputs=self.config.num_classes)
+        return make_encoder(
+            self.config,
+            seed=self.train_config.seed,
+            extra_inputs=self.config.num_classes,
+        )
 
     def _make_decoder(self) -> keras.Model:
-        return make_decoder(self.config, seed=self.train_config.seed, extra_inputs=self.config.num_classes)
+        return make_decoder(
+            self.config,
+            seed=self.train_config.seed,
+            extra_inputs=self.config.num_classes,
+        )
 
     def posterior(self, images: tf.Tensor, labels: tf.Tensor) -> tfd.Distribution:
         """q(z | x, y): the one-hot label as extra channels of every pixel."""
         one_hot = self.one_hot(labels)[:, None, None, :]
-        planes = tf.broadcast_to(one_hot, tf.concat([tf.shape(images)[:3], [self.config.num_classes]], 0))
-        return posterior_distribution(self.encoder(tf.concat([images, planes], -1)), self.config.latent_dim)
+        planes = tf.broadcast_to(
+            one_hot, tf.concat([tf.shape(images)[:3], [self.config.num_classes]], 0)
+        )
+        return posterior_distribution(
+            self.encoder(tf.concat([images, planes], -1)), self.config.latent_dim
+        )
 
     def decode_logits(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         """p(x | z, y): the one-hot label appended to z."""

@@ -44,7 +44,9 @@ def requested_profile(value: str | None = None) -> str:
     raw = value if value is not None else os.environ.get(PROFILE_ENV, "")
     name = raw.strip().lower() or "auto"
     if name not in PROFILES:
-        raise CvaeError(f"{PROFILE_ENV}={raw!r} is not a run profile: choose one of {', '.join(PROFILES)}")
+        raise CvaeError(
+            f"{PROFILE_ENV}={raw!r} is not a run profile: choose one of {', '.join(PROFILES)}"
+        )
     return name
 
 
@@ -73,7 +75,9 @@ def epochs_override(value: str | None = None) -> int | None:
     if not text:
         return None
     if not text.isdigit() or int(text) < 1:
-        raise CvaeError(f"{EPOCHS_ENV}={raw!r} is not a number of epochs: give a whole number >= 1, or unset it")
+        raise CvaeError(
+            f"{EPOCHS_ENV}={raw!r} is not a number of epochs: give a whole number >= 1, or unset it"
+        )
     return int(text)
 
 
@@ -95,8 +99,13 @@ def profile_directory(profile: str, root=None) -> Path:
     return run_directory(f"{profile}-cvae", root)
 
 
-def load_profile_digits(value: str | None = None, *, has_gpu: bool | None = None, loader=None,
-                        data: str | None = None):
+def load_profile_digits(
+    value: str | None = None,
+    *,
+    has_gpu: bool | None = None,
+    loader=None,
+    data: str | None = None,
+):
     """``(profile, digits)`` for the requested profile, with ``auto``'s fallback to quick;
     ``loader`` replaces :func:`cvae_lib.data.load_digits`, ``data`` as in :func:`profile_data`."""
     loader = data_lib.load_digits if loader is None else loader
@@ -107,7 +116,10 @@ def load_profile_digits(value: str | None = None, *, has_gpu: bool | None = None
     except CvaeError as err:
         if requested != "auto" or profile == "quick":
             raise
-        print(f"cvae_lib: full profile unavailable ({err}); using the quick profile", file=sys.stderr)
+        print(
+            f"cvae_lib: full profile unavailable ({err}); using the quick profile",
+            file=sys.stderr,
+        )
         return "quick", loader(PROFILE_DATA["quick"])
 
 
@@ -129,14 +141,21 @@ class ProfileRun:
         return float(sum(record["seconds"] for record in self.history.epochs))
 
 
-def profile_model(value: str | None = None, *, root=None, progress: str = "bar",
-                  data: str | None = None) -> ProfileRun:
+def profile_model(
+    value: str | None = None,
+    *,
+    root=None,
+    progress: str = "bar",
+    data: str | None = None,
+) -> ProfileRun:
     """The book's model for profile ``value`` (default ``$CVAE_PROFILE``) from :func:`cvae_lib.store.runs.train_or_load`
     under ``root`` (default ``$CVAE_RUNS`` or ``_runs/``); ``data``: MNIST files for ``full``."""
     profile, digits = load_profile_digits(value, data=data)
     train_config = profile_train_config(profile, digits)
     directory = profile_directory(profile, root)
-    model, history, reused = train_or_load(digits, directory, train_config=train_config, progress=progress)
+    model, history, reused = train_or_load(
+        digits, directory, train_config=train_config, progress=progress
+    )
     return ProfileRun(model, history, digits, profile, directory, train_config, reused)
 
 
@@ -146,20 +165,28 @@ def book_settings() -> dict:
     (chapter 8 shows the bound moves by a fraction of a nat beyond k = 100, less than its
     standard error). Seed 1, so the generated digits differ from chapter 6's (seed 0)."""
     if GPUS:
-        return {"k": DEFAULT_K, "iw_digits": None, "per_class": DEFAULT_PER_CLASS, "seed": 1}
+        return {
+            "k": DEFAULT_K,
+            "iw_digits": None,
+            "per_class": DEFAULT_PER_CLASS,
+            "seed": 1,
+        }
     return {"k": 100, "iw_digits": 200, "per_class": DEFAULT_PER_CLASS, "seed": 1}
-
 
 
 def comparison_table(reports: dict) -> str:
     """A Markdown table of the headline numbers of several reports, one row per model."""
-    header = ("| recipe | conditional accuracy | worst class | test −ELBO (recon + KL) | "
-              "IW bound (k, digits) | ELBO on those digits | closest class means |")
+    header = (
+        "| recipe | conditional accuracy | worst class | test −ELBO (recon + KL) | "
+        "IW bound (k, digits) | ELBO on those digits | closest class means |"
+    )
     lines = [header, "|" + "---|" * 7]
     for name, r in reports.items():
         worst = int(np.argmin(r["per_class_accuracy"]))
-        lines.append(f"| {name} | {r['conditional_accuracy']:.1%} | {worst}: {r['per_class_accuracy'][worst]:.0%} | "
-                     f"{r['test_neg_elbo']:.1f} ({r['test_recon']:.1f} + {r['test_kl']:.1f}) | "
-                     f"{r['iw_bound']:.1f} on {r['iw_bound_of'].replace('|', '&#124;')} ({r['k']}, {r['iw_digits']}) | "
-                     f"{r['iw_neg_elbo']:.1f} | {r['min_separation']:.2f} σ |")
+        lines.append(
+            f"| {name} | {r['conditional_accuracy']:.1%} | {worst}: {r['per_class_accuracy'][worst]:.0%} | "
+            f"{r['test_neg_elbo']:.1f} ({r['test_recon']:.1f} + {r['test_kl']:.1f}) | "
+            f"{r['iw_bound']:.1f} on {r['iw_bound_of'].replace('|', '&#124;')} ({r['k']}, {r['iw_digits']}) | "
+            f"{r['iw_neg_elbo']:.1f} | {r['min_separation']:.2f} σ |"
+        )
     return "\n".join(lines)

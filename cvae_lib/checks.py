@@ -29,8 +29,17 @@ from .book import EPOCHS_ENV, epochs_override
 from .prior import closest_pair
 from .sampling import GRID_SIZE, manifold_image
 
-__all__ = ["claims_asserted", "claim", "check_classes_apart", "check_generated_class", "style_in_z", "check_style_in_z",
-           "check_beats_baseline", "check_loss_fell", "check_bound_settled"]
+__all__ = [
+    "claims_asserted",
+    "claim",
+    "check_classes_apart",
+    "check_generated_class",
+    "style_in_z",
+    "check_style_in_z",
+    "check_beats_baseline",
+    "check_loss_fell",
+    "check_bound_settled",
+]
 
 #: Generated digits must be judged the asked class at least this share of the judge's accuracy on real ones.
 GENERATED_SHARE = 0.9
@@ -54,8 +63,11 @@ def claims_asserted() -> bool:
 def _fail(message: str) -> None:
     if claims_asserted():
         raise AssertionError(message)
-    print(f"cvae_lib: not asserted in a run shortened by {EPOCHS_ENV}={epochs_override()}: {message}",
-          file=sys.stderr, flush=True)
+    print(
+        f"cvae_lib: not asserted in a run shortened by {EPOCHS_ENV}={epochs_override()}: {message}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def claim(holds: bool, message: str) -> None:
@@ -71,22 +83,34 @@ def check_classes_apart(model, least: float = 2.0) -> float:
     probability Phi(1) > 84%); means that collapse fail it."""
     i, j, distance = closest_pair(sampling.class_separation(model))
     if not distance > least:
-        _fail(f"the means of classes {i} and {j} are only {distance:.2f} apart (need > {least:g})")
+        _fail(
+            f"the means of classes {i} and {j} are only {distance:.2f} apart (need > {least:g})"
+        )
     return distance
 
 
-def check_generated_class(accuracy: float, per_class, judge_accuracy: float, *,
-                          share: float = GENERATED_SHARE, worst_share: float = WORST_CLASS_SHARE) -> None:
+def check_generated_class(
+    accuracy: float,
+    per_class,
+    judge_accuracy: float,
+    *,
+    share: float = GENERATED_SHARE,
+    worst_share: float = WORST_CLASS_SHARE,
+) -> None:
     """Generated digits judged the asked class at ``share`` times the judge's accuracy on real
     test digits or more, and every class at ``worst_share`` times it or more."""
     per_class = np.asarray(per_class, float)
     if not accuracy >= share * judge_accuracy:
-        _fail(f"generated digits are judged the asked class {accuracy:.1%} of the time, less than "
-              f"{share:g} x the judge's {judge_accuracy:.1%} on real digits")
+        _fail(
+            f"generated digits are judged the asked class {accuracy:.1%} of the time, less than "
+            f"{share:g} x the judge's {judge_accuracy:.1%} on real digits"
+        )
     worst = int(np.argmin(per_class))
     if not per_class[worst] >= worst_share * judge_accuracy:
-        _fail(f"digits generated for class {worst} are judged {worst} only {per_class[worst]:.1%} "
-              f"of the time, less than {worst_share:g} x the judge's {judge_accuracy:.1%}")
+        _fail(
+            f"digits generated for class {worst} are judged {worst} only {per_class[worst]:.1%} "
+            f"of the time, less than {worst_share:g} x the judge's {judge_accuracy:.1%}"
+        )
 
 
 def style_in_z(model, digit: int, n: int = GRID_SIZE) -> float:
@@ -106,19 +130,25 @@ def check_style_in_z(model, digits=None, least: float = LEAST_STYLE) -> np.ndarr
     changes = np.array([style_in_z(model, d) for d in digits])
     worst = int(np.argmin(changes))
     if not changes[worst] > least:
-        _fail(f"the manifold of class {list(digits)[worst]} barely changes from tile to tile "
-              f"(median {changes[worst]:.4f} per pixel, need > {least:g}): z carries the class "
-              "but not the style")
+        _fail(
+            f"the manifold of class {list(digits)[worst]} barely changes from tile to tile "
+            f"(median {changes[worst]:.4f} per pixel, need > {least:g}): z carries the class "
+            "but not the style"
+        )
     return changes
 
 
-def check_beats_baseline(nats: float, baseline: float, margin: float, what: str = "the class templates") -> float:
+def check_beats_baseline(
+    nats: float, baseline: float, margin: float, what: str = "the class templates"
+) -> float:
     """``nats`` (a negative log-likelihood or a bound on one, nats per digit) at least ``margin``
     below ``baseline``'s on the same digits; returns how far below it is."""
     gain = baseline - nats
     if not gain >= margin:
         where = f"only {gain:.1f} below" if gain > 0 else f"{-gain:.1f} above"
-        _fail(f"{nats:.1f} nats per digit is {where} {what} ({baseline:.1f}; need {margin:g} below)")
+        _fail(
+            f"{nats:.1f} nats per digit is {where} {what} ({baseline:.1f}; need {margin:g} below)"
+        )
     return gain
 
 
@@ -130,8 +160,10 @@ def check_loss_fell(history, warmup_epochs: int, least: float = 5.0) -> float:
     before = val_loss[max(warmup_epochs, 1) - 1]
     fall = float(before - val_loss[-1])
     if not fall >= least:
-        _fail(f"the validation negative ELBO went from {before:.1f} after the warm-up to "
-              f"{val_loss[-1]:.1f} at the end, a fall of {fall:.1f} nats (need {least:g})")
+        _fail(
+            f"the validation negative ELBO went from {before:.1f} after the warm-up to "
+            f"{val_loss[-1]:.1f} at the end, a fall of {fall:.1f} nats (need {least:g})"
+        )
     return fall
 
 
@@ -145,8 +177,12 @@ def check_bound_settled(by_k: dict, stderr: float) -> None:
     if not np.all(gains > 0):
         _fail(f"the bound does not fall as k grows: {dict(zip(ks, values.round(2)))}")
     if len(gains) > 1 and not gains[-1] < gains[-2]:
-        _fail(f"the bound's gain from k = {ks[-2]} to {ks[-1]} ({gains[-1]:.2f} nats) is not "
-              f"smaller than the one before ({gains[-2]:.2f})")
+        _fail(
+            f"the bound's gain from k = {ks[-2]} to {ks[-1]} ({gains[-1]:.2f} nats) is not "
+            f"smaller than the one before ({gains[-2]:.2f})"
+        )
     if not gains[-1] < stderr:
-        _fail(f"the bound still falls by {gains[-1]:.2f} nats from k = {ks[-2]} to {ks[-1]}, "
-              f"more than its standard error {stderr:.2f}")
+        _fail(
+            f"the bound still falls by {gains[-1]:.2f} nats from k = {ks[-2]} to {ks[-1]}, "
+            f"more than its standard error {stderr:.2f}"
+        )

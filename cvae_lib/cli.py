@@ -32,6 +32,7 @@ EXIT_USAGE = 2
 
 def _number_type(convert, kind: str, valid):
     """An argparse type: ``convert(text)`` if that is ``valid``, else a one-line error naming ``kind``."""
+
     def number(text: str):
         try:
             value = convert(text)
@@ -76,7 +77,9 @@ def _check_output_dir(path: Path) -> None:
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
     if not existing.is_dir():
-        raise CvaeError(f"cannot create directory {path}: {existing} is not a directory")
+        raise CvaeError(
+            f"cannot create directory {path}: {existing} is not a directory"
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise CvaeError(f"cannot write to directory {existing}: permission denied")
 
@@ -84,26 +87,51 @@ def _check_output_dir(path: Path) -> None:
 def cmd_train(args) -> None:
     _check_output_dir(args.out)
     digits = data.load_digits(args.data, seed=args.seed)
-    budget = {name: value for name, value in (("epochs", args.epochs), ("batch_size", args.batch_size)) if value}
+    budget = {
+        name: value
+        for name, value in (("epochs", args.epochs), ("batch_size", args.batch_size))
+        if value
+    }
     train_config = config.TrainConfig.for_data(
-        len(digits.x_train), **budget, learning_rate=args.learning_rate, prior_learning_rate=args.prior_learning_rate,
-        class_weight=args.class_weight, kl_weighting=args.kl_weighting, seed=args.seed)
-    announce = (f"training on {digits.description} for {train_config.epochs} epochs, "
-                f"batch {train_config.batch_size}")
-    _, history, _ = train_or_load(digits, args.out, model_config=config.ModelConfig(latent_dim=args.latent_dim),
-                                  train_config=train_config, progress="lines", announce=announce,
-                                  if_exists="replace" if args.overwrite else "refuse")
+        len(digits.x_train),
+        **budget,
+        learning_rate=args.learning_rate,
+        prior_learning_rate=args.prior_learning_rate,
+        class_weight=args.class_weight,
+        kl_weighting=args.kl_weighting,
+        seed=args.seed,
+    )
+    announce = (
+        f"training on {digits.description} for {train_config.epochs} epochs, "
+        f"batch {train_config.batch_size}"
+    )
+    _, history, _ = train_or_load(
+        digits,
+        args.out,
+        model_config=config.ModelConfig(latent_dim=args.latent_dim),
+        train_config=train_config,
+        progress="lines",
+        announce=announce,
+        if_exists="replace" if args.overwrite else "refuse",
+    )
     last = history.epochs[-1]
-    print(f"wrote {args.out}/ (validation negative ELBO {last['val_loss']:.2f} nats/image)")
+    print(
+        f"wrote {args.out}/ (validation negative ELBO {last['val_loss']:.2f} nats/image)"
+    )
 
 
 def cmd_sample(args) -> None:
     _check_output_file(args.out)
     model, _ = load_checkpoint(args.dir)
     samples = sample_images(model, args.per_class, seed=args.seed)
-    labels = np.repeat(np.arange(samples.shape[0]), samples.shape[1]).reshape(samples.shape[:2])
+    labels = np.repeat(np.arange(samples.shape[0]), samples.shape[1]).reshape(
+        samples.shape[:2]
+    )
     means = class_means(model)
-    atomic_write(args.out, lambda f: np.savez(f, samples=samples, labels=labels, class_means=means))
+    atomic_write(
+        args.out,
+        lambda f: np.savez(f, samples=samples, labels=labels, class_means=means),
+    )
     print(f"wrote {args.out}: samples {samples.shape} (row c generated for digit c)")
 
 
@@ -131,21 +159,39 @@ def cmd_evaluate(args) -> None:
     record = read_config(args.dir)
     model, _ = load_checkpoint(args.dir)
     if not record.get("complete", True):
-        print(f"cvae_lib: warning: {args.dir} holds an unfinished run; evaluating it as it is",
-              file=sys.stderr, flush=True)
+        print(
+            f"cvae_lib: warning: {args.dir} holds an unfinished run; evaluating it as it is",
+            file=sys.stderr,
+            flush=True,
+        )
     digits, n_test = run_digits(record, args.dir)
     judge = load_or_train_judge(digits, epochs=args.judge_epochs)
     progress = "bar" if sys.stderr.isatty() else "lines"
-    report = evaluate_model(model, digits.subset(None, n_test), judge, k=args.k, iw_digits=args.iw_digits,
-                            per_class=args.per_class, seed=args.seed, progress=progress)
-    report = {"checkpoint": str(args.dir), **report,
-              "run": {key: record.get(key) for key in ("model", "train", "hardware", "complete")}}
+    report = evaluate_model(
+        model,
+        digits.subset(None, n_test),
+        judge,
+        k=args.k,
+        iw_digits=args.iw_digits,
+        per_class=args.per_class,
+        seed=args.seed,
+        progress=progress,
+    )
+    report = {
+        "checkpoint": str(args.dir),
+        **report,
+        "run": {
+            key: record.get(key) for key in ("model", "train", "hardware", "complete")
+        },
+    }
     atomic_write_text(args.out, report_to_json(report))
-    print(f"wrote {args.out}: conditional accuracy {report['conditional_accuracy']:.1%} "
-          f"(judge {report['judge_test_accuracy']:.1%} on real test digits), test negative ELBO "
-          f"{report['test_neg_elbo']:.2f} nats; on the first {report['iw_digits']} test digits, bound on "
-          f"{report['iw_bound_of']} {report['iw_bound']:.2f} (k={report['k']}) against their negative ELBO "
-          f"{report['iw_neg_elbo']:.2f}")
+    print(
+        f"wrote {args.out}: conditional accuracy {report['conditional_accuracy']:.1%} "
+        f"(judge {report['judge_test_accuracy']:.1%} on real test digits), test negative ELBO "
+        f"{report['test_neg_elbo']:.2f} nats; on the first {report['iw_digits']} test digits, bound on "
+        f"{report['iw_bound_of']} {report['iw_bound']:.2f} (k={report['k']}) against their negative ELBO "
+        f"{report['iw_neg_elbo']:.2f}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,14 +204,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_train(sub) -> None:
     train = sub.add_parser("train", help="train a model and write its checkpoint")
-    train.add_argument("--data", default=None, metavar="{auto,keras,sample,PATH}",
-                       help="digits: auto (default; $CVAE_DATA), full MNIST (keras), the offline sample, or "
-                            "PATH: an MNIST .npz or a directory of the four IDX files, read offline")
+    train.add_argument(
+        "--data",
+        default=None,
+        metavar="{auto,keras,sample,PATH}",
+        help="digits: auto (default; $CVAE_DATA), full MNIST (keras), the offline sample, or "
+        "PATH: an MNIST .npz or a directory of the four IDX files, read offline",
+    )
     _add_training_settings(train)
-    train.add_argument("--out", type=Path, required=True,
-                       help="checkpoint directory; an unfinished run of the same settings there is resumed")
-    train.add_argument("--overwrite", action="store_true",
-                       help="replace a finished run, or another run, in --out instead of refusing")
+    train.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="checkpoint directory; an unfinished run of the same settings there is resumed",
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished run, or another run, in --out instead of refusing",
+    )
     train.set_defaults(func=cmd_train)
 
 
@@ -173,23 +230,46 @@ def _add_training_settings(train) -> None:
     """The model's and training's settings; the budget's defaults follow
     :meth:`~cvae_lib.config.TrainConfig.for_data`."""
     defaults = config.TrainConfig()
-    full, small = (config.TrainConfig.for_data(n) for n in (config.FULL_DATA_SIZE, config.FULL_DATA_SIZE - 1))
+    full, small = (
+        config.TrainConfig.for_data(n)
+        for n in (config.FULL_DATA_SIZE, config.FULL_DATA_SIZE - 1)
+    )
     for option, field in (("--epochs", "epochs"), ("--batch-size", "batch_size")):
         on_full, on_small = getattr(full, field), getattr(small, field)
-        train.add_argument(option, type=_positive_int, default=None,
-                           help=f"default: {on_full} on full MNIST, {on_small} on the offline digits")
-    train.add_argument("--learning-rate", type=_positive_float, default=defaults.learning_rate)
-    train.add_argument("--prior-learning-rate", type=_non_negative_float, default=defaults.prior_learning_rate,
-                       help="the class means' learning rate after warm-up (0: frozen means)")
-    train.add_argument("--class-weight", type=_non_negative_float, default=defaults.class_weight,
-                       help="weight of the prior's class term -log p(y|z), not part of the ELBO (0: off)")
-    train.add_argument("--kl-weighting", choices=config.KL_WEIGHTINGS, default=defaults.kl_weighting,
-                       help="elbo (correct) or reference (KL x 1/batch, the reference recipe's mistake)")
+        train.add_argument(
+            option,
+            type=_positive_int,
+            default=None,
+            help=f"default: {on_full} on full MNIST, {on_small} on the offline digits",
+        )
+    train.add_argument(
+        "--learning-rate", type=_positive_float, default=defaults.learning_rate
+    )
+    train.add_argument(
+        "--prior-learning-rate",
+        type=_non_negative_float,
+        default=defaults.prior_learning_rate,
+        help="the class means' learning rate after warm-up (0: frozen means)",
+    )
+    train.add_argument(
+        "--class-weight",
+        type=_non_negative_float,
+        default=defaults.class_weight,
+        help="weight of the prior's class term -log p(y|z), not part of the ELBO (0: off)",
+    )
+    train.add_argument(
+        "--kl-weighting",
+        choices=config.KL_WEIGHTINGS,
+        default=defaults.kl_weighting,
+        help="elbo (correct) or reference (KL x 1/batch, the reference recipe's mistake)",
+    )
     train.add_argument("--latent-dim", type=_positive_int, default=2)
     train.add_argument("--seed", type=int, default=0)
 
 
-def _checkpoint_command(sub, name: str, description: str, func, dir_help: str = "checkpoint directory"):
+def _checkpoint_command(
+    sub, name: str, description: str, func, dir_help: str = "checkpoint directory"
+):
     """A subcommand that reads the checkpoint in its ``dir`` and writes ``--out``."""
     parser = sub.add_parser(name, help=description)
     parser.add_argument("dir", type=Path, help=dir_help)
@@ -198,32 +278,60 @@ def _checkpoint_command(sub, name: str, description: str, func, dir_help: str = 
 
 
 def _add_sample(sub) -> None:
-    sample = _checkpoint_command(sub, "sample", "generate digits of every class", cmd_sample)
+    sample = _checkpoint_command(
+        sub, "sample", "generate digits of every class", cmd_sample
+    )
     sample.add_argument("--per-class", type=_positive_int, default=10)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", type=Path, required=True, help="output .npz")
 
 
 def _add_grid(sub) -> None:
-    grid = _checkpoint_command(sub, "grid", "draw the 15x15 manifold around one class mean", cmd_grid)
+    grid = _checkpoint_command(
+        sub, "grid", "draw the 15x15 manifold around one class mean", cmd_grid
+    )
     grid.add_argument("--digit", type=int, required=True)
     grid.add_argument("--size", type=_positive_int, default=15)
-    grid.add_argument("--out", type=Path, required=True, help="output image (.png, .pdf, .svg)")
+    grid.add_argument(
+        "--out", type=Path, required=True, help="output image (.png, .pdf, .svg)"
+    )
 
 
 def _add_evaluate(sub) -> None:
     evaluate = _checkpoint_command(
-        sub, "evaluate", "judge generated digits and bound the test likelihood -> JSON", cmd_evaluate,
-        dir_help="checkpoint directory (its config.json names the data)")
-    evaluate.add_argument("--out", type=Path, required=True, help="output report (.json)")
-    evaluate.add_argument("--k", type=_positive_int, default=DEFAULT_K,
-                          help=f"importance samples per digit for the bound (default {DEFAULT_K})")
-    evaluate.add_argument("--iw-digits", type=_iw_digits, default=1000,
-                          help="bound the first N test digits, or 'all' (default 1000: k decodes each)")
-    evaluate.add_argument("--per-class", type=_positive_int, default=DEFAULT_PER_CLASS,
-                          help=f"generated digits per class for conditional accuracy (default {DEFAULT_PER_CLASS})")
-    evaluate.add_argument("--judge-epochs", type=_positive_int, default=JUDGE_EPOCHS,
-                          help=f"epochs of the judge classifier, cached per setting (default {JUDGE_EPOCHS})")
+        sub,
+        "evaluate",
+        "judge generated digits and bound the test likelihood -> JSON",
+        cmd_evaluate,
+        dir_help="checkpoint directory (its config.json names the data)",
+    )
+    evaluate.add_argument(
+        "--out", type=Path, required=True, help="output report (.json)"
+    )
+    evaluate.add_argument(
+        "--k",
+        type=_positive_int,
+        default=DEFAULT_K,
+        help=f"importance samples per digit for the bound (default {DEFAULT_K})",
+    )
+    evaluate.add_argument(
+        "--iw-digits",
+        type=_iw_digits,
+        default=1000,
+        help="bound the first N test digits, or 'all' (default 1000: k decodes each)",
+    )
+    evaluate.add_argument(
+        "--per-class",
+        type=_positive_int,
+        default=DEFAULT_PER_CLASS,
+        help=f"generated digits per class for conditional accuracy (default {DEFAULT_PER_CLASS})",
+    )
+    evaluate.add_argument(
+        "--judge-epochs",
+        type=_positive_int,
+        default=JUDGE_EPOCHS,
+        help=f"epochs of the judge classifier, cached per setting (default {JUDGE_EPOCHS})",
+    )
     evaluate.add_argument("--seed", type=int, default=0)
 
 
@@ -246,7 +354,11 @@ def main(argv=None) -> int:
         print(f"cvae_lib: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        resume = "; the same command resumes after the last finished epoch" if args.command == "train" else ""
+        resume = (
+            "; the same command resumes after the last finished epoch"
+            if args.command == "train"
+            else ""
+        )
         print(f"cvae_lib: interrupted{resume}", file=sys.stderr)
         return 130
     return 0

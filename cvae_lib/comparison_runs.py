@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from .baselines import SohnCVAE, UnconditionalVAE, standard_train_config
 from .config import TrainConfig
 from .model import ConditionalVAE
-from .baselines import SohnCVAE, UnconditionalVAE, standard_train_config
 from .store.files import run_directory
 from .store.runs import train_or_load
 
@@ -25,8 +25,12 @@ def comparison_recipes(settings: TrainConfig) -> dict:
     (the profile's); the book's own model is ``None``: it is the profile's run."""
     return {
         BOOK: None,
-        REFERENCE_KL: dict(train_config=dataclasses.replace(settings, kl_weighting="reference")),
-        LABEL_FREE: dict(train_config=standard_train_config(settings), model_class=UnconditionalVAE),
+        REFERENCE_KL: dict(
+            train_config=dataclasses.replace(settings, kl_weighting="reference")
+        ),
+        LABEL_FREE: dict(
+            train_config=standard_train_config(settings), model_class=UnconditionalVAE
+        ),
         SOHN: dict(train_config=standard_train_config(settings), model_class=SohnCVAE),
     }
 
@@ -34,14 +38,26 @@ def comparison_recipes(settings: TrainConfig) -> dict:
 def comparison_directory(profile: str, recipe: dict, root=None):
     """The run directory of one of :func:`comparison_recipes`' recipes."""
     kind = recipe.get("model_class", ConditionalVAE).kind
-    return run_directory(f"{profile}-compare-{kind}-{recipe['train_config'].kl_weighting}", root)
+    return run_directory(
+        f"{profile}-compare-{kind}-{recipe['train_config'].kl_weighting}", root
+    )
 
 
-def comparison_run(name: str, profile: str, digits, settings: TrainConfig, *, progress: str = "bar", root=None):
+def comparison_run(
+    name: str,
+    profile: str,
+    digits,
+    settings: TrainConfig,
+    *,
+    progress: str = "bar",
+    root=None,
+):
     """``(directory, model, history, reused)`` of recipe ``name`` (not the book's own model),
     trained if no finished run of these settings, digits and code is on disk."""
     recipe = comparison_recipes(settings)[name]
     if recipe is None:
-        raise ValueError("the book's own model is the profile's run: cvae_lib.book.profile_model")
+        raise ValueError(
+            "the book's own model is the profile's run: cvae_lib.book.profile_model"
+        )
     directory = comparison_directory(profile, recipe, root)
     return (directory, *train_or_load(digits, directory, progress=progress, **recipe))

@@ -23,7 +23,11 @@ FULL_DATA_SIZE = 20_000
 def _check_number(config, name: str, wanted: str, valid) -> None:
     """A one-line error unless ``config.<name>`` is a real number (not a bool) that is ``valid``."""
     value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not valid(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not valid(value)
+    ):
         raise CvaeError(f"{name} must be {wanted}, got {value!r}")
 
 
@@ -44,16 +48,24 @@ class ModelConfig:
         for name in ("latent_dim", "base_depth", "kernel_size", "num_classes"):
             check_positive_int(getattr(self, name), name, allow_numpy=False)
         if not isinstance(self.prior, str) or not self.prior:
-            raise CvaeError(f"prior must be the name of a prior family, got {self.prior!r}")
+            raise CvaeError(
+                f"prior must be the name of a prior family, got {self.prior!r}"
+            )
         try:
             shape = tuple(int(v) for v in self.image_shape)
         except (TypeError, ValueError):
             shape = ()
         if len(shape) != 3 or min(shape) < 1:
-            raise CvaeError(f"image_shape must be (height, width, channels), got {self.image_shape!r}")
-        if shape != IMAGE_SHAPE:  # the strides of the networks, the judge and the figures
-            raise CvaeError(f"image_shape must be {IMAGE_SHAPE}: the networks are built for MNIST's "
-                            f"28x28 grey digits, got {self.image_shape!r}")
+            raise CvaeError(
+                f"image_shape must be (height, width, channels), got {self.image_shape!r}"
+            )
+        if (
+            shape != IMAGE_SHAPE
+        ):  # the strides of the networks, the judge and the figures
+            raise CvaeError(
+                f"image_shape must be {IMAGE_SHAPE}: the networks are built for MNIST's "
+                f"28x28 grey digits, got {self.image_shape!r}"
+            )
         object.__setattr__(self, "image_shape", shape)
 
 
@@ -80,15 +92,25 @@ class TrainConfig:
         return int(round(self.warmup_fraction * self.epochs))
 
     def __post_init__(self):
-        for name, choices in (("class_codes", CLASS_CODES), ("kl_weighting", KL_WEIGHTINGS)):
+        for name, choices in (
+            ("class_codes", CLASS_CODES),
+            ("kl_weighting", KL_WEIGHTINGS),
+        ):
             if getattr(self, name) not in choices:
-                raise CvaeError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        _check_number(self, "warmup_fraction", "a number in [0, 1)", lambda v: 0 <= v < 1)
+                raise CvaeError(
+                    f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}"
+                )
+        _check_number(
+            self, "warmup_fraction", "a number in [0, 1)", lambda v: 0 <= v < 1
+        )
         _check_number(self, "prior_init_radius", "a number >= 0", lambda v: v >= 0)
         for name in ("epochs", "batch_size"):
             check_positive_int(getattr(self, name), name, allow_numpy=False)
         _check_number(self, "learning_rate", "a positive number", lambda v: v > 0)
-        for name in ("prior_learning_rate", "class_weight"):  # 0: frozen prior / no class term
+        for name in (
+            "prior_learning_rate",
+            "class_weight",
+        ):  # 0: frozen prior / no class term
             _check_number(self, name, "a number >= 0", lambda v: v >= 0)
 
     @classmethod
@@ -98,22 +120,37 @@ class TrainConfig:
         4,000 digits give only 15 steps per epoch at 256 (620 steps in all at 128, enough for
         the class means to settle). ``settings`` set the other fields."""
         full = n_train >= FULL_DATA_SIZE
-        return cls(**{"epochs": 15 if full else 20, "batch_size": 256 if full else 128, **settings})
+        return cls(
+            **{
+                "epochs": 15 if full else 20,
+                "batch_size": 256 if full else 128,
+                **settings,
+            }
+        )
 
 
 def to_dict(model: ModelConfig, train: TrainConfig, **extra) -> dict:
     """The JSON-ready record written to ``config.json``."""
-    return {"format": "cvae_lib/1", "model": dataclasses.asdict(model), "train": dataclasses.asdict(train), **extra}
+    return {
+        "format": "cvae_lib/1",
+        "model": dataclasses.asdict(model),
+        "train": dataclasses.asdict(train),
+        **extra,
+    }
 
 
 def from_dict(record: dict) -> tuple[ModelConfig, TrainConfig]:
     """Inverse of :func:`to_dict`; raises :class:`~cvae_lib.errors.CvaeError` on a foreign record."""
     if not isinstance(record, dict) or record.get("format") != "cvae_lib/1":
-        raise CvaeError("config.json was not written by cvae_lib (missing format 'cvae_lib/1')")
+        raise CvaeError(
+            "config.json was not written by cvae_lib (missing format 'cvae_lib/1')"
+        )
     try:
         return ModelConfig(**record["model"]), TrainConfig(**record["train"])
     except (KeyError, TypeError, ValueError) as err:
-        raise CvaeError(f"config.json is incomplete or has unknown fields: {err}") from None
+        raise CvaeError(
+            f"config.json is incomplete or has unknown fields: {err}"
+        ) from None
 
 
 def dumps(record: dict) -> str:

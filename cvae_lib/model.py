@@ -22,7 +22,9 @@ class ConditionalVAE(tf.Module):
     #: Short name used in checkpoints, so a checkpoint of one model kind never loads as another.
     kind = "cvae"
 
-    def __init__(self, config: ModelConfig = ModelConfig(), train: TrainConfig = TrainConfig()):
+    def __init__(
+        self, config: ModelConfig = ModelConfig(), train: TrainConfig = TrainConfig()
+    ):
         super().__init__(name=self.kind)
         self.config = config
         self.train_config = train
@@ -30,11 +32,17 @@ class ConditionalVAE(tf.Module):
         self.encoder = self._make_encoder()
         self.decoder = self._make_decoder()
         # The reconstruction's weight in the training objective, ramped from 0 to 1 in warm-up.
-        self.recon_weight = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="recon_weight")
+        self.recon_weight = tf.Variable(
+            1.0, trainable=False, dtype=tf.float32, name="recon_weight"
+        )
 
     # The baselines (cvae_lib.baselines) override these hooks.
     def _make_prior(self) -> Prior:
-        return make_prior(self.config, self.train_config.prior_init_radius, seed=self.train_config.seed)
+        return make_prior(
+            self.config,
+            self.train_config.prior_init_radius,
+            seed=self.train_config.seed,
+        )
 
     def _make_encoder(self) -> keras.Model:
         return make_encoder(self.config, seed=self.train_config.seed)
@@ -44,7 +52,11 @@ class ConditionalVAE(tf.Module):
 
     def networks(self) -> dict[str, keras.Model]:
         """Named networks, in checkpoint order."""
-        return {**self.class_prior.networks(), "encoder": self.encoder, "decoder": self.decoder}
+        return {
+            **self.class_prior.networks(),
+            "encoder": self.encoder,
+            "decoder": self.decoder,
+        }
 
     def one_hot(self, labels: tf.Tensor) -> tf.Tensor:
         return tf.one_hot(tf.cast(labels, tf.int32), self.config.num_classes)
@@ -87,8 +99,10 @@ class ConditionalVAE(tf.Module):
         posterior = self.posterior(images, labels)
         z = posterior.sample(seed=seed)
         logits = self.decode_logits(z, labels)
-        reconstruction = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits),
-                                       axis=[1, 2, 3])
+        reconstruction = tf.reduce_sum(
+            tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits),
+            axis=[1, 2, 3],
+        )
         prior = self.prior(labels)
         kl = tfd.kl_divergence(posterior, prior)
         if self.train_config.class_codes == "prior":
@@ -101,15 +115,24 @@ class ConditionalVAE(tf.Module):
         but weighted in (``class_weight``) it keeps classes apart, as the classification term
         of Kingma et al. (2014) does for their M2."""
         logits = self.class_prior.class_log_probs(z)
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(labels, tf.int32), logits=logits
+        )
 
-    def objective(self, reconstruction: tf.Tensor, kl: tf.Tensor, class_nll: tf.Tensor | None = None) -> tf.Tensor:
+    def objective(
+        self,
+        reconstruction: tf.Tensor,
+        kl: tf.Tensor,
+        class_nll: tf.Tensor | None = None,
+    ) -> tf.Tensor:
         """The scalar training minimises, per image: ``recon_weight * reconstruction + kl_weight *
         KL + class_weight * class_nll``, the negative ELBO when the weights are 1, 1 and 0."""
         kl_weight = 1.0
         if self.train_config.kl_weighting == "reference":
             kl_weight = 1.0 / tf.cast(tf.shape(kl)[0], kl.dtype)
-        loss = self.recon_weight * tf.reduce_mean(reconstruction) + kl_weight * tf.reduce_mean(kl)
+        loss = self.recon_weight * tf.reduce_mean(
+            reconstruction
+        ) + kl_weight * tf.reduce_mean(kl)
         if class_nll is not None and self.train_config.class_weight:
             loss += self.train_config.class_weight * tf.reduce_mean(class_nll)
         return loss
@@ -123,5 +146,9 @@ class ConditionalVAE(tf.Module):
     def network_variables(self):
         """Everything but the prior network: the encoder and decoder weights."""
         prior_ids = {id(v) for v in self.prior_variables}
-        return [v for net in self.networks().values() for v in net.trainable_variables
-                if id(v) not in prior_ids]
+        return [
+            v
+            for net in self.networks().values()
+            for v in net.trainable_variables
+            if id(v) not in prior_ids
+        ]

@@ -35,8 +35,14 @@ class PixelModel:
     def log_likelihood(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Exact log p(x | y) (or log p(x) for a label-free model) of binary ``images``, per image, nats."""
         images = np.asarray(images, np.float64).reshape(len(images), -1)
-        rows = np.asarray(labels, np.int64) if self.uses_labels else np.zeros(len(images), np.int64)
-        p = self.probabilities.reshape(len(self.probabilities), -1).astype(np.float64)[rows]
+        rows = (
+            np.asarray(labels, np.int64)
+            if self.uses_labels
+            else np.zeros(len(images), np.int64)
+        )
+        p = self.probabilities.reshape(len(self.probabilities), -1).astype(np.float64)[
+            rows
+        ]
         return np.sum(images * np.log(p) + (1 - images) * np.log1p(-p), axis=1)
 
     def classify(self, images: np.ndarray) -> np.ndarray:
@@ -52,13 +58,17 @@ def _smoothed_mean(images: np.ndarray) -> np.ndarray:
 
 def class_templates(digits: Digits, num_classes: int = NUM_CLASSES) -> PixelModel:
     """p(x | y): each class's mean training image, smoothed (see module docstring)."""
-    rows = [_smoothed_mean(digits.x_train[digits.y_train == c]) for c in range(num_classes)]
+    rows = [
+        _smoothed_mean(digits.x_train[digits.y_train == c]) for c in range(num_classes)
+    ]
     return PixelModel(np.stack(rows).astype(np.float32), "class templates")
 
 
 def mean_image(digits: Digits) -> PixelModel:
     """p(x): the mean training image of all digits, smoothed; knows no label."""
-    return PixelModel(_smoothed_mean(digits.x_train)[None].astype(np.float32), "mean image")
+    return PixelModel(
+        _smoothed_mean(digits.x_train)[None].astype(np.float32), "mean image"
+    )
 
 
 def baseline_nll(model: PixelModel, digits: Digits, n: int | None = None) -> float:
@@ -73,7 +83,9 @@ def baseline_report(digits: Digits, n: int | None = None) -> dict:
     nats, "digits": count, "template_accuracy": share of them the templates classify right}``."""
     templates, single = class_templates(digits), mean_image(digits)
     x, y = fixed_binarization(digits.x_test)[:n], digits.y_test[:n]
-    return {"class_templates": float(-templates.log_likelihood(x, y).mean()),
-            "mean_image": float(-single.log_likelihood(x, y).mean()),
-            "digits": int(len(x)),
-            "template_accuracy": float(np.mean(templates.classify(x) == y))}
+    return {
+        "class_templates": float(-templates.log_likelihood(x, y).mean()),
+        "mean_image": float(-single.log_likelihood(x, y).mean()),
+        "digits": int(len(x)),
+        "template_accuracy": float(np.mean(templates.classify(x) == y)),
+    }

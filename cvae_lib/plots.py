@@ -11,7 +11,9 @@ from .backend import tf
 from .data import check_digit
 
 
-def manifold_figure(model, digit: int, n: int = sampling.GRID_SIZE, size: float = 6.0) -> Figure:
+def manifold_figure(
+    model, digit: int, n: int = sampling.GRID_SIZE, size: float = 6.0
+) -> Figure:
     """The reference's n x n grid of digits decoded around class ``digit``'s mean."""
     digit = check_digit(digit, model.config.num_classes)
     image = sampling.manifold_image(model, digit, n)
@@ -24,12 +26,17 @@ def manifold_figure(model, digit: int, n: int = sampling.GRID_SIZE, size: float 
     labels = [f"{v:+.1f}" if i % 2 == 0 else "" for i, v in enumerate(steps)]
     ax.set_xticks(ticks, labels, fontsize=7)
     ax.set_yticks(ticks, labels, fontsize=7)
-    ax.set(xlabel=r"$z_1 - \mu_{y,1}$", ylabel=r"$z_2 - \mu_{y,2}$",
-           title=f"digit {digit}: decoded at $\\mu_{{{digit}}}$ + normal quantiles")
+    ax.set(
+        xlabel=r"$z_1 - \mu_{y,1}$",
+        ylabel=r"$z_2 - \mu_{y,2}$",
+        title=f"digit {digit}: decoded at $\\mu_{{{digit}}}$ + normal quantiles",
+    )
     return fig
 
 
-def all_manifolds_figure(model, n: int = sampling.GRID_SIZE, size: float = 2.4) -> Figure:
+def all_manifolds_figure(
+    model, n: int = sampling.GRID_SIZE, size: float = 2.4
+) -> Figure:
     """The manifold of every class, two rows of five."""
     classes = model.config.num_classes
     cols = 5
@@ -37,7 +44,9 @@ def all_manifolds_figure(model, n: int = sampling.GRID_SIZE, size: float = 2.4) 
     fig = Figure(figsize=(cols * size, rows * size), layout="constrained")
     for digit in range(classes):
         ax = fig.add_subplot(rows, cols, digit + 1)
-        ax.imshow(sampling.manifold_image(model, digit, n), cmap="Greys_r", vmin=0, vmax=1)
+        ax.imshow(
+            sampling.manifold_image(model, digit, n), cmap="Greys_r", vmin=0, vmax=1
+        )
         ax.set_title(f"digit {digit}")
         ax.axis("off")
     return fig
@@ -50,12 +59,16 @@ def samples_figure(samples: np.ndarray, size: float = 0.6) -> Figure:
     ax = fig.add_subplot()
     tiles = samples.transpose(0, 2, 1, 3).reshape(classes * height, per_class * width)
     ax.imshow(tiles, cmap="Greys_r", vmin=0, vmax=1)
-    ax.set_yticks(np.arange(classes) * height + (height - 1) / 2, [str(c) for c in range(classes)])
+    ax.set_yticks(
+        np.arange(classes) * height + (height - 1) / 2, [str(c) for c in range(classes)]
+    )
     ax.set(xticks=[], ylabel="requested digit")
     return fig
 
 
-def latent_scatter_figure(model, images: np.ndarray, labels: np.ndarray, size: float = 6.5) -> Figure:
+def latent_scatter_figure(
+    model, images: np.ndarray, labels: np.ndarray, size: float = 6.5
+) -> Figure:
     """Posterior means of encoded digits, coloured by class, with each class mean marked."""
     z = np.asarray(model.posterior(tf.constant(images), tf.constant(labels)).mean())
     means = sampling.class_means(model)
@@ -63,13 +76,48 @@ def latent_scatter_figure(model, images: np.ndarray, labels: np.ndarray, size: f
     ax = fig.add_subplot()
     for c in range(model.config.num_classes):
         members = labels == c
-        ax.scatter(z[members, 0], z[members, 1], s=4, alpha=0.5, color=f"C{c % 10}", label=str(c))
+        ax.scatter(
+            z[members, 0],
+            z[members, 1],
+            s=4,
+            alpha=0.5,
+            color=f"C{c % 10}",
+            label=str(c),
+        )
     for c, (mx, my) in enumerate(means[:, :2]):
-        ax.scatter([mx], [my], s=260, marker="o", facecolor="white", edgecolor=f"C{c % 10}", linewidth=2, zorder=3)
-        ax.text(mx, my, str(c), ha="center", va="center", fontsize=10, weight="bold", zorder=4)
-    ax.set(xlabel="$z_1$", ylabel="$z_2$", aspect="equal",
-           title="encoded test digits (posterior means) and class means")
-    ax.legend(title="digit", markerscale=4, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.scatter(
+            [mx],
+            [my],
+            s=260,
+            marker="o",
+            facecolor="white",
+            edgecolor=f"C{c % 10}",
+            linewidth=2,
+            zorder=3,
+        )
+        ax.text(
+            mx,
+            my,
+            str(c),
+            ha="center",
+            va="center",
+            fontsize=10,
+            weight="bold",
+            zorder=4,
+        )
+    ax.set(
+        xlabel="$z_1$",
+        ylabel="$z_2$",
+        aspect="equal",
+        title="encoded test digits (posterior means) and class means",
+    )
+    ax.legend(
+        title="digit",
+        markerscale=4,
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )
     return fig
 
 
@@ -77,7 +125,9 @@ def training_curves_figure(history, size: tuple = (10.0, 3.2)) -> Figure:
     """Negative ELBO, its reconstruction and KL parts, per epoch, train and validation."""
     epochs = history.series("epoch")
     fig = Figure(figsize=size, layout="constrained")
-    for i, (key, title) in enumerate([("loss", "negative ELBO"), ("recon", "reconstruction"), ("kl", "KL")]):
+    for i, (key, title) in enumerate(
+        [("loss", "negative ELBO"), ("recon", "reconstruction"), ("kl", "KL")]
+    ):
         ax = fig.add_subplot(1, 3, i + 1)
         ax.plot(epochs, history.series(key), label="train")
         ax.plot(epochs, history.series(f"val_{key}"), label="validation")
@@ -91,15 +141,29 @@ def _draw_confusion(ax, confusion: np.ndarray, title: str) -> None:
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for (row, col), rate in np.ndenumerate(rates):
         if rate >= 0.005:
-            ax.text(col, row, f"{100 * rate:.0f}", ha="center", va="center", fontsize=7,
-                    color="white" if rate > 0.6 else "black")
-    ax.set(xticks=range(rates.shape[1]), yticks=range(rates.shape[0]), xlabel="judge's label",
-           ylabel="requested digit")
+            ax.text(
+                col,
+                row,
+                f"{100 * rate:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if rate > 0.6 else "black",
+            )
+    ax.set(
+        xticks=range(rates.shape[1]),
+        yticks=range(rates.shape[0]),
+        xlabel="judge's label",
+        ylabel="requested digit",
+    )
     ax.set_title(title, fontsize=10)
 
 
-def confusion_figure(confusion: np.ndarray, title: str = "judge's label of generated digits",
-                     size: float = 5.0) -> Figure:
+def confusion_figure(
+    confusion: np.ndarray,
+    title: str = "judge's label of generated digits",
+    size: float = 5.0,
+) -> Figure:
     """Row-normalised confusion matrix in percent: row = requested digit, column = judge's label."""
     fig = Figure(figsize=(size, size), layout="constrained")
     _draw_confusion(fig.add_subplot(), confusion, f"{title} (%)")
@@ -110,7 +174,9 @@ def confusions_figure(confusions: dict, size: float = 3.6) -> Figure:
     """Several confusion matrices side by side, titled by the dict's keys."""
     fig = Figure(figsize=(size * len(confusions), size + 0.3), layout="constrained")
     for i, (name, confusion) in enumerate(confusions.items()):
-        _draw_confusion(fig.add_subplot(1, len(confusions), i + 1), np.asarray(confusion), name)
+        _draw_confusion(
+            fig.add_subplot(1, len(confusions), i + 1), np.asarray(confusion), name
+        )
     return fig
 
 
@@ -127,8 +193,11 @@ def panels_figure(images: dict, size: float = 3.6, ylabel: str | None = None) ->
     return fig
 
 
-def separation_figure(separation: np.ndarray, title: str = "distance between class means",
-                      size: float = 5.0) -> Figure:
+def separation_figure(
+    separation: np.ndarray,
+    title: str = "distance between class means",
+    size: float = 5.0,
+) -> Figure:
     """A :func:`~cvae_lib.sampling.class_separation` matrix, in prior standard deviations, annotated."""
     separation = np.asarray(separation)
     fig = Figure(figsize=(size, size), layout="constrained")
@@ -136,9 +205,21 @@ def separation_figure(separation: np.ndarray, title: str = "distance between cla
     ax.imshow(separation, cmap="viridis", vmin=0)
     for (row, col), value in np.ndenumerate(separation):
         if row != col:
-            ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
-                    color="white" if value < 0.6 * separation.max() else "black")
-    ax.set(xticks=range(len(separation)), yticks=range(len(separation)), xlabel="digit", ylabel="digit")
+            ax.text(
+                col,
+                row,
+                f"{value:.1f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value < 0.6 * separation.max() else "black",
+            )
+    ax.set(
+        xticks=range(len(separation)),
+        yticks=range(len(separation)),
+        xlabel="digit",
+        ylabel="digit",
+    )
     ax.set_title(f"{title} (prior standard deviations)", fontsize=10)
     return fig
 
@@ -146,7 +227,9 @@ def separation_figure(separation: np.ndarray, title: str = "distance between cla
 def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
     """The path of every class mean from ``start`` (circle) through the ``class_means`` of each epoch
     of a :class:`~cvae_lib.train.History` (dots) to the end (digit), in the first two dimensions."""
-    paths = np.concatenate([np.asarray(start)[None], history.series("class_means")])  # (epochs + 1, C, d)
+    paths = np.concatenate(
+        [np.asarray(start)[None], history.series("class_means")]
+    )  # (epochs + 1, C, d)
     fig = Figure(figsize=(size, size), layout="constrained")
     ax = fig.add_subplot()
     colours = [f"C{c}" for c in range(paths.shape[1])]
@@ -154,10 +237,20 @@ def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
         ax.plot(paths[:, c, 0], paths[:, c, 1], "-", color=colour, lw=1, alpha=0.7)
         ax.plot(paths[1:, c, 0], paths[1:, c, 1], ".", color=colour, ms=3)
         ax.plot(*paths[0, c, :2], "o", mfc="none", color=colour, ms=8)
-        ax.text(*paths[-1, c, :2], str(c), color="white", ha="center", va="center", fontsize=8,
-                bbox=dict(boxstyle="circle,pad=0.2", fc=colour, ec="none"))
+        ax.text(
+            *paths[-1, c, :2],
+            str(c),
+            color="white",
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox=dict(boxstyle="circle,pad=0.2", fc=colour, ec="none"),
+        )
     ax.set(aspect="equal", xlabel="$z_1$", ylabel="$z_2$")
-    ax.set_title("class means during training (open circle: start, dots: each epoch)", fontsize=10)
+    ax.set_title(
+        "class means during training (open circle: start, dots: each epoch)",
+        fontsize=10,
+    )
     return fig
 
 
@@ -165,8 +258,11 @@ def schedule_figure(history, size: tuple = (10.0, 3.0)) -> Figure:
     """Per epoch: the reconstruction weight and prior learning rate applied, and the closest two class means."""
     epochs = history.series("epoch")
     fig = Figure(figsize=size, layout="constrained")
-    panels = [("recon_weight", "reconstruction weight"), ("prior_learning_rate", "prior learning rate"),
-              ("min_mean_distance", "closest two class means")]
+    panels = [
+        ("recon_weight", "reconstruction weight"),
+        ("prior_learning_rate", "prior learning rate"),
+        ("min_mean_distance", "closest two class means"),
+    ]
     for i, (key, title) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         ax.plot(epochs, history.series(key), ".-", ms=3)

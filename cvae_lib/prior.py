@@ -17,17 +17,30 @@ from .config import ModelConfig
 from .errors import CvaeError
 
 
-def make_prior_network(config: ModelConfig, init_radius: float = 0.0, seed: int = 0) -> keras.Model:
+def make_prior_network(
+    config: ModelConfig, init_radius: float = 0.0, seed: int = 0
+) -> keras.Model:
     """one-hot (num_classes,) -> mu_y (latent_dim,), Glorot-initialised (all means within about a unit),
     then spread on a circle of ``init_radius`` > 0 (:func:`spread_class_means`; :mod:`cvae_lib.train`)."""
     glorot = lambda i: keras.initializers.GlorotUniform(seed=seed + i)  # noqa: E731
-    network = keras.Sequential([
-        keras.layers.InputLayer(input_shape=(config.num_classes,)),
-        keras.layers.Dense(2 * config.latent_dim, kernel_initializer=glorot(0), name="prior_hidden"),
-        keras.layers.Dense(config.latent_dim, kernel_initializer=glorot(1), name="prior_mean"),
-    ], name="prior_network")
+    network = keras.Sequential(
+        [
+            keras.layers.InputLayer(input_shape=(config.num_classes,)),
+            keras.layers.Dense(
+                2 * config.latent_dim, kernel_initializer=glorot(0), name="prior_hidden"
+            ),
+            keras.layers.Dense(
+                config.latent_dim, kernel_initializer=glorot(1), name="prior_mean"
+            ),
+        ],
+        name="prior_network",
+    )
     if init_radius > 0:
-        spread_class_means(network, circle_means(config.num_classes, config.latent_dim, init_radius), seed)
+        spread_class_means(
+            network,
+            circle_means(config.num_classes, config.latent_dim, init_radius),
+            seed,
+        )
     return network
 
 
@@ -44,7 +57,9 @@ def circle_means(num_classes: int, latent_dim: int, radius: float) -> np.ndarray
     return targets
 
 
-def spread_class_means(network: keras.Model, targets: np.ndarray, seed: int = 0) -> None:
+def spread_class_means(
+    network: keras.Model, targets: np.ndarray, seed: int = 0
+) -> None:
     """Set the first layer so the network maps one-hot y exactly to ``targets[y]``: row y of
     W1 solves W2^T h = target_y, minimum-norm plus a small random part in the null space
     of W2^T, which keeps the hidden units distinct so gradients still move every weight."""
@@ -61,7 +76,9 @@ def spread_class_means(network: keras.Model, targets: np.ndarray, seed: int = 0)
 
 def prior_distribution(class_means: tf.Tensor) -> tfd.Distribution:
     """N(mu_y, I) for a batch of class means (unit covariance: only the mean is learned)."""
-    return tfd.MultivariateNormalDiag(loc=class_means, scale_diag=tf.ones_like(class_means))
+    return tfd.MultivariateNormalDiag(
+        loc=class_means, scale_diag=tf.ones_like(class_means)
+    )
 
 
 class Prior(tf.Module):
@@ -103,7 +120,9 @@ class UnitGaussianPrior(Prior):
         return {"prior_network": self.network}
 
     def class_means(self, labels: tf.Tensor) -> tf.Tensor:
-        return self.network(tf.one_hot(tf.cast(labels, tf.int32), self.config.num_classes))
+        return self.network(
+            tf.one_hot(tf.cast(labels, tf.int32), self.config.num_classes)
+        )
 
     def distribution(self, labels: tf.Tensor) -> tfd.Distribution:
         return prior_distribution(self.class_means(labels))
@@ -118,7 +137,9 @@ class StandardNormalPrior(Prior):
     """N(0, I) for every class: nothing learned, no class regions."""
 
     def distribution(self, labels: tf.Tensor) -> tfd.Distribution:
-        return prior_distribution(tf.zeros(tf.stack([tf.shape(labels)[0], self.config.latent_dim])))
+        return prior_distribution(
+            tf.zeros(tf.stack([tf.shape(labels)[0], self.config.latent_dim]))
+        )
 
 
 #: Prior families by the name a :class:`~cvae_lib.config.ModelConfig` gives in ``prior``.
@@ -128,7 +149,9 @@ PRIOR_FAMILIES: dict[str, type] = {}
 def register_prior(name: str, family: type) -> type:
     """Make ``family`` (a :class:`Prior` subclass) buildable as ``ModelConfig(prior=name)``."""
     if not (isinstance(family, type) and issubclass(family, Prior)):
-        raise CvaeError(f"a prior family must be a subclass of cvae_lib.prior.Prior, got {family!r}")
+        raise CvaeError(
+            f"a prior family must be a subclass of cvae_lib.prior.Prior, got {family!r}"
+        )
     PRIOR_FAMILIES[name] = family
     return family
 
@@ -140,7 +163,9 @@ register_prior("standard_normal", StandardNormalPrior)
 def make_prior(config: ModelConfig, init_radius: float = 0.0, seed: int = 0) -> Prior:
     """The prior of the family ``config.prior`` names."""
     if config.prior not in PRIOR_FAMILIES:
-        raise CvaeError(f"unknown prior family {config.prior!r}: known are {', '.join(sorted(PRIOR_FAMILIES))}")
+        raise CvaeError(
+            f"unknown prior family {config.prior!r}: known are {', '.join(sorted(PRIOR_FAMILIES))}"
+        )
     return PRIOR_FAMILIES[config.prior](config, init_radius, seed)
 
 

@@ -27,23 +27,35 @@ def class_means(model) -> np.ndarray:
 def class_separation(model) -> np.ndarray:
     """Distances between the class means (C x C), in standard deviations of the distribution
     that generates each class; :func:`~cvae_lib.prior.closest_pair` finds the closest two."""
-    return prior_geometry.class_separation(model.generation_prior(tf.range(model.config.num_classes)))
+    return prior_geometry.class_separation(
+        model.generation_prior(tf.range(model.config.num_classes))
+    )
 
 
 def decode_images(model, z, labels, batch_size: int = 2048) -> np.ndarray:
     """Mean images for latent codes ``z`` (N, latent); large batches, since no gradients."""
     z = np.asarray(z, np.float32)
     labels = np.asarray(labels, np.int32)
-    out = [model.decode(tf.constant(z[i:i + batch_size]), tf.constant(labels[i:i + batch_size])).numpy()
-           for i in range(0, len(z), batch_size)]
-    return np.concatenate(out)[..., 0] if out else np.zeros((0, *model.config.image_shape[:2]), np.float32)
+    out = [
+        model.decode(
+            tf.constant(z[i : i + batch_size]), tf.constant(labels[i : i + batch_size])
+        ).numpy()
+        for i in range(0, len(z), batch_size)
+    ]
+    return (
+        np.concatenate(out)[..., 0]
+        if out
+        else np.zeros((0, *model.config.image_shape[:2]), np.float32)
+    )
 
 
 def sample_latents(model, per_class: int, seed: int = 0) -> np.ndarray:
     """z ~ p(z | y) for every class, shape (num_classes, per_class, latent_dim)."""
     check_positive_int(per_class, "samples per class")
     labels = np.repeat(np.arange(model.config.num_classes), per_class)
-    z = model.generation_prior(tf.constant(labels, tf.int32)).sample(seed=tf.constant([seed, 7], tf.int32))
+    z = model.generation_prior(tf.constant(labels, tf.int32)).sample(
+        seed=tf.constant([seed, 7], tf.int32)
+    )
     return np.asarray(z).reshape(model.config.num_classes, per_class, -1)
 
 
@@ -71,8 +83,10 @@ def manifold_latents(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
     the grid spans the first two latent dimensions, any others stay at the centre."""
     digit = check_digit(digit, model.config.num_classes)
     if model.config.latent_dim < 2:
-        raise CvaeError(f"the manifold grid needs a latent space of 2 or more dimensions, "
-                        f"this model has {model.config.latent_dim}")
+        raise CvaeError(
+            f"the manifold grid needs a latent space of 2 or more dimensions, "
+            f"this model has {model.config.latent_dim}"
+        )
     offsets = grid_offsets(n)  # validates n
     mean = class_means(model)[digit]
     z = np.broadcast_to(mean, (n, n, mean.shape[-1])).copy()
@@ -83,6 +97,12 @@ def manifold_latents(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
 def manifold_image(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
     """The n x n grid of decoded digits as one (n * height, n * width) image."""
     z = manifold_latents(model, digit, n)
-    tiles = decode_images(model, z.reshape(n * n, -1), np.full(n * n, check_digit(digit)))
+    tiles = decode_images(
+        model, z.reshape(n * n, -1), np.full(n * n, check_digit(digit))
+    )
     height, width = tiles.shape[1:]
-    return tiles.reshape(n, n, height, width).transpose(0, 2, 1, 3).reshape(n * height, n * width)
+    return (
+        tiles.reshape(n, n, height, width)
+        .transpose(0, 2, 1, 3)
+        .reshape(n * height, n * width)
+    )

@@ -61,7 +61,14 @@ def default_jit_compile() -> bool:
     return bool(GPUS)
 
 
-def make_train_step(model, optimizer, prior_optimizer, *, jit_compile: bool = True, binarize_input: bool = True):
+def make_train_step(
+    model,
+    optimizer,
+    prior_optimizer,
+    *,
+    jit_compile: bool = True,
+    binarize_input: bool = True,
+):
     """One compiled gradient step; returns the batch's mean reconstruction, KL and class loss."""
     networks = model.network_variables
     priors = model.prior_variables
@@ -76,8 +83,12 @@ def make_train_step(model, optimizer, prior_optimizer, *, jit_compile: bool = Tr
             loss = model.objective(reconstruction, kl, class_nll)
         grads = tape.gradient(loss, networks + priors)
         optimizer.apply_gradients(zip(grads[: len(networks)], networks))
-        prior_optimizer.apply_gradients(zip(grads[len(networks):], priors))
-        return tf.reduce_mean(reconstruction), tf.reduce_mean(kl), tf.reduce_mean(class_nll)
+        prior_optimizer.apply_gradients(zip(grads[len(networks) :], priors))
+        return (
+            tf.reduce_mean(reconstruction),
+            tf.reduce_mean(kl),
+            tf.reduce_mean(class_nll),
+        )
 
     return step
 
@@ -92,7 +103,9 @@ def make_eval_step(model, *, jit_compile: bool = True):
     return step
 
 
-def evaluate_elbo(model, images: np.ndarray, labels: np.ndarray, *, seed: int = 0, eval_step=None) -> dict:
+def evaluate_elbo(
+    model, images: np.ndarray, labels: np.ndarray, *, seed: int = 0, eval_step=None
+) -> dict:
     """Mean negative ELBO and its parts (nats per image) over the given digits."""
     eval_step = eval_step or make_eval_step(model, jit_compile=default_jit_compile())
     totals = np.zeros(2)
@@ -103,13 +116,23 @@ def evaluate_elbo(model, images: np.ndarray, labels: np.ndarray, *, seed: int = 
     return {"neg_elbo": recon + kl, "recon": recon, "kl": kl}
 
 
-def train(model, digits: Digits, *, progress: str = "lines", jit_compile: bool | None = None,
-          callback=None, stream=None, state_dir=None) -> History:
+def train(
+    model,
+    digits: Digits,
+    *,
+    progress: str = "lines",
+    jit_compile: bool | None = None,
+    callback=None,
+    stream=None,
+    state_dir=None,
+) -> History:
     """Train ``model`` on ``digits`` for the schedule of ``model.train_config``; returns its
     :class:`History`. ``callback(model, record)`` runs after each epoch; ``state_dir`` keeps a
     :class:`TrainingState`, and training resumes from one found there. A non-finite loss or
     weight stops it with a one-line error."""
-    check_mode(progress)  # a misspelt mode fails now, not after minutes of silent training
+    check_mode(
+        progress
+    )  # a misspelt mode fails now, not after minutes of silent training
     config = model.train_config
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
     stream = stream or sys.stdout
@@ -119,20 +142,30 @@ def train(model, digits: Digits, *, progress: str = "lines", jit_compile: bool |
     optimizer = keras.optimizers.Adam(config.learning_rate)
     warmup = config.warmup_epochs
     # The optimizer copies a learning rate passed in: the warm-up switches its own variable.
-    prior_optimizer = keras.optimizers.Adam(0.0 if warmup else config.prior_learning_rate)
+    prior_optimizer = keras.optimizers.Adam(
+        0.0 if warmup else config.prior_learning_rate
+    )
     epoch_runner = _EpochRunner(model, digits, optimizer, prior_optimizer, jit_compile)
-    state = TrainingState(state_dir, model, optimizer, prior_optimizer) if state_dir is not None else None
+    state = (
+        TrainingState(state_dir, model, optimizer, prior_optimizer)
+        if state_dir is not None
+        else None
+    )
     history = state.restore() if state is not None else History()
     first = len(history.epochs) + 1
     if history.epochs and progress != "none":
         print(f"resuming at epoch {first} of {config.epochs}", file=stream, flush=True)
-    if first > config.epochs and callback is not None:  # stopped after the last state, before its checkpoint
+    if (
+        first > config.epochs and callback is not None
+    ):  # stopped after the last state, before its checkpoint
         callback(model, history.epochs[-1])
     show = _progress_shower(progress, config.epochs, stream)
     for epoch in range(first, config.epochs + 1):
         model.recon_weight.assign(min(1.0, (epoch - 1) / warmup) if warmup else 1.0)
         if epoch == warmup + 1:
-            prior_optimizer.learning_rate.assign(config.prior_learning_rate)  # the means may move
+            prior_optimizer.learning_rate.assign(
+                config.prior_learning_rate
+            )  # the means may move
         record = epoch_runner.run(epoch)
         history.append(record)
         if state is not None:
@@ -145,14 +178,21 @@ def train(model, digits: Digits, *, progress: str = "lines", jit_compile: bool |
 
 def _progress_shower(progress: str, epochs: int, stream):
     """``show(record)`` for a finished epoch: a line, a progress bar, or nothing."""
-    bar = Progress(epochs, "training", "epochs", "bar", stream, min_interval=0) if progress == "bar" else None
+    bar = (
+        Progress(epochs, "training", "epochs", "bar", stream, min_interval=0)
+        if progress == "bar"
+        else None
+    )
 
     def show(record: dict) -> None:
         if progress == "lines":
             print(format_record(record, epochs), file=stream, flush=True)
         elif bar is not None:
-            bar.update(record["epoch"], f"loss {record['loss']:.1f}, val {record['val_loss']:.1f}, "
-                                        f"{record['images_per_s']:.0f} img/s")
+            bar.update(
+                record["epoch"],
+                f"loss {record['loss']:.1f}, val {record['val_loss']:.1f}, "
+                f"{record['images_per_s']:.0f} img/s",
+            )
 
     return show
 
@@ -160,45 +200,84 @@ def _progress_shower(progress: str, epochs: int, stream):
 class _EpochRunner:
     """One epoch of training and its record: the compiled steps, validation, the checks."""
 
-    def __init__(self, model, digits: Digits, optimizer, prior_optimizer, jit_compile: bool):
+    def __init__(
+        self, model, digits: Digits, optimizer, prior_optimizer, jit_compile: bool
+    ):
         config = model.train_config
-        self.model, self.digits, self.config, self.prior_optimizer = model, digits, config, prior_optimizer
-        self.step = make_train_step(model, optimizer, prior_optimizer, jit_compile=jit_compile,
-                                    binarize_input=config.binarize)
+        self.model, self.digits, self.config, self.prior_optimizer = (
+            model,
+            digits,
+            config,
+            prior_optimizer,
+        )
+        self.step = make_train_step(
+            model,
+            optimizer,
+            prior_optimizer,
+            jit_compile=jit_compile,
+            binarize_input=config.binarize,
+        )
         self.eval_step = make_eval_step(model, jit_compile=jit_compile)
-        self.val_x = fixed_binarization(digits.x_test) if config.binarize else digits.x_test
+        self.val_x = (
+            fixed_binarization(digits.x_test) if config.binarize else digits.x_test
+        )
         self.steps = steps_per_epoch(len(digits.x_train), config.batch_size)
-        self.images_per_epoch = self.steps * effective_batch_size(len(digits.x_train), config.batch_size)
+        self.images_per_epoch = self.steps * effective_batch_size(
+            len(digits.x_train), config.batch_size
+        )
 
     def run(self, epoch: int) -> dict:
         """Train epoch ``epoch``; its history record."""
         model, digits, config = self.model, self.digits, self.config
         start = time.perf_counter()
         sums = np.zeros(3)
-        for i, (x, y) in enumerate(training_dataset(digits.x_train, digits.y_train, config.batch_size,
-                                                    config.seed, epoch)):
+        for i, (x, y) in enumerate(
+            training_dataset(
+                digits.x_train, digits.y_train, config.batch_size, config.seed, epoch
+            )
+        ):
             seed = tf.constant([config.seed, epoch * 100_000 + i], tf.int32)
             sums += [float(term) for term in self.step(x, y, seed)]
         seconds = time.perf_counter() - start
         if epoch == config.epochs:
-            model.finish_training(digits)  # before the last checkpoint (see ConditionalVAE)
+            model.finish_training(
+                digits
+            )  # before the last checkpoint (see ConditionalVAE)
         sums /= self.steps
         val = evaluate_elbo(model, self.val_x, digits.y_test, eval_step=self.eval_step)
         record = {
-            "epoch": epoch, "loss": sums[:2].sum(), "recon": sums[0], "kl": sums[1], "class_nll": sums[2],
-            "val_loss": val["neg_elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
-            "seconds": seconds, "images_per_s": self.images_per_epoch / seconds,
+            "epoch": epoch,
+            "loss": sums[:2].sum(),
+            "recon": sums[0],
+            "kl": sums[1],
+            "class_nll": sums[2],
+            "val_loss": val["neg_elbo"],
+            "val_recon": val["recon"],
+            "val_kl": val["kl"],
+            "seconds": seconds,
+            "images_per_s": self.images_per_epoch / seconds,
             # the closest two means of p(z | y), in prior standard deviations
-            "min_mean_distance": closest_pair(class_separation(model.prior(tf.range(model.config.num_classes))))[2],
+            "min_mean_distance": closest_pair(
+                class_separation(model.prior(tf.range(model.config.num_classes)))
+            )[2],
             "prior_learning_rate": float(self.prior_optimizer.learning_rate.numpy()),
             "recon_weight": float(model.recon_weight.numpy()),
         }
         if not all(math.isfinite(v) for v in record.values()) or not all(
-                np.isfinite(v.numpy()).all() for v in model.trainable_variables):
-            kept = f"epoch {epoch - 1}'s checkpoint is kept" if epoch > 1 else "nothing was saved"
-            raise CvaeError(f"training diverged in epoch {epoch}: the loss or the weights became non-finite; "
-                            f"{kept} (a lower learning rate may help)")
-        record["class_means"] = np.asarray(model.class_means(tf.range(model.config.num_classes))).tolist()
+            np.isfinite(v.numpy()).all() for v in model.trainable_variables
+        ):
+            kept = (
+                f"epoch {epoch - 1}'s checkpoint is kept"
+                if epoch > 1
+                else "nothing was saved"
+            )
+            raise CvaeError(
+                f"training diverged in epoch {epoch}: the loss or the weights became non-finite; "
+                f"{kept} (a lower learning rate may help)"
+            )
+        record["class_means"] = np.asarray(
+            model.class_means(tf.range(model.config.num_classes))
+        ).tolist()
         return record
 
 
@@ -209,51 +288,77 @@ class TrainingState:
     def __init__(self, directory, model, optimizer, prior_optimizer):
         self.model, self.optimizers = model, (optimizer, prior_optimizer)
         self.history = tf.Variable("", dtype=tf.string, trainable=False)
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, prior_optimizer=prior_optimizer,
-                                              history=self.history)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=1)
+        self.checkpoint = tf.train.Checkpoint(
+            model=model,
+            optimizer=optimizer,
+            prior_optimizer=prior_optimizer,
+            history=self.history,
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(directory), max_to_keep=1
+        )
 
     def restore(self) -> History:
         """The history of the saved state (empty if there is none), its weights and optimizers restored."""
         if self.manager.latest_checkpoint is None:
             return History()
         optimizer, prior_optimizer = self.optimizers
-        optimizer.build(self.model.network_variables)  # create the moments so they are restored now
+        optimizer.build(
+            self.model.network_variables
+        )  # create the moments so they are restored now
         prior_optimizer.build(self.model.prior_variables)
         try:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            self.checkpoint.restore(
+                self.manager.latest_checkpoint
+            ).assert_existing_objects_matched()
         except (tf.errors.OpError, AssertionError, ValueError) as err:
-            raise CvaeError(f"the training state in {self.manager.directory} is damaged or from another "
-                            f"model ({str(err).splitlines()[0][:120]}); train again with --overwrite") from None
+            raise CvaeError(
+                f"the training state in {self.manager.directory} is damaged or from another "
+                f"model ({str(err).splitlines()[0][:120]}); train again with --overwrite"
+            ) from None
         return History.from_dict(json.loads(self.history.numpy().decode()))
 
     @staticmethod
     def saved_history(directory) -> History:
         """The history stored in ``directory``'s latest state, read without building a model."""
-        latest = tf.train.latest_checkpoint(str(directory)) if directory is not None else None
+        latest = (
+            tf.train.latest_checkpoint(str(directory))
+            if directory is not None
+            else None
+        )
         if latest is None:
             return History()
         try:
             text = tf.train.load_variable(latest, "history/.ATTRIBUTES/VARIABLE_VALUE")
             return History.from_dict(json.loads(text))
         except (tf.errors.OpError, ValueError) as err:
-            raise CvaeError(f"the training state in {directory} is damaged ({str(err).splitlines()[0][:120]}); "
-                            "train again with --overwrite") from None
+            raise CvaeError(
+                f"the training state in {directory} is damaged ({str(err).splitlines()[0][:120]}); "
+                "train again with --overwrite"
+            ) from None
 
     def save(self, history: History) -> None:
         self.history.assign(json.dumps({"epochs": history.epochs}))
         try:
             self.manager.save(checkpoint_number=len(history.epochs))
-        except tf.errors.OpError as err:  # such as a full disk; the previous state stays the latest
+        except (
+            tf.errors.OpError
+        ) as err:  # such as a full disk; the previous state stays the latest
             for partial in Path(self.manager.directory).glob("*_temp"):
                 shutil.rmtree(partial, ignore_errors=True)
-            reason = err.message.rsplit("; ", 1)[-1].split(" [Op:")[0]  # the OS's words, without TF's op name
-            raise CvaeError(f"cannot write the training state to {self.manager.directory}: {reason}") from None
+            reason = err.message.rsplit("; ", 1)[-1].split(" [Op:")[
+                0
+            ]  # the OS's words, without TF's op name
+            raise CvaeError(
+                f"cannot write the training state to {self.manager.directory}: {reason}"
+            ) from None
 
 
 def format_record(record: dict, epochs: int) -> str:
     """One progress line: epoch, loss parts, validation loss, speed."""
-    return (f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  "
-            f"loss {record['loss']:9.2f} (recon {record['recon']:8.2f} + KL {record['kl']:6.2f})  "
-            f"val {record['val_loss']:9.2f}  means >= {record['min_mean_distance']:5.2f} apart  "
-            f"{record['images_per_s']:7.0f} img/s")
+    return (
+        f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  "
+        f"loss {record['loss']:9.2f} (recon {record['recon']:8.2f} + KL {record['kl']:6.2f})  "
+        f"val {record['val_loss']:9.2f}  means >= {record['min_mean_distance']:5.2f} apart  "
+        f"{record['images_per_s']:7.0f} img/s"
+    )

@@ -28,11 +28,15 @@ RESULTS = Path(__file__).resolve().parent / "results" / "prior-recipes"
 
 #: Training settings of each recipe, on top of TrainConfig's fields. All are stated in
 #: full, so a recipe means the same whatever the library's defaults are.
-_CIRCLE_10 = {"prior_init_radius": 10.0, "warmup_fraction": 1 / 3, "prior_learning_rate": 1e-3,
-              "class_codes": "posterior"}
+_CIRCLE_10 = {
+    "prior_init_radius": 10.0,
+    "warmup_fraction": 1 / 3,
+    "prior_learning_rate": 1e-3,
+    "class_codes": "posterior",
+}
 RECIPES = {
-    "r10-class-20": {**_CIRCLE_10, "class_weight": 20.0},                          # the book's recipe
-    "learned-r10": {**_CIRCLE_10, "class_weight": 0.0},                            # ELBO only
+    "r10-class-20": {**_CIRCLE_10, "class_weight": 20.0},  # the book's recipe
+    "learned-r10": {**_CIRCLE_10, "class_weight": 0.0},  # ELBO only
     "frozen-r10": {**_CIRCLE_10, "class_weight": 0.0, "prior_learning_rate": 0.0},
     "glorot": {**_CIRCLE_10, "class_weight": 0.0, "prior_init_radius": 0.0},
     "no-warmup-r10": {**_CIRCLE_10, "class_weight": 0.0, "warmup_fraction": 0.0},
@@ -40,8 +44,18 @@ RECIPES = {
     "r12-class-20": {**_CIRCLE_10, "class_weight": 20.0, "prior_init_radius": 12.0},
     "class-20": {**_CIRCLE_10, "class_weight": 20.0, "prior_init_radius": 8.0},
     "class-50": {**_CIRCLE_10, "class_weight": 50.0, "prior_init_radius": 8.0},
-    "frozen": {**_CIRCLE_10, "class_weight": 0.0, "prior_learning_rate": 0.0, "prior_init_radius": 8.0},
-    "draws-20": {**_CIRCLE_10, "class_weight": 20.0, "class_codes": "prior", "prior_init_radius": 8.0},
+    "frozen": {
+        **_CIRCLE_10,
+        "class_weight": 0.0,
+        "prior_learning_rate": 0.0,
+        "prior_init_radius": 8.0,
+    },
+    "draws-20": {
+        **_CIRCLE_10,
+        "class_weight": 20.0,
+        "class_codes": "prior",
+        "prior_init_radius": 8.0,
+    },
 }
 
 IW_K, IW_DIGITS, PER_CLASS = 200, 500, 500
@@ -64,7 +78,9 @@ def measure(recipe: str, seed: int, epochs: int, batch_size: int = 256) -> dict:
     from cvae_lib.train import evaluate_elbo, train
 
     digits = load_digits("sample")
-    config = dataclasses.replace(TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size), **RECIPES[recipe])
+    config = dataclasses.replace(
+        TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size), **RECIPES[recipe]
+    )
     model = ConditionalVAE(ModelConfig(), config)
     start_means = class_means(model).copy()
     started = time.perf_counter()
@@ -77,15 +93,24 @@ def measure(recipe: str, seed: int, epochs: int, batch_size: int = 256) -> dict:
     bounds = importance_weighted_bound(model, x[:IW_DIGITS], y[:IW_DIGITS], k=IW_K)
     means = class_means(model)
     return {
-        "recipe": recipe, "seed": seed, "epochs": epochs, "settings": dataclasses.asdict(config),
-        "conditional_accuracy": judged.accuracy, "per_class_accuracy": judged.per_class.tolist(),
-        "samples_per_class": PER_CLASS, "judge_test_accuracy": judge.test_accuracy,
+        "recipe": recipe,
+        "seed": seed,
+        "epochs": epochs,
+        "settings": dataclasses.asdict(config),
+        "conditional_accuracy": judged.accuracy,
+        "per_class_accuracy": judged.per_class.tolist(),
+        "samples_per_class": PER_CLASS,
+        "judge_test_accuracy": judge.test_accuracy,
         "closest_pair": closest_pair(class_separation(model))[2],
         "moved": np.linalg.norm(means - start_means, axis=-1).tolist(),
-        "start_means": start_means.tolist(), "final_means": means.tolist(),
-        "test_neg_elbo": float(elbo["neg_elbo"]), "test_kl": float(elbo["kl"]),
-        "iw_bound": float(bounds.mean()), "iw_bound_stderr": float(bounds.std(ddof=1) / math.sqrt(len(bounds))),
-        "iw_k": IW_K, "iw_digits": IW_DIGITS,
+        "start_means": start_means.tolist(),
+        "final_means": means.tolist(),
+        "test_neg_elbo": float(elbo["neg_elbo"]),
+        "test_kl": float(elbo["kl"]),
+        "iw_bound": float(bounds.mean()),
+        "iw_bound_stderr": float(bounds.std(ddof=1) / math.sqrt(len(bounds))),
+        "iw_k": IW_K,
+        "iw_digits": IW_DIGITS,
         "val_loss": history.series("val_loss").tolist(),
         "train_seconds": seconds,
     }
@@ -96,8 +121,11 @@ def summary() -> str:
     for path in sorted(RESULTS.glob("*.json")):
         record = json.loads(path.read_text())
         rows.setdefault((record["recipe"], record["epochs"]), []).append(record)
-    lines = ["| recipe | epochs | seeds | judged (mean ± sd) | worst seed | worst class | closest pair | "
-             "mean moved | test -ELBO | IW bound |", "|---" * 10 + "|"]
+    lines = [
+        "| recipe | epochs | seeds | judged (mean ± sd) | worst seed | worst class | closest pair | "
+        "mean moved | test -ELBO | IW bound |",
+        "|---" * 10 + "|",
+    ]
     for (recipe, epochs), records in rows.items():
         acc = np.array([r["conditional_accuracy"] for r in records])
         lines.append(
@@ -106,7 +134,8 @@ def summary() -> str:
             f"{np.mean([r['closest_pair'] for r in records]):.2f} | "
             f"{np.mean([np.mean(r['moved']) for r in records]):.2f} | "
             f"{np.mean([r['test_neg_elbo'] for r in records]):.1f} | "
-            f"{np.mean([r['iw_bound'] for r in records]):.1f} |")
+            f"{np.mean([r['iw_bound'] for r in records]):.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -116,7 +145,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: TensorFlow's choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="intra-op threads (0: TensorFlow's choice)",
+    )
     parser.add_argument("--summary", action="store_true")
     args = parser.parse_args(argv)
     if args.threads:
@@ -133,9 +167,12 @@ def main(argv=None) -> int:
                 continue
             record = measure(recipe, seed, args.epochs, args.batch_size)
             path.write_text(json.dumps(record, indent=1))
-            print(f"{recipe} seed {seed}: judged {record['conditional_accuracy']:.3f} "
-                  f"(worst class {min(record['per_class_accuracy']):.2f}), closest pair "
-                  f"{record['closest_pair']:.2f}, -ELBO {record['test_neg_elbo']:.1f}", flush=True)
+            print(
+                f"{recipe} seed {seed}: judged {record['conditional_accuracy']:.3f} "
+                f"(worst class {min(record['per_class_accuracy']):.2f}), closest pair "
+                f"{record['closest_pair']:.2f}, -ELBO {record['test_neg_elbo']:.1f}",
+                flush=True,
+            )
     if args.summary or not args.recipes:
         print(summary())
     return 0

@@ -94,8 +94,14 @@ TRAINING_CHAPTERS = ("07_comparison.md", "05_training.md")
 
 def pytest_collection_modifyitems(items):
     def queue_position(item):
-        name = Path(str(item.parent.path)).name  # a cell's own path is the generated .ipynb
-        return TRAINING_CHAPTERS.index(name) if name in TRAINING_CHAPTERS else len(TRAINING_CHAPTERS)
+        name = Path(
+            str(item.parent.path)
+        ).name  # a cell's own path is the generated .ipynb
+        return (
+            TRAINING_CHAPTERS.index(name)
+            if name in TRAINING_CHAPTERS
+            else len(TRAINING_CHAPTERS)
+        )
 
     items.sort(key=queue_position)  # stable: every file keeps its own order
 
@@ -121,7 +127,9 @@ def pytest_terminal_summary(terminalreporter):
     for path, (cells, seconds) in sorted(chapters.items()):
         write(f"{path:32s} {cells:3d} cells {seconds:8.1f} s")
     total = sum(seconds for _, seconds in chapters.values())
-    write(f"{'all chapters (sum)':32s} {'':9s} {total:8.1f} s  ({_cpu_name()}, {os.cpu_count()} cores)")
+    write(
+        f"{'all chapters (sum)':32s} {'':9s} {total:8.1f} s  ({_cpu_name()}, {os.cpu_count()} cores)"
+    )
 
 
 def _cpu_name() -> str:

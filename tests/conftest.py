@@ -44,7 +44,13 @@ def tiny_checkpoint_dir(tmp_path_factory, tiny_digits):
     from cvae_lib.store.runs import train_or_load
 
     out = tmp_path_factory.mktemp("tiny_run") / "run"
-    train_or_load(tiny_digits, out, model_config=TINY_MODEL, train_config=TINY_TRAIN, progress="none")
+    train_or_load(
+        tiny_digits,
+        out,
+        model_config=TINY_MODEL,
+        train_config=TINY_TRAIN,
+        progress="none",
+    )
     return out
 
 

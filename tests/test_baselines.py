@@ -21,32 +21,52 @@ from cvae_lib.store.runs import train_or_load
 ONE_EPOCH = TrainConfig(epochs=1, batch_size=128)
 
 
-@pytest.fixture(scope="module", params=(baselines.UnconditionalVAE, baselines.SohnCVAE), ids=lambda cls: cls.kind)
+@pytest.fixture(
+    scope="module",
+    params=(baselines.UnconditionalVAE, baselines.SohnCVAE),
+    ids=lambda cls: cls.kind,
+)
 def trained(request, tmp_path_factory, tiny_digits):
     """(model, checkpoint directory) of each baseline after one epoch of train_or_load."""
     out = tmp_path_factory.mktemp(request.param.kind) / "run"
-    model, history, _ = train_or_load(tiny_digits, out, model_config=TINY_MODEL, train_config=ONE_EPOCH,
-                                      model_class=request.param, progress="none")
+    model, history, _ = train_or_load(
+        tiny_digits,
+        out,
+        model_config=TINY_MODEL,
+        train_config=ONE_EPOCH,
+        model_class=request.param,
+        progress="none",
+    )
     assert np.isfinite(history.epochs[-1]["val_loss"])
     return model, out
 
 
 def test_kinds_are_registered_and_distinct():
     kinds = baselines.MODEL_KINDS
-    assert kinds["vae"] is baselines.UnconditionalVAE and kinds["sohn_cvae"] is baselines.SohnCVAE
+    assert (
+        kinds["vae"] is baselines.UnconditionalVAE
+        and kinds["sohn_cvae"] is baselines.SohnCVAE
+    )
     assert len(kinds) == 3
 
 
 def test_baseline_round_trips_through_its_checkpoint(trained):
     model, out = trained
     loaded, history = checkpoint.load_checkpoint(out)
-    assert type(loaded) is type(model) and checkpoint.read_config(out)["kind"] == model.kind
+    assert (
+        type(loaded) is type(model)
+        and checkpoint.read_config(out)["kind"] == model.kind
+    )
     assert len(history.epochs) == 1
     assert list(loaded.networks()) == list(model.networks())
     for name, network in model.networks().items():
-        for saved, restored in zip(network.get_weights(), loaded.networks()[name].get_weights()):
+        for saved, restored in zip(
+            network.get_weights(), loaded.networks()[name].get_weights()
+        ):
             np.testing.assert_array_equal(saved, restored)
-    np.testing.assert_array_equal(sample_images(loaded, 3, seed=1), sample_images(model, 3, seed=1))
+    np.testing.assert_array_equal(
+        sample_images(loaded, 3, seed=1), sample_images(model, 3, seed=1)
+    )
 
 
 def test_baselines_have_a_fixed_standard_normal_prior(trained):
@@ -59,21 +79,43 @@ def test_baselines_have_a_fixed_standard_normal_prior(trained):
     assert "prior_network" not in model.networks()
 
 
-def test_baseline_is_reused_by_train_or_load_but_not_as_another_kind(trained, tiny_digits):
+def test_baseline_is_reused_by_train_or_load_but_not_as_another_kind(
+    trained, tiny_digits
+):
     model, out = trained
-    _, _, reused = train_or_load(tiny_digits, out, model_config=TINY_MODEL, train_config=ONE_EPOCH,
-                                 model_class=type(model), progress="none")
+    _, _, reused = train_or_load(
+        tiny_digits,
+        out,
+        model_config=TINY_MODEL,
+        train_config=ONE_EPOCH,
+        model_class=type(model),
+        progress="none",
+    )
     assert reused
 
-    assert not finished_run(out, tiny_digits, TINY_MODEL, ONE_EPOCH, model_class=ConditionalVAE)
+    assert not finished_run(
+        out, tiny_digits, TINY_MODEL, ONE_EPOCH, model_class=ConditionalVAE
+    )
 
 
-def test_unconditional_vae_centres_are_the_mean_encodings_of_each_class(tiny_digits, tmp_path):
-    model, _, _ = train_or_load(tiny_digits, tmp_path / "vae", model_config=TINY_MODEL, train_config=ONE_EPOCH,
-                                model_class=baselines.UnconditionalVAE, progress="none")
+def test_unconditional_vae_centres_are_the_mean_encodings_of_each_class(
+    tiny_digits, tmp_path
+):
+    model, _, _ = train_or_load(
+        tiny_digits,
+        tmp_path / "vae",
+        model_config=TINY_MODEL,
+        train_config=ONE_EPOCH,
+        model_class=baselines.UnconditionalVAE,
+        progress="none",
+    )
     centres = class_means(model)
-    np.testing.assert_allclose(centres, model.encoded_class_means(tiny_digits.x_train, tiny_digits.y_train),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        centres,
+        model.encoded_class_means(tiny_digits.x_train, tiny_digits.y_train),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     assert np.abs(centres).max() > 0  # set after training (they start at zero)
     # the centre of class 4 really is the average posterior mean of the training 4s
     from cvae_lib.train import fixed_binarization
@@ -89,7 +131,9 @@ def test_unconditional_vae_centres_are_the_mean_encodings_of_each_class(tiny_dig
 
 def test_unconditional_vae_ignores_the_label_when_training():
     model = baselines.UnconditionalVAE(TINY_MODEL, ONE_EPOCH)
-    images = tf.constant(np.random.default_rng(0).random((4, 28, 28, 1)) > 0.5, tf.float32)
+    images = tf.constant(
+        np.random.default_rng(0).random((4, 28, 28, 1)) > 0.5, tf.float32
+    )
     seed = tf.constant([1, 2])
     a = model.loss_terms(images, tf.constant([0, 1, 2, 3]), seed)[:2]
     b = model.loss_terms(images, tf.constant([9, 9, 9, 9]), seed)[:2]
@@ -104,7 +148,9 @@ def test_sohn_cvae_feeds_the_label_to_encoder_and_decoder():
     assert model.decoder.input_shape == (None, 12)
     z = tf.zeros([2, 2])
     decoded = model.decode(z, tf.constant([1, 8])).numpy()
-    assert not np.allclose(decoded[0], decoded[1])  # same z, different label: different digit
+    assert not np.allclose(
+        decoded[0], decoded[1]
+    )  # same z, different label: different digit
     images = tf.ones([2, 28, 28, 1])
     q = model.posterior(images, tf.constant([1, 8]))
     assert not np.allclose(q.mean()[0], q.mean()[1])

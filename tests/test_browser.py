@@ -37,10 +37,14 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = Path(os.environ.get("CVAE_BOOK_HTML", ROOT / "_build" / "html")).resolve()  # another build's
+HTML = Path(
+    os.environ.get("CVAE_BOOK_HTML", ROOT / "_build" / "html")
+).resolve()  # another build's
 SCREENSHOTS = HTML.parent / "screenshots"
 EXPLORER_JS = ROOT / "book" / "_static" / "cvae_explorer.js"
-EXPLORER_DATA = Path("_static", "explorer", "cvae_explorer_data.js")  # inside the built book
+EXPLORER_DATA = Path(
+    "_static", "explorer", "cvae_explorer_data.js"
+)  # inside the built book
 CHROMIUM = os.environ.get("CVAE_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CVAE_CHROMEDRIVER", "/usr/bin/chromedriver")
 REQUIRE = os.environ.get("CVAE_BROWSER_TESTS") == "require"
@@ -49,9 +53,16 @@ MIN_UPDATES_PER_SECOND = 20
 # Headless Chromium as root, quiet, and cut off from the network: no host name resolves
 # and every connection that is not to this machine goes to a closed port.
 CHROMIUM_FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--window-size=1280,1000", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1000",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
     "--proxy-server=127.0.0.1:9",
 ]
 
@@ -74,13 +85,23 @@ def browser(tmp_path_factory):
     except ImportError:
         unavailable("selenium is not installed: pip install -e '.[test]'")
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM  # with both paths given, Selenium Manager never runs
-    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
+    options.binary_location = (
+        CHROMIUM  # with both paths given, Selenium Manager never runs
+    )
+    for flag in CHROMIUM_FLAGS + [
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"
+    ]:
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    options.set_capability(
+        "goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"}
+    )
+    driver = webdriver.Chrome(
+        options=options, service=Service(executable_path=CHROMEDRIVER)
+    )
     driver.set_script_timeout(60)
-    driver.get("about:blank")  # off the start page, whose own chrome:// loads would be logged
+    driver.get(
+        "about:blank"
+    )  # off the start page, whose own chrome:// loads would be logged
     try:
         yield driver
     finally:
@@ -93,8 +114,11 @@ def visit(driver, url: str) -> dict:
 
     driver.get_log("browser"), driver.get_log("performance")  # forget the previous page
     driver.get(url)
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script(
-        "return document.readyState === 'complete' && Array.from(document.images).every(i => i.complete)"))
+    WebDriverWait(driver, 30).until(
+        lambda d: d.execute_script(
+            "return document.readyState === 'complete' && Array.from(document.images).every(i => i.complete)"
+        )
+    )
     mathjax = driver.execute_async_script("""
         const done = arguments[arguments.length - 1];
         if (!window.MathJax) return done("absent");
@@ -103,9 +127,16 @@ def visit(driver, url: str) -> dict:
             MathJax.startup.promise.then(() => done("typeset"), (e) => done("failed: " + e));
           else setTimeout(wait, 50);
         })();""")
-    events = [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]
-    requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"
-                and not e["params"].get("documentURL", "").startswith("chrome://")]  # the browser's own pages
+    events = [
+        json.loads(entry["message"])["message"]
+        for entry in driver.get_log("performance")
+    ]
+    requests = [
+        e["params"]["request"]["url"]
+        for e in events
+        if e["method"] == "Network.requestWillBeSent"
+        and not e["params"].get("documentURL", "").startswith("chrome://")
+    ]  # the browser's own pages
     facts = driver.execute_script("""
         const raw = [], maths = Array.from(document.querySelectorAll(".math"));
         const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
@@ -125,8 +156,11 @@ def visit(driver, url: str) -> dict:
             .map(e => e.textContent.split("\\n").reduce((a, b) => (b.length > a.length ? b : a))),
         };""")
     # Over http the browser asks for /favicon.ico of its own accord; the book has none.
-    errors = [e["message"] for e in driver.get_log("browser")
-              if e["level"] == "SEVERE" and "/favicon.ico - " not in e["message"]]
+    errors = [
+        e["message"]
+        for e in driver.get_log("browser")
+        if e["level"] == "SEVERE" and "/favicon.ico - " not in e["message"]
+    ]
     return {**facts, "mathjax": mathjax, "requests": requests, "errors": errors}
 
 
@@ -136,9 +170,17 @@ def screenshot(driver, name: str, whole_page: bool = True) -> Path:
     which moves it from under the pointer."""
     if whole_page:
         size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 12000), "scale": 1}
-        shot = driver.execute_cdp_cmd("Page.captureScreenshot",
-                                      {"format": "png", "captureBeyondViewport": True, "clip": clip})
+        clip = {
+            "x": 0,
+            "y": 0,
+            "width": size["width"],
+            "height": min(size["height"], 12000),
+            "scale": 1,
+        }
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {"format": "png", "captureBeyondViewport": True, "clip": clip},
+        )
         png = base64.b64decode(shot["data"])
     else:
         png = driver.get_screenshot_as_png()
@@ -149,23 +191,37 @@ def screenshot(driver, name: str, whole_page: bool = True) -> Path:
 
 
 def built_pages() -> list[Path]:
-    return sorted(p for p in HTML.rglob("*.html") if not p.relative_to(HTML).parts[0].startswith("_"))
+    return sorted(
+        p
+        for p in HTML.rglob("*.html")
+        if not p.relative_to(HTML).parts[0].startswith("_")
+    )
 
 
 def explorer_page() -> Path:
     """The built book's explorer page, or a skip (a failure in CI) saying what is missing."""
     if not HTML.is_dir():
         unavailable(f"no built book at {HTML}: run scripts/build_book.sh first")
-    pages = [p for p in built_pages() if 'id="cvae-explorer"' in p.read_text(encoding="utf-8")]
+    pages = [
+        p
+        for p in built_pages()
+        if 'id="cvae-explorer"' in p.read_text(encoding="utf-8")
+    ]
     if len(pages) != 1:
-        unavailable(f"{len(pages)} pages of {HTML} hold the latent explorer, expected 1: rebuild the book")
+        unavailable(
+            f"{len(pages)} pages of {HTML} hold the latent explorer, expected 1: rebuild the book"
+        )
     return pages[0]
 
 
 PAGES = built_pages() if HTML.is_dir() else []
 
 
-@pytest.mark.parametrize("page", PAGES or [None], ids=[str(p.relative_to(HTML)) for p in PAGES] or ["no-book"])
+@pytest.mark.parametrize(
+    "page",
+    PAGES or [None],
+    ids=[str(p.relative_to(HTML)) for p in PAGES] or ["no-book"],
+)
 def test_every_page_loads_offline_with_its_images_and_math(browser, page):
     if page is None:
         unavailable(f"no built book at {HTML}: run scripts/build_book.sh first")
@@ -173,10 +229,14 @@ def test_every_page_loads_offline_with_its_images_and_math(browser, page):
     screenshot(browser, "__".join(page.relative_to(HTML).with_suffix("").parts))
     assert seen["errors"] == [], "console errors"
     book = HTML.as_uri() + "/"
-    assert [url for url in seen["requests"] if not url.startswith((book, "data:", "blob:"))] == []
+    assert [
+        url for url in seen["requests"] if not url.startswith((book, "data:", "blob:"))
+    ] == []
     assert seen["broken"] == [], "images that did not load"
     # in a 1280-pixel window, no code cell or printed output hides behind a scroll bar
-    assert seen["clipped"] == [], "code wider than the column (longest line of each cell)"
+    assert seen["clipped"] == [], (
+        "code wider than the column (longest line of each cell)"
+    )
     assert seen["unrendered"] == [] and seen["raw"] == [], "math MathJax did not render"
     if seen["maths"]:
         assert seen["mathjax"] == "typeset"
@@ -191,8 +251,9 @@ CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.md"))
 def test_every_chapter_page_offers_its_executed_notebook(browser, chapter):
     """The line under the title and the theme's download menu both link the chapter's
     executed ``.ipynb``, which parses as a notebook: the install note first, outputs kept."""
-    import nbformat
     from urllib.parse import unquote, urlparse
+
+    import nbformat
 
     page = HTML / "notebooks" / f"{chapter}.html"
     if not page.is_file():
@@ -204,30 +265,45 @@ def test_every_chapter_page_offers_its_executed_notebook(browser, chapter):
                 menu: hrefs(".dropdown-download-buttons a[href$='.ipynb']"),
                 runtime: Array.from(document.querySelectorAll(".cvae-runtime")).map(p => p.textContent)};""")
     assert len(links["line"]) == 1 and links["menu"] == links["line"], links
-    assert len(links["runtime"]) == 1 and " s when the book was built" in links["runtime"][0]
+    assert (
+        len(links["runtime"]) == 1
+        and " s when the book was built" in links["runtime"][0]
+    )
     path = Path(unquote(urlparse(links["line"][0]).path))
     assert path.name == f"{chapter}.ipynb" and path.is_relative_to(HTML)
     notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
     assert "pip install" in notebook.cells[0].source
-    assert any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
-    markdown = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
-    assert "{glue" not in markdown and "{py:" not in markdown and "{cite}" not in markdown
+    assert any(
+        cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"
+    )
+    markdown = "\n".join(
+        cell.source for cell in notebook.cells if cell.cell_type == "markdown"
+    )
+    assert (
+        "{glue" not in markdown and "{py:" not in markdown and "{cite}" not in markdown
+    )
 
 
 # ---- the explorer -----------------------------------------------------------------
 
+
 def pixels(driver, selector: str) -> np.ndarray:
     """The grey levels of a canvas of the explorer."""
-    values = driver.execute_script("""
+    values = driver.execute_script(
+        """
         const canvas = document.querySelector(arguments[0]);
         const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-        return Array.from(data.filter((_, i) => i % 4 === 0));""", selector)
+        return Array.from(data.filter((_, i) => i % 4 === 0));""",
+        selector,
+    )
     return np.array(values, np.uint8)
 
 
 def readout(driver) -> str:
-    return driver.execute_script("return document.querySelector('.cvae-explorer-readout').textContent")
+    return driver.execute_script(
+        "return document.querySelector('.cvae-explorer-readout').textContent"
+    )
 
 
 def assert_agrees_with_the_library(driver, data_path: Path) -> float:
@@ -235,11 +311,14 @@ def assert_agrees_with_the_library(driver, data_path: Path) -> float:
     from cvae_lib.explorer import explorer_images, read_explorer_data
 
     codes = np.random.default_rng(0).normal(scale=3.0, size=(50, 2)).astype(np.float32)
-    in_page = driver.execute_script("return arguments[0].map(z => window.cvaeExplorer.decode(z))",
-                                    codes.tolist())
+    in_page = driver.execute_script(
+        "return arguments[0].map(z => window.cvaeExplorer.decode(z))", codes.tolist()
+    )
     expected = explorer_images(read_explorer_data(data_path), codes).reshape(50, -1)
     difference = float(np.abs(np.array(in_page) - expected).max())
-    assert difference < 1e-4, f"the page's decoder differs from cvae_lib's by {difference:.1e}"
+    assert difference < 1e-4, (
+        f"the page's decoder differs from cvae_lib's by {difference:.1e}"
+    )
     return difference
 
 
@@ -264,27 +343,42 @@ def test_the_explorer_follows_the_pointer_and_pins_a_click(explorer):
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", plane)
     shown = []
     for digit in (1, 0):  # over the class means, where the decoder draws clear digits
-        offset = driver.execute_script("""
+        offset = driver.execute_script(
+            """
             const [x, y] = window.cvaeExplorer.clientPoint(window.CVAE_EXPLORER.class_means[arguments[1]]);
             const box = arguments[0].getBoundingClientRect();  // offsets are from the centre
             return [Math.round(x - box.left - box.width / 2), Math.round(y - box.top - box.height / 2)];""",
-            plane, digit)
+            plane,
+            digit,
+        )
         before = readout(driver)
         ActionChains(driver).move_to_element_with_offset(plane, *offset).perform()
         WebDriverWait(driver, 10).until(lambda d: readout(d) != before)
-        state, where = readout(driver).split("\n")[:2]  # "under the pointer", "z = (x, y)"
-        mean = driver.execute_script(f"return window.CVAE_EXPLORER.class_means[{digit}]")
+        state, where = readout(driver).split("\n")[
+            :2
+        ]  # "under the pointer", "z = (x, y)"
+        mean = driver.execute_script(
+            f"return window.CVAE_EXPLORER.class_means[{digit}]"
+        )
         assert state == "under the pointer"
-        assert np.allclose(json.loads(where[4:].replace("(", "[").replace(")", "]")), mean, atol=0.2)
+        assert np.allclose(
+            json.loads(where[4:].replace("(", "[").replace(")", "]")), mean, atol=0.2
+        )
         shown.append(pixels(driver, ".cvae-explorer-digit"))
     for image in shown:
         assert int(image.max()) - int(image.min()) > 32, "the decoded digit is blank"
-    assert not np.array_equal(shown[0], shown[1]), "the digit did not follow the pointer"
-    screenshot(driver, "explorer-pointer", whole_page=False)  # the digit under the pointer, for a person
+    assert not np.array_equal(shown[0], shown[1]), (
+        "the digit did not follow the pointer"
+    )
+    screenshot(
+        driver, "explorer-pointer", whole_page=False
+    )  # the digit under the pointer, for a person
 
     ActionChains(driver).click().perform()
     where = readout(driver).split("\n")[1]
-    ActionChains(driver).move_to_element(driver.find_element(By.CSS_SELECTOR, ".cvae-explorer-digit")).perform()
+    ActionChains(driver).move_to_element(
+        driver.find_element(By.CSS_SELECTOR, ".cvae-explorer-digit")
+    ).perform()
     WebDriverWait(driver, 10).until(lambda d: readout(d).startswith("pinned"))
     assert readout(driver).split("\n")[1] == where
 
@@ -294,24 +388,33 @@ def test_a_finger_moves_and_pins_the_point_too(explorer):
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver, _ = explorer
-    driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
+    driver.execute_cdp_cmd(
+        "Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1}
+    )
     try:
         points = driver.execute_script("""
             const plane = document.querySelector(".cvae-explorer-plot canvas");
             plane.scrollIntoView({block: "center"});
             return [2, 3].map(c => window.cvaeExplorer.clientPoint(window.CVAE_EXPLORER.class_means[c]));""")
+
         def touch(kind, point):
             points_now = [] if point is None else [{"x": point[0], "y": point[1]}]
-            driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points_now})
+            driver.execute_cdp_cmd(
+                "Input.dispatchTouchEvent", {"type": kind, "touchPoints": points_now}
+            )
 
         touch("touchStart", points[0])
         touch("touchMove", points[1])
-        WebDriverWait(driver, 10).until(lambda d: readout(d).startswith("under the pointer"))
+        WebDriverWait(driver, 10).until(
+            lambda d: readout(d).startswith("under the pointer")
+        )
         touch("touchEnd", None)
         WebDriverWait(driver, 10).until(lambda d: readout(d).startswith("pinned"))
         where = readout(driver).split("\n")[1]
         mean = driver.execute_script("return window.CVAE_EXPLORER.class_means[3]")
-        assert np.allclose(json.loads(where[4:].replace("(", "[").replace(")", "]")), mean, atol=0.2)
+        assert np.allclose(
+            json.loads(where[4:].replace("(", "[").replace(")", "]")), mean, atol=0.2
+        )
     finally:
         driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
 
@@ -325,7 +428,9 @@ def test_the_class_buttons_draw_fresh_samples(explorer):
     button.click()
     assert button.get_attribute("aria-pressed") == "true"
     after = pixels(driver, ".cvae-explorer-samples")
-    assert int(after.max()) - int(after.min()) > 32 and not np.array_equal(before, after)
+    assert int(after.max()) - int(after.min()) > 32 and not np.array_equal(
+        before, after
+    )
 
 
 def test_the_built_explorer_decodes_as_the_library(explorer):
@@ -351,23 +456,32 @@ def test_the_explorer_keeps_up_with_the_pointer(explorer, capsys):
           requestAnimationFrame(frame);
         })();""")
     with capsys.disabled():
-        print(f"\nlatent explorer in headless Chromium: {decodes:.0f} decodes/s,"
-              f" {updates:.0f} pointer updates/s drawn ({os.cpu_count()} CPUs)")
+        print(
+            f"\nlatent explorer in headless Chromium: {decodes:.0f} decodes/s,"
+            f" {updates:.0f} pointer updates/s drawn ({os.cpu_count()} CPUs)"
+        )
     assert updates >= MIN_UPDATES_PER_SECOND and decodes >= MIN_UPDATES_PER_SECOND
 
 
 def test_the_explorer_works_from_a_static_server(browser):
     page = explorer_page()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(HTML)
+    )
     handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         origin = f"http://127.0.0.1:{server.server_address[1]}/"
         seen = visit(browser, origin + page.relative_to(HTML).as_posix())
-        assert seen["errors"] == [] and [u for u in seen["requests"] if not u.startswith(origin)] == []
-        assert browser.execute_script("return !document.getElementById('cvae-explorer').hidden"
-                                      " && window.cvaeExplorer.decode([0, 0]).length === 784")
+        assert (
+            seen["errors"] == []
+            and [u for u in seen["requests"] if not u.startswith(origin)] == []
+        )
+        assert browser.execute_script(
+            "return !document.getElementById('cvae-explorer').hidden"
+            " && window.cvaeExplorer.decode([0, 0]).length === 784"
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -385,10 +499,13 @@ def test_without_javascript_the_page_keeps_its_static_figures(browser):
         assert len(figures) >= 2 and all(img.is_displayed() for img in figures)
         screenshot(browser, "explorer-without-javascript")
     finally:
-        browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
+        browser.execute_cdp_cmd(
+            "Emulation.setScriptExecutionDisabled", {"value": False}
+        )
 
 
 # ---- the page's JavaScript without a built book --------------------------------------
+
 
 def test_the_page_decodes_as_the_library_without_a_built_book(browser, tmp_path):
     """A full-size decoder, its weights scaled and biases set so that the pixels span [0, 1]."""
@@ -398,14 +515,21 @@ def test_the_page_decodes_as_the_library_without_a_built_book(browser, tmp_path)
 
     model = ConditionalVAE(ModelConfig(), TrainConfig())
     rng = np.random.default_rng(1)
-    model.decoder.set_weights([2 * w if w.ndim > 1 else rng.normal(scale=0.1, size=w.shape)
-                               for w in model.decoder.get_weights()])
+    model.decoder.set_weights(
+        [
+            2 * w if w.ndim > 1 else rng.normal(scale=0.1, size=w.shape)
+            for w in model.decoder.get_weights()
+        ]
+    )
     images = rng.random((30, 28, 28, 1), np.float32)
-    data = write_explorer_data(model, images, np.arange(30) % 10, tmp_path / "cvae_explorer_data.js")
+    data = write_explorer_data(
+        model, images, np.arange(30) % 10, tmp_path / "cvae_explorer_data.js"
+    )
     shutil.copy(EXPLORER_JS, tmp_path)
     (tmp_path / "page.html").write_text(
         '<!doctype html><meta charset="utf-8"><div id="cvae-explorer" hidden></div>'
-        '<script src="cvae_explorer_data.js"></script><script src="cvae_explorer.js"></script>')
+        '<script src="cvae_explorer_data.js"></script><script src="cvae_explorer.js"></script>'
+    )
     seen = visit(browser, (tmp_path / "page.html").as_uri())
     assert seen["errors"] == []
     assert_agrees_with_the_library(browser, data)

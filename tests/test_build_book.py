@@ -23,15 +23,22 @@ mkdir -p _build/html
 
 def _book_copy(tmp_path: Path) -> Path:
     root = tmp_path / "book"
-    shutil.copytree(REPO / "cvae_lib", root / "cvae_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "cvae_lib",
+        root / "cvae_lib",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     (root / "scripts").mkdir(parents=True)
     shutil.copy(REPO / "scripts" / "build_book.sh", root / "scripts")
     shutil.copy(REPO / "pyproject.toml", root)
     mathjax = root / "_build" / "offline_static" / "mathjax"
     mathjax.mkdir(parents=True)
     (mathjax / "tex-chtml.js").write_text("")
-    version = next(line for line in (REPO / "scripts" / "build_book.sh").read_text().splitlines()
-                   if line.startswith("MATHJAX_VERSION="))
+    version = next(
+        line
+        for line in (REPO / "scripts" / "build_book.sh").read_text().splitlines()
+        if line.startswith("MATHJAX_VERSION=")
+    )
     (mathjax / "VERSION").write_text(version.split("=", 1)[1] + "\n")
     bin_dir = root / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
@@ -47,9 +54,20 @@ def _build(root: Path, **env: str) -> tuple[str, bool]:
     cache = root / "_build" / ".jupyter_cache"
     cache.mkdir(exist_ok=True)  # as if jupyter-cache had stored the executed chapters
     (cache / "entry").write_text("executed")
-    done = subprocess.run(["bash", str(root / "scripts" / "build_book.sh")], capture_output=True, text=True,
-                          env={**{k: v for k, v in os.environ.items() if k not in ("CVAE_PROFILE", "CVAE_DATA")},
-                               "PATH": "/usr/bin:/bin", **env})
+    done = subprocess.run(
+        ["bash", str(root / "scripts" / "build_book.sh")],
+        capture_output=True,
+        text=True,
+        env={
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("CVAE_PROFILE", "CVAE_DATA")
+            },
+            "PATH": "/usr/bin:/bin",
+            **env,
+        },
+    )
     assert done.returncode == 0, done.stderr
     calls = (root / "calls.txt").read_text().splitlines()
     return calls[-1], (cache / "entry").exists()
@@ -58,7 +76,9 @@ def _build(root: Path, **env: str) -> tuple[str, bool]:
 def test_chapters_are_re_executed_when_the_library_code_changes(tmp_path):
     root = _book_copy(tmp_path)
     arguments, _ = _build(root)
-    assert "--warningiserror" in arguments and "--all" in arguments  # first build: nothing to trust
+    assert (
+        "--warningiserror" in arguments and "--all" in arguments
+    )  # first build: nothing to trust
 
     arguments, kept = _build(root)
     assert "--all" not in arguments and kept
@@ -66,7 +86,9 @@ def test_chapters_are_re_executed_when_the_library_code_changes(tmp_path):
     plots = root / "cvae_lib" / "plots.py"
     plots.write_text(plots.read_text().replace('"""', '"""Reworded. ', 1))
     arguments, kept = _build(root)
-    assert "--all" not in arguments and kept, "a docstring edit must not re-execute the book"
+    assert "--all" not in arguments and kept, (
+        "a docstring edit must not re-execute the book"
+    )
 
     plots.write_text(plots.read_text() + "\nUNUSED = 1\n")
     arguments, kept = _build(root)

@@ -36,15 +36,21 @@ def outputs(model):
 
 def leftovers(directory):
     """Temporary files that an atomic write must never leave behind (the lock file stays)."""
-    return sorted(p.name for p in directory.iterdir()
-                  if (p.name.startswith(".") or p.suffix == ".tmp") and p.name != ".lock")
+    return sorted(
+        p.name
+        for p in directory.iterdir()
+        if (p.name.startswith(".") or p.suffix == ".tmp") and p.name != ".lock"
+    )
 
 
 def test_round_trip_gives_identical_outputs(tiny_model, tmp_path):
     save_checkpoint(tiny_model, tmp_path / "again")
     loaded, history = load_checkpoint(tmp_path / "again")
     assert type(loaded) is type(tiny_model)
-    assert loaded.config == tiny_model.config and loaded.train_config == tiny_model.train_config
+    assert (
+        loaded.config == tiny_model.config
+        and loaded.train_config == tiny_model.train_config
+    )
     before, after = outputs(tiny_model), outputs(loaded)
     for key in before:
         np.testing.assert_array_equal(after[key], before[key], err_msg=key)
@@ -52,24 +58,44 @@ def test_round_trip_gives_identical_outputs(tiny_model, tmp_path):
     fresh = outputs(ConditionalVAE(tiny_model.config, tiny_model.train_config))
     assert not np.allclose(fresh["decoded"], before["decoded"])
     assert history.epochs == []  # saved without a history
-    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["config.json", "weights.npz"]
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == [
+        "config.json",
+        "weights.npz",
+    ]
 
 
-def test_trained_run_records_config_metadata_and_history(tiny_checkpoint_dir, tiny_digits):
+def test_trained_run_records_config_metadata_and_history(
+    tiny_checkpoint_dir, tiny_digits
+):
     record = json.loads((tiny_checkpoint_dir / "config.json").read_text())
     assert record["format"] == "cvae_lib/1" and record["kind"] == "cvae"
     assert record["complete"] is True
-    assert record["data"]["source"] == "sample" and record["data"]["n_train"] == len(tiny_digits.x_train)
-    assert ModelConfig(**record["model"]) == TINY_MODEL and TrainConfig(**record["train"]) == TINY_TRAIN
+    assert record["data"]["source"] == "sample" and record["data"]["n_train"] == len(
+        tiny_digits.x_train
+    )
+    assert (
+        ModelConfig(**record["model"]) == TINY_MODEL
+        and TrainConfig(**record["train"]) == TINY_TRAIN
+    )
     _, history = load_checkpoint(tiny_checkpoint_dir)
     assert [r["epoch"] for r in history.epochs] == [1, 2]
-    assert all(np.isfinite(history.series(key)).all() for key in ("loss", "recon", "kl", "val_loss"))
-    np.testing.assert_allclose(history.series("loss"), history.series("recon") + history.series("kl"))
+    assert all(
+        np.isfinite(history.series(key)).all()
+        for key in ("loss", "recon", "kl", "val_loss")
+    )
+    np.testing.assert_allclose(
+        history.series("loss"), history.series("recon") + history.series("kl")
+    )
     assert leftovers(tiny_checkpoint_dir) == []
 
 
 def test_history_round_trips(tiny_model, tmp_path):
-    history = History([{"epoch": 1, "loss": 3.5, "val_loss": 4.0}, {"epoch": 2, "loss": 2.5, "val_loss": 3.0}])
+    history = History(
+        [
+            {"epoch": 1, "loss": 3.5, "val_loss": 4.0},
+            {"epoch": 2, "loss": 2.5, "val_loss": 3.0},
+        ]
+    )
     save_checkpoint(tiny_model, tmp_path, history)
     _, loaded = load_checkpoint(tmp_path)
     assert loaded.epochs == history.epochs
@@ -107,7 +133,9 @@ def test_written_files_get_normal_permissions(tmp_path):
     umask = os.umask(0o022)
     try:
         atomic_write_text(tmp_path / "new.txt", "x")
-        assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644  # not the temp file's 0600
+        assert (
+            stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644
+        )  # not the temp file's 0600
         os.umask(0o077)
         atomic_write_text(tmp_path / "private.txt", "x")
         assert stat.S_IMODE((tmp_path / "private.txt").stat().st_mode) == 0o600
@@ -115,7 +143,9 @@ def test_written_files_get_normal_permissions(tmp_path):
         os.umask(umask)
     (tmp_path / "shared.txt").write_text("old")
     os.chmod(tmp_path / "shared.txt", 0o664)
-    atomic_write_text(tmp_path / "shared.txt", "new")  # a replaced file keeps its permissions
+    atomic_write_text(
+        tmp_path / "shared.txt", "new"
+    )  # a replaced file keeps its permissions
     assert stat.S_IMODE((tmp_path / "shared.txt").stat().st_mode) == 0o664
 
 
@@ -135,7 +165,9 @@ def test_write_into_missing_directory_raises(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_crash_while_saving_keeps_the_old_checkpoint(copy_checkpoint, tiny_model, monkeypatch):
+def test_crash_while_saving_keeps_the_old_checkpoint(
+    copy_checkpoint, tiny_model, monkeypatch
+):
     directory = copy_checkpoint()
     files_before = {p.name: p.read_bytes() for p in directory.iterdir()}
     other = ConditionalVAE(TINY_MODEL, TrainConfig(seed=9))
@@ -150,7 +182,9 @@ def test_crash_while_saving_keeps_the_old_checkpoint(copy_checkpoint, tiny_model
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in directory.iterdir()} == files_before
     loaded, _ = load_checkpoint(directory)
-    np.testing.assert_array_equal(outputs(loaded)["decoded"], outputs(tiny_model)["decoded"])
+    np.testing.assert_array_equal(
+        outputs(loaded)["decoded"], outputs(tiny_model)["decoded"]
+    )
 
 
 def test_saving_over_a_checkpoint_replaces_it(copy_checkpoint):
@@ -184,7 +218,7 @@ def _truncate(path):
 def _flip_bytes_in_the_middle(path):
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
     path.write_bytes(bytes(data))
 
 
@@ -210,7 +244,12 @@ def _missing_weight(path):
 
 
 def _wrong_shape(path):
-    _rewrite_npz(path, lambda arrays: arrays.update({"encoder/000": np.zeros((3, 3, 1, 2), np.float32)}))
+    _rewrite_npz(
+        path,
+        lambda arrays: arrays.update(
+            {"encoder/000": np.zeros((3, 3, 1, 2), np.float32)}
+        ),
+    )
 
 
 def _string_weights(path):
@@ -234,8 +273,18 @@ def _string_weights(path):
         (_string_weights, "does not fit the prior_network"),
         (lambda p: p.unlink(), "weights.npz is missing"),
     ],
-    ids=["garbage", "empty", "truncated", "flipped-bytes", "no-config-copy", "garbage-config-copy",
-         "missing-array", "wrong-shape", "string-array", "missing"],
+    ids=[
+        "garbage",
+        "empty",
+        "truncated",
+        "flipped-bytes",
+        "no-config-copy",
+        "garbage-config-copy",
+        "missing-array",
+        "wrong-shape",
+        "string-array",
+        "missing",
+    ],
 )
 def test_damaged_weights_raise_cvae_error(copy_checkpoint, damage, match):
     directory = copy_checkpoint()
@@ -248,9 +297,17 @@ def test_damaged_weights_raise_cvae_error(copy_checkpoint, damage, match):
     "damage, match",
     [
         (lambda p: p.unlink(), "not a cvae_lib checkpoint \\(no config.json\\)"),
-        (lambda p: p.write_text('{"architectures": ["BertModel"], "hidden_size": 768}'), "not written by cvae_lib"),
+        (
+            lambda p: p.write_text(
+                '{"architectures": ["BertModel"], "hidden_size": 768}'
+            ),
+            "not written by cvae_lib",
+        ),
         (lambda p: p.write_text("[1, 2, 3]"), "not written by cvae_lib"),
-        (lambda p: p.write_text('{"format": "cvae_lib/1", "model": {}'), "config.json is corrupt"),
+        (
+            lambda p: p.write_text('{"format": "cvae_lib/1", "model": {}'),
+            "config.json is corrupt",
+        ),
         (lambda p: p.write_bytes(b"\xff\xfe\x00"), "config.json is corrupt"),
     ],
     ids=["missing", "foreign", "not-a-record", "truncated-json", "binary"],
@@ -264,7 +321,9 @@ def test_damaged_config_raises_cvae_error(copy_checkpoint, damage, match):
 
 def test_config_and_weights_from_different_runs_raise(copy_checkpoint, tmp_path):
     directory = copy_checkpoint()
-    other_run = save_checkpoint(ConditionalVAE(TINY_MODEL, TrainConfig(seed=4)), tmp_path / "other")
+    other_run = save_checkpoint(
+        ConditionalVAE(TINY_MODEL, TrainConfig(seed=4)), tmp_path / "other"
+    )
     shutil.copy(other_run / "weights.npz", directory / "weights.npz")
     with pytest.raises(CvaeError, match="come from different runs"):
         load_checkpoint(directory)

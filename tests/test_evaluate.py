@@ -40,7 +40,9 @@ class BandModel:
     def decode(self, z, labels):
         band = tf.gather(self.mapping, tf.argmax(z, axis=-1, output_type=tf.int32))
         rows = tf.range(28)[None, :] // 2 - 4  # bands 0..9 occupy rows 8..27
-        image = tf.cast(rows == band[:, None], tf.float32)[:, :, None] * tf.ones([1, 1, 28])
+        image = tf.cast(rows == band[:, None], tf.float32)[:, :, None] * tf.ones(
+            [1, 1, 28]
+        )
         return image[..., None]
 
 
@@ -89,7 +91,9 @@ def quick_judge(tmp_path_factory, sample_digits):
 def test_judge_learns_real_digits_and_is_cached(quick_judge, monkeypatch):
     judge, digits, root = quick_judge
     assert judge.test_accuracy > 0.7  # chance is 0.1; ~0.9 after 2 epochs
-    assert judge.accuracy(digits.x_test, digits.y_test) == pytest.approx(judge.test_accuracy)
+    assert judge.accuracy(digits.x_test, digits.y_test) == pytest.approx(
+        judge.test_accuracy
+    )
     assert judge.meta["n_train"] == 1500 and judge.meta["source"] == "sample"
 
     def no_training(*args, **kwargs):
@@ -98,29 +102,50 @@ def test_judge_learns_real_digits_and_is_cached(quick_judge, monkeypatch):
     monkeypatch.setattr(judge_lib, "train_judge", no_training)
     again = judge_lib.load_or_train_judge(digits, epochs=2, root=root)
     assert again.test_accuracy == judge.test_accuracy
-    np.testing.assert_array_equal(again.labels(digits.x_test[:50]), judge.labels(digits.x_test[:50]))
+    np.testing.assert_array_equal(
+        again.labels(digits.x_test[:50]), judge.labels(digits.x_test[:50])
+    )
 
 
 def test_judge_is_retrained_for_other_training_digits(quick_judge, monkeypatch):
     """Same source and size but another split (which may contain these test digits): not reused."""
     _, digits, root = quick_judge
-    other = type(digits)(digits.x_train[::-1], digits.y_train[::-1], digits.x_test, digits.y_test,
-                         digits.source, digits.description)
+    other = type(digits)(
+        digits.x_train[::-1],
+        digits.y_train[::-1],
+        digits.x_test,
+        digits.y_test,
+        digits.source,
+        digits.description,
+    )
     calls = []
-    monkeypatch.setattr(judge_lib, "train_judge", lambda *a, **k: calls.append(1) or judge_lib.make_judge_network())
-    monkeypatch.setattr(judge_lib, "save_judge", lambda *a, **k: None)  # keep the module's cache intact
+    monkeypatch.setattr(
+        judge_lib,
+        "train_judge",
+        lambda *a, **k: calls.append(1) or judge_lib.make_judge_network(),
+    )
+    monkeypatch.setattr(
+        judge_lib, "save_judge", lambda *a, **k: None
+    )  # keep the module's cache intact
     judge_lib.load_or_train_judge(other, epochs=2, root=root)
     assert calls == [1]
 
 
 def test_judge_is_retrained_when_its_code_changed(quick_judge, monkeypatch):
     _, digits, root = quick_judge
-    assert judge_lib.load_judge(judge_lib.judge_directory(digits, 0, 2, root)).meta["code"] == \
-        judge_lib.code_fingerprint(only=judge_lib.JUDGE_MODULES)
+    assert judge_lib.load_judge(judge_lib.judge_directory(digits, 0, 2, root)).meta[
+        "code"
+    ] == judge_lib.code_fingerprint(only=judge_lib.JUDGE_MODULES)
     calls = []
     monkeypatch.setattr(judge_lib, "code_fingerprint", lambda **kwargs: "0" * 64)
-    monkeypatch.setattr(judge_lib, "train_judge", lambda *a, **k: calls.append(1) or judge_lib.make_judge_network())
-    monkeypatch.setattr(judge_lib, "save_judge", lambda *a, **k: None)  # keep the module's cache intact
+    monkeypatch.setattr(
+        judge_lib,
+        "train_judge",
+        lambda *a, **k: calls.append(1) or judge_lib.make_judge_network(),
+    )
+    monkeypatch.setattr(
+        judge_lib, "save_judge", lambda *a, **k: None
+    )  # keep the module's cache intact
     judge_lib.load_or_train_judge(digits, epochs=2, root=root)
     assert calls == [1]
 
@@ -130,10 +155,14 @@ def test_corrupt_judge_cache_is_retrained(tmp_path, sample_digits, monkeypatch, 
     directory = judge_lib.judge_directory(digits, 0, 1, root=tmp_path)
     directory.mkdir(parents=True)
     (directory / judge_lib.JUDGE_FILE).write_bytes(b"not a zip file")
-    monkeypatch.setattr(judge_lib, "train_judge", lambda *a, **k: judge_lib.make_judge_network())
+    monkeypatch.setattr(
+        judge_lib, "train_judge", lambda *a, **k: judge_lib.make_judge_network()
+    )
     judge = judge_lib.load_or_train_judge(digits, epochs=1, root=tmp_path)
     assert "corrupt" in capsys.readouterr().err
-    assert judge_lib.load_judge(directory).meta["fingerprint"] == judge_lib.fingerprint(digits)
+    assert judge_lib.load_judge(directory).meta["fingerprint"] == judge_lib.fingerprint(
+        digits
+    )
     assert 0 <= judge.test_accuracy <= 1
 
 
@@ -146,7 +175,9 @@ def scored(tiny_model, tiny_digits):
     return evaluate.scored_digits(tiny_model, tiny_digits)
 
 
-def test_scored_digits_are_the_fixed_binarisation_cut_after(tiny_model, tiny_digits, scored):
+def test_scored_digits_are_the_fixed_binarisation_cut_after(
+    tiny_model, tiny_digits, scored
+):
     x, y = scored
     assert set(np.unique(x)) <= {0.0, 1.0} and len(x) == len(tiny_digits.x_test)
     first, _ = evaluate.scored_digits(tiny_model, tiny_digits, 30)
@@ -158,8 +189,14 @@ def test_iw_bound_with_k_1_equals_the_elbo_in_expectation(tiny_model, scored):
     x, y = scored
     repeats = 12  # independent draws per image, as repeated rows of one batch
     xs, ys = np.repeat(x, repeats, axis=0), np.repeat(y, repeats)
-    bounds = evaluate.importance_weighted_bound(tiny_model, xs, ys, k=1).reshape(-1, repeats).mean(1)
-    recon, kl = tiny_model.loss_terms(tf.constant(xs), tf.constant(ys), tf.constant([99, 0]))[:2]
+    bounds = (
+        evaluate.importance_weighted_bound(tiny_model, xs, ys, k=1)
+        .reshape(-1, repeats)
+        .mean(1)
+    )
+    recon, kl = tiny_model.loss_terms(
+        tf.constant(xs), tf.constant(ys), tf.constant([99, 0])
+    )[:2]
     elbos = (recon + kl).numpy().reshape(-1, repeats).mean(1)
     difference = bounds - elbos
     stderr = difference.std(ddof=1) / np.sqrt(len(difference))
@@ -168,10 +205,15 @@ def test_iw_bound_with_k_1_equals_the_elbo_in_expectation(tiny_model, scored):
     assert kl.numpy().mean() > 10 * stderr
 
 
-def test_iw_bound_tightens_with_k_and_stays_below_the_elbo(tiny_model, tiny_digits, scored):
+def test_iw_bound_tightens_with_k_and_stays_below_the_elbo(
+    tiny_model, tiny_digits, scored
+):
     x, y = scored
     elbo = evaluate.evaluate_elbo(tiny_model, x, y)["neg_elbo"]
-    k1, k10, k100 = (evaluate.importance_weighted_bound(tiny_model, x, y, k=k).mean() for k in (1, 10, 100))
+    k1, k10, k100 = (
+        evaluate.importance_weighted_bound(tiny_model, x, y, k=k).mean()
+        for k in (1, 10, 100)
+    )
     assert k100 < k10 < k1
     assert k100 < elbo
     assert np.isfinite(k100) and k100 > 0
@@ -194,24 +236,36 @@ class ExactModel:
         return tf.broadcast_to(logit[:, None, None, None], [tf.shape(z)[0], 28, 28, 1])
 
     def exact(self, images, labels):
-        logits = np.broadcast_to((labels / 3.0 - 1.5)[:, None, None, None], images.shape)
-        return (np.logaddexp(0, logits) - images * logits).sum(axis=(1, 2, 3))  # -log p(x|y)
+        logits = np.broadcast_to(
+            (labels / 3.0 - 1.5)[:, None, None, None], images.shape
+        )
+        return (np.logaddexp(0, logits) - images * logits).sum(
+            axis=(1, 2, 3)
+        )  # -log p(x|y)
 
 
-@pytest.mark.parametrize("k, chunk", [(1, 4096), (64, 4096), (64, 20), (64, 640), (7, 30)])
+@pytest.mark.parametrize(
+    "k, chunk", [(1, 4096), (64, 4096), (64, 20), (64, 640), (7, 30)]
+)
 def test_iw_bound_is_exact_per_image_however_the_work_is_chunked(scored, k, chunk):
     """Slicing k into several calls, padding the last batch of images: every image keeps its own bound."""
     x, y = scored[0][:23], scored[1][:23]
     model = ExactModel()
-    bounds = evaluate.importance_weighted_bound(model, x, y, k=k, chunk=chunk, jit_compile=False)
+    bounds = evaluate.importance_weighted_bound(
+        model, x, y, k=k, chunk=chunk, jit_compile=False
+    )
     np.testing.assert_allclose(bounds, model.exact(x, y), rtol=1e-5)
 
 
 def test_iw_bound_is_reproducible(tiny_model, scored):
     x, y = scored[0][:10], scored[1][:10]
     first = evaluate.importance_weighted_bound(tiny_model, x, y, k=16, seed=3)
-    np.testing.assert_array_equal(evaluate.importance_weighted_bound(tiny_model, x, y, k=16, seed=3), first)
-    assert not np.array_equal(evaluate.importance_weighted_bound(tiny_model, x, y, k=16, seed=4), first)
+    np.testing.assert_array_equal(
+        evaluate.importance_weighted_bound(tiny_model, x, y, k=16, seed=3), first
+    )
+    assert not np.array_equal(
+        evaluate.importance_weighted_bound(tiny_model, x, y, k=16, seed=4), first
+    )
 
 
 @pytest.mark.parametrize("k", [0, -1, 2.5, True])
@@ -224,44 +278,80 @@ def test_class_separation_of_the_main_model_is_distance_between_means(tiny_model
     separation = sampling.class_separation(tiny_model)
     means = tiny_model.class_means(tf.range(10)).numpy()
     assert separation.shape == (10, 10)
-    np.testing.assert_allclose(separation[2, 7], np.linalg.norm(means[2] - means[7]), rtol=1e-5)
+    np.testing.assert_allclose(
+        separation[2, 7], np.linalg.norm(means[2] - means[7]), rtol=1e-5
+    )
     np.testing.assert_allclose(np.diag(separation), 0)
     i, j, closest = closest_pair(separation)
-    assert i < j and closest == separation[i, j] == pytest.approx(separation[np.triu_indices(10, 1)].min())
+    assert i < j and closest == separation[i, j] == pytest.approx(
+        separation[np.triu_indices(10, 1)].min()
+    )
 
 
-def test_evaluate_model_reports_everything_on_the_same_digits(tiny_model, tiny_digits, quick_judge):
+def test_evaluate_model_reports_everything_on_the_same_digits(
+    tiny_model, tiny_digits, quick_judge
+):
     judge = quick_judge[0]
-    report = evaluate.evaluate_model(tiny_model, tiny_digits, judge, k=50, iw_digits=40, per_class=10,
-                                     progress="none")
-    assert report["iw_digits"] == 40 and report["k"] == 50 and report["data"]["n_test"] == 200
-    assert report["test_neg_elbo"] == pytest.approx(report["test_recon"] + report["test_kl"])
+    report = evaluate.evaluate_model(
+        tiny_model,
+        tiny_digits,
+        judge,
+        k=50,
+        iw_digits=40,
+        per_class=10,
+        progress="none",
+    )
+    assert (
+        report["iw_digits"] == 40
+        and report["k"] == 50
+        and report["data"]["n_test"] == 200
+    )
+    assert report["test_neg_elbo"] == pytest.approx(
+        report["test_recon"] + report["test_kl"]
+    )
     assert report["iw_bound"] < report["iw_neg_elbo"]
-    assert report["conditional_accuracy"] == pytest.approx(np.mean(report["per_class_accuracy"]))
+    assert report["conditional_accuracy"] == pytest.approx(
+        np.mean(report["per_class_accuracy"])
+    )
     assert report["judge_test_accuracy"] == judge.test_accuracy
     assert report["iw_bound_of"] == "-log p(x | y)"
     json.loads(evaluate.report_to_json(report))
 
 
-def test_cached_evaluation_is_reused_only_for_the_same_evaluation(tiny_model, tiny_digits, quick_judge, tmp_path,
-                                                                   monkeypatch):
+def test_cached_evaluation_is_reused_only_for_the_same_evaluation(
+    tiny_model, tiny_digits, quick_judge, tmp_path, monkeypatch
+):
     judge = quick_judge[0]
     settings = dict(k=4, iw_digits=10, per_class=5, seed=0)
-    first, reused = evaluate.cached_evaluation(tmp_path, tiny_model, tiny_digits, judge, progress="none", **settings)
+    first, reused = evaluate.cached_evaluation(
+        tmp_path, tiny_model, tiny_digits, judge, progress="none", **settings
+    )
     assert not reused and len(list(tmp_path.glob("evaluation-*.json"))) == 1
     calls = []
     real = evaluate.evaluate_model
-    monkeypatch.setattr(evaluate, "evaluate_model", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again, reused = evaluate.cached_evaluation(tmp_path, tiny_model, tiny_digits, judge, progress="none", **settings)
+    monkeypatch.setattr(
+        evaluate, "evaluate_model", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    again, reused = evaluate.cached_evaluation(
+        tmp_path, tiny_model, tiny_digits, judge, progress="none", **settings
+    )
     assert reused and again == first and calls == []
-    _, reused = evaluate.cached_evaluation(tmp_path, tiny_model, tiny_digits, judge, progress="none",
-                                           **{**settings, "k": 5})
+    _, reused = evaluate.cached_evaluation(
+        tmp_path,
+        tiny_model,
+        tiny_digits,
+        judge,
+        progress="none",
+        **{**settings, "k": 5},
+    )
     assert not reused and calls == [1]
     assert len(list(tmp_path.glob("evaluation-*.json"))) == 2
     # other evaluation code (say, a changed bound): computed again, not read back
     with monkeypatch.context() as patched:
         patched.setattr(evaluate, "code_fingerprint", lambda **kwargs: "0" * 64)
-        _, reused = evaluate.cached_evaluation(tmp_path, tiny_model, tiny_digits, judge, progress="none", **settings)
+        _, reused = evaluate.cached_evaluation(
+            tmp_path, tiny_model, tiny_digits, judge, progress="none", **settings
+        )
     assert not reused and calls == [1, 1]
     for path in tmp_path.glob("evaluation-*.json"):
         if json.loads(path.read_text())["cache_key"]["code"] == "0" * 64:
@@ -270,36 +360,85 @@ def test_cached_evaluation_is_reused_only_for_the_same_evaluation(tiny_model, ti
     stale = json.loads(next(tmp_path.glob("evaluation-*.json")).read_text())
     stale["cache_key"]["weights"] = "0" * 64
     (tmp_path / "evaluation-stale.json").write_text(json.dumps(stale))
-    evaluate.cached_evaluation(tmp_path, tiny_model, tiny_digits, judge, progress="none", **{**settings, "k": 6})
+    evaluate.cached_evaluation(
+        tmp_path,
+        tiny_model,
+        tiny_digits,
+        judge,
+        progress="none",
+        **{**settings, "k": 6},
+    )
     assert not (tmp_path / "evaluation-stale.json").exists()
     assert len(list(tmp_path.glob("evaluation-*.json"))) == 3
 
 
 def test_comparison_table_and_figures(tiny_model, tiny_digits, quick_judge):
-    report = evaluate.evaluate_model(tiny_model, tiny_digits, quick_judge[0], k=2, iw_digits=5, per_class=3,
-                                     progress="none")
+    report = evaluate.evaluate_model(
+        tiny_model,
+        tiny_digits,
+        quick_judge[0],
+        k=2,
+        iw_digits=5,
+        per_class=3,
+        progress="none",
+    )
     table = book.comparison_table({"tiny": report, "again": report}).splitlines()
     assert len(table) == 4 and table[2].startswith("| tiny | ")
     assert all(row.count("|") == 8 for row in table)  # "p(x | y)" must not split a cell
-    assert len(plots.confusions_figure({"a": report["confusion"], "b": report["confusion"]}).axes) == 2
-    assert len(plots.panels_figure({"a": np.zeros((28, 56)), "b": np.ones((28, 56))}).axes) == 2
+    assert (
+        len(
+            plots.confusions_figure(
+                {"a": report["confusion"], "b": report["confusion"]}
+            ).axes
+        )
+        == 2
+    )
+    assert (
+        len(plots.panels_figure({"a": np.zeros((28, 56)), "b": np.ones((28, 56))}).axes)
+        == 2
+    )
     assert plots.separation_figure(np.array(report["separation"])).axes
 
 
-def test_run_digits_follows_the_record_and_rejects_what_does_not_fit(monkeypatch, tiny_digits):
+def test_run_digits_follows_the_record_and_rejects_what_does_not_fit(
+    monkeypatch, tiny_digits
+):
     seen = {}
-    monkeypatch.setattr(evaluate, "load_digits", lambda source, seed: seen.update(source=source, seed=seed)
-                        or tiny_digits)
-    digits, n_test = evaluate.run_digits({"data": {"source": "sample", "n_train": 512, "n_test": 50},
-                                          "train": {"seed": 3}})
-    assert digits is tiny_digits and n_test == 50 and seen == {"source": "sample", "seed": 3}
+    monkeypatch.setattr(
+        evaluate,
+        "load_digits",
+        lambda source, seed: seen.update(source=source, seed=seed) or tiny_digits,
+    )
+    digits, n_test = evaluate.run_digits(
+        {
+            "data": {"source": "sample", "n_train": 512, "n_test": 50},
+            "train": {"seed": 3},
+        }
+    )
+    assert (
+        digits is tiny_digits
+        and n_test == 50
+        and seen == {"source": "sample", "seed": 3}
+    )
     with pytest.raises(CvaeError, match="only 512 training"):
-        evaluate.run_digits({"data": {"source": "sample", "n_train": 4000, "n_test": 50}, "train": {"seed": 0}})
+        evaluate.run_digits(
+            {
+                "data": {"source": "sample", "n_train": 4000, "n_test": 50},
+                "train": {"seed": 0},
+            }
+        )
     with pytest.raises(CvaeError, match="which digits"):
         evaluate.run_digits({"train": {"seed": 0}})
     # With a fingerprint, the reloaded split must be the trained-on one.
-    record = {"data": {"source": "sample", "n_train": 300, "n_test": 50, "seed": 3,
-                       "fingerprint": tiny_digits.subset(300, 50).fingerprint}}
+    record = {
+        "data": {
+            "source": "sample",
+            "n_train": 300,
+            "n_test": 50,
+            "seed": 3,
+            "fingerprint": tiny_digits.subset(300, 50).fingerprint,
+        }
+    }
     assert evaluate.run_digits(record)[1] == 50
     record["data"]["fingerprint"] = tiny_digits.subset(300, 40).fingerprint
     with pytest.raises(CvaeError, match="not the ones"):
@@ -324,17 +463,46 @@ def cli_runs(tmp_path, monkeypatch):
 def test_cli_evaluate_writes_the_report(copy_checkpoint, cli_runs, capsys):
     run = copy_checkpoint()
     out = cli_runs / "report.json"
-    code = main(["evaluate", str(run), "--out", str(out), "--k", "4", "--iw-digits", "all",
-                 "--per-class", "10", "--judge-epochs", "1"])
+    code = main(
+        [
+            "evaluate",
+            str(run),
+            "--out",
+            str(out),
+            "--k",
+            "4",
+            "--iw-digits",
+            "all",
+            "--per-class",
+            "10",
+            "--judge-epochs",
+            "1",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     report = json.loads(out.read_text())
-    for key in ("conditional_accuracy", "per_class_accuracy", "test_neg_elbo", "test_recon", "test_kl",
-                "iw_bound", "k", "judge_test_accuracy", "min_separation"):
+    for key in (
+        "conditional_accuracy",
+        "per_class_accuracy",
+        "test_neg_elbo",
+        "test_recon",
+        "test_kl",
+        "iw_bound",
+        "k",
+        "judge_test_accuracy",
+        "min_separation",
+    ):
         assert key in report
-    assert report["k"] == 4 and report["iw_digits"] == 200 and len(report["per_class_accuracy"]) == 10
+    assert (
+        report["k"] == 4
+        and report["iw_digits"] == 200
+        and len(report["per_class_accuracy"]) == 10
+    )
     assert report["iw_neg_elbo"] == report["test_neg_elbo"]  # all digits: the same ELBO
     assert report["data"]["source"] == "sample" and report["data"]["n_test"] == 200
-    assert report["judge"]["n_train"] == 4000  # the judge learns from the whole training split
+    assert (
+        report["judge"]["n_train"] == 4000
+    )  # the judge learns from the whole training split
     assert 0.5 < report["judge_test_accuracy"] <= 1
     assert "wrote" in capsys.readouterr().out
 
@@ -345,8 +513,12 @@ def _error_line(capsys) -> str:
     return err[-1]
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "no-data", "out-dir-missing", "out-is-dir"])
-def test_cli_evaluate_bad_inputs_fail_in_one_line(case, copy_checkpoint, cli_runs, capsys):
+@pytest.mark.parametrize(
+    "case", ["missing", "empty", "no-data", "out-dir-missing", "out-is-dir"]
+)
+def test_cli_evaluate_bad_inputs_fail_in_one_line(
+    case, copy_checkpoint, cli_runs, capsys
+):
     run = copy_checkpoint()
     out = cli_runs / "report.json"
     out.write_text("previous report")
@@ -364,20 +536,46 @@ def test_cli_evaluate_bad_inputs_fail_in_one_line(case, copy_checkpoint, cli_run
         out = cli_runs / "missing" / "report.json"
     elif case == "out-is-dir":
         out = cli_runs
-    code = main(["evaluate", str(run), "--out", str(out), "--k", "2", "--judge-epochs", "1"])
+    code = main(
+        ["evaluate", str(run), "--out", str(out), "--k", "2", "--judge-epochs", "1"]
+    )
     assert code == 2
     line = _error_line(capsys)
     assert line.startswith("cvae_lib: error: ")
-    expected = {"missing": "no checkpoint", "empty": "not a cvae_lib checkpoint", "no-data": "which digits",
-                "out-dir-missing": "does not exist", "out-is-dir": "is a directory"}[case]
+    expected = {
+        "missing": "no checkpoint",
+        "empty": "not a cvae_lib checkpoint",
+        "no-data": "which digits",
+        "out-dir-missing": "does not exist",
+        "out-is-dir": "is a directory",
+    }[case]
     assert expected in line
-    assert (cli_runs / "report.json").read_text() == "previous report"  # nothing overwritten
+    assert (
+        cli_runs / "report.json"
+    ).read_text() == "previous report"  # nothing overwritten
 
 
-@pytest.mark.parametrize("flag, value", [("--k", "0"), ("--iw-digits", "-3"), ("--per-class", "x")])
-def test_cli_evaluate_rejects_bad_numbers(flag, value, copy_checkpoint, cli_runs, capsys):
-    code = main(["evaluate", str(copy_checkpoint()), "--out", str(cli_runs / "r.json"), flag, value])
+@pytest.mark.parametrize(
+    "flag, value", [("--k", "0"), ("--iw-digits", "-3"), ("--per-class", "x")]
+)
+def test_cli_evaluate_rejects_bad_numbers(
+    flag, value, copy_checkpoint, cli_runs, capsys
+):
+    code = main(
+        [
+            "evaluate",
+            str(copy_checkpoint()),
+            "--out",
+            str(cli_runs / "r.json"),
+            flag,
+            value,
+        ]
+    )
     assert code == 2
     line = _error_line(capsys)
-    assert line.startswith("cvae_lib: error: ") and flag in line and "positive integer" in line
+    assert (
+        line.startswith("cvae_lib: error: ")
+        and flag in line
+        and "positive integer" in line
+    )
     assert not (cli_runs / "r.json").exists()

@@ -18,11 +18,17 @@ from cvae_lib.explorer import (
 from cvae_lib.sampling import class_means, decode_images
 
 
-def test_the_file_reproduces_the_decoder_and_holds_the_plane(tiny_model, tiny_digits, tmp_path):
-    path = write_explorer_data(tiny_model, tiny_digits.x_test, tiny_digits.y_test, tmp_path / "a" / "data.js")
+def test_the_file_reproduces_the_decoder_and_holds_the_plane(
+    tiny_model, tiny_digits, tmp_path
+):
+    path = write_explorer_data(
+        tiny_model, tiny_digits.x_test, tiny_digits.y_test, tmp_path / "a" / "data.js"
+    )
     assert path.read_text().startswith(PREFIX)
     data = read_explorer_data(path)
-    assert [layer["kind"] for layer in data["layers"]] == ["conv2d_transpose"] * 6 + ["conv2d"]
+    assert [layer["kind"] for layer in data["layers"]] == ["conv2d_transpose"] * 6 + [
+        "conv2d"
+    ]
     assert [layer["strides"] for layer in data["layers"]].count([2, 2]) == 2
     codes = np.random.default_rng(0).normal(scale=3, size=(50, 2))
     expected = decode_images(tiny_model, codes, np.zeros(50))
@@ -38,7 +44,9 @@ def test_models_the_page_cannot_draw_are_refused(tiny_digits, tmp_path):
 
     wide = ConditionalVAE(ModelConfig(latent_dim=3, base_depth=2), TrainConfig())
     with pytest.raises(CvaeError, match="2-D latent plane"):
-        write_explorer_data(wide, tiny_digits.x_test[:5], tiny_digits.y_test[:5], tmp_path / "data.js")
+        write_explorer_data(
+            wide, tiny_digits.x_test[:5], tiny_digits.y_test[:5], tmp_path / "data.js"
+        )
     assert not (tmp_path / "data.js").exists()
 
 

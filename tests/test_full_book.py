@@ -28,20 +28,30 @@ def test_the_log_gives_each_chapter_its_status_and_time(capsys):
         follower.line(line + "\n")
     follower.finish(follower.start + 100.0)  # the build ended while chapter 6 ran
     # Sphinx prints the warnings it held back after the pages are read
-    follower.line(f"{RED}{root}/notebooks/05_training.md: WARNING: Executing notebook failed: "
-                  f"CellExecutionError [mystnb.exec]{PLAIN}\n")
+    follower.line(
+        f"{RED}{root}/notebooks/05_training.md: WARNING: Executing notebook failed: "
+        f"CellExecutionError [mystnb.exec]{PLAIN}\n"
+    )
     chapters = follower.chapters
-    assert list(chapters) == ["notebooks/01_theory.md", "notebooks/05_training.md", "notebooks/06_manifold.md"]
+    assert list(chapters) == [
+        "notebooks/01_theory.md",
+        "notebooks/05_training.md",
+        "notebooks/06_manifold.md",
+    ]
     assert chapters["notebooks/01_theory.md"]["status"] == "ok"
     assert chapters["notebooks/01_theory.md"]["myst_nb_seconds"] == 8.41
-    assert chapters["notebooks/05_training.md"]["status"] == "failed (CellExecutionError)"
+    assert (
+        chapters["notebooks/05_training.md"]["status"] == "failed (CellExecutionError)"
+    )
     assert "myst_nb_seconds" not in chapters["notebooks/05_training.md"]
     assert all(record["wall_s"] >= 0 for record in chapters.values())
     assert "05_training.md: failed (CellExecutionError)" in capsys.readouterr().out
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = (0x800 + array.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    header = (0x800 + array.ndim).to_bytes(4, "big") + b"".join(
+        d.to_bytes(4, "big") for d in array.shape
+    )
     path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
 
 
@@ -51,10 +61,12 @@ def test_the_subset_is_the_first_images_and_loads_as_mnist_files(tmp_path):
     rng = np.random.default_rng(0)
     source = tmp_path / "full"
     source.mkdir()
-    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (30, 28, 28)),
-              "train-labels-idx1-ubyte": np.arange(30) % 10,
-              "t10k-images-idx3-ubyte": rng.integers(0, 256, (20, 28, 28)),
-              "t10k-labels-idx1-ubyte": np.arange(20) % 10}
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (30, 28, 28)),
+        "train-labels-idx1-ubyte": np.arange(30) % 10,
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (20, 28, 28)),
+        "t10k-labels-idx1-ubyte": np.arange(20) % 10,
+    }
     for name, array in arrays.items():
         _write_idx(source / f"{name}.gz", array)
     subset = full_book.write_subset(source, tmp_path / "small", 12, 10)
@@ -62,7 +74,10 @@ def test_the_subset_is_the_first_images_and_loads_as_mnist_files(tmp_path):
     assert digits.x_train.shape[0] == 12 and digits.x_test.shape[0] == 10
     magic, dims, data = full_book.read_idx(subset / "train-images-idx3-ubyte")
     assert dims == [12, 28, 28]
-    assert np.array_equal(np.frombuffer(data, np.uint8).reshape(12, 28, 28), arrays["train-images-idx3-ubyte"][:12])
+    assert np.array_equal(
+        np.frombuffer(data, np.uint8).reshape(12, 28, 28),
+        arrays["train-images-idx3-ubyte"][:12],
+    )
     _, _, labels = full_book.read_idx(subset / "t10k-labels-idx1-ubyte")
     assert list(labels) == list(arrays["t10k-labels-idx1-ubyte"][:10])
 
@@ -72,5 +87,9 @@ def test_a_folder_without_idx_files_is_one_error_line(tmp_path, capsys):
         full_book.main(["--data", str(tmp_path), "--json", str(tmp_path / "out.json")])
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("full_book: error:") and "train-images-idx3-ubyte" in err[0]
+    assert (
+        len(err) == 1
+        and err[0].startswith("full_book: error:")
+        and "train-images-idx3-ubyte" in err[0]
+    )
     assert not (tmp_path / "out.json").exists()

@@ -14,7 +14,8 @@ from cvae_lib import book
 from cvae_lib.config import TrainConfig
 from cvae_lib.data import load_digits
 from cvae_lib.errors import CvaeError
-from cvae_lib.idx_files import main as idx_main, write_idx_files
+from cvae_lib.idx_files import main as idx_main
+from cvae_lib.idx_files import write_idx_files
 from cvae_lib.pixel_models import baseline_report, class_templates, mean_image
 
 
@@ -47,7 +48,9 @@ def test_idx_command_reports_a_bad_folder_in_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("value", ["0", "-3", "two", "1.5"])
 def test_a_bad_epochs_setting_is_a_one_line_error(monkeypatch, value):
     monkeypatch.setenv(book.EPOCHS_ENV, value)
-    with pytest.raises(CvaeError, match=rf"CVAE_EPOCHS='{value}' is not a number of epochs"):
+    with pytest.raises(
+        CvaeError, match=rf"CVAE_EPOCHS='{value}' is not a number of epochs"
+    ):
         book.epochs_override()
 
 
@@ -58,10 +61,14 @@ def test_unset_or_empty_epochs_leave_the_profile_alone(monkeypatch, sample_digit
     monkeypatch.setenv(book.EPOCHS_ENV, " ")
     assert book.profile_train_config("quick", sample_digits) == budget
     monkeypatch.setenv(book.EPOCHS_ENV, "3")
-    assert book.profile_train_config("quick", sample_digits).epochs == 3 != budget.epochs
+    assert (
+        book.profile_train_config("quick", sample_digits).epochs == 3 != budget.epochs
+    )
 
 
-def test_the_epochs_override_is_what_the_full_profile_trains(monkeypatch, tmp_path, idx_dir):
+def test_the_epochs_override_is_what_the_full_profile_trains(
+    monkeypatch, tmp_path, idx_dir
+):
     """CI's setting, end to end: the full profile on IDX files, two epochs instead of fifteen."""
     monkeypatch.setenv(book.PROFILE_ENV, "full")
     monkeypatch.setenv("CVAE_DATA", str(idx_dir))
@@ -82,20 +89,33 @@ def test_the_epochs_override_is_what_the_full_profile_trains(monkeypatch, tmp_pa
 def test_pixel_models_are_exact_bernoulli_likelihoods(sample_digits):
     digits = sample_digits.subset(500, 100)
     templates, single = class_templates(digits), mean_image(digits)
-    assert templates.probabilities.shape == (10, 28, 28, 1) and single.probabilities.shape == (1, 28, 28, 1)
+    assert templates.probabilities.shape == (
+        10,
+        28,
+        28,
+        1,
+    ) and single.probabilities.shape == (1, 28, 28, 1)
     assert 0 < templates.probabilities.min() and templates.probabilities.max() < 1
     # one class, by hand: add-0.5 smoothing of the grey levels as fractional counts
     sevens = digits.x_train[digits.y_train == 7]
-    np.testing.assert_allclose(templates.probabilities[7], (sevens.sum(0) + 0.5) / (len(sevens) + 1), rtol=1e-6)
+    np.testing.assert_allclose(
+        templates.probabilities[7], (sevens.sum(0) + 0.5) / (len(sevens) + 1), rtol=1e-6
+    )
     x = (digits.x_test[:3] > 0.5).astype(np.float32)
     p = templates.probabilities[digits.y_test[:3]].astype(np.float64)
     by_hand = (x * np.log(p) + (1 - x) * np.log(1 - p)).reshape(3, -1).sum(1)
-    np.testing.assert_allclose(templates.log_likelihood(x, digits.y_test[:3]), by_hand, rtol=1e-9)
+    np.testing.assert_allclose(
+        templates.log_likelihood(x, digits.y_test[:3]), by_hand, rtol=1e-9
+    )
     # the label-free model ignores the labels
-    np.testing.assert_array_equal(single.log_likelihood(x, [0, 0, 0]), single.log_likelihood(x, [5, 6, 7]))
+    np.testing.assert_array_equal(
+        single.log_likelihood(x, [0, 0, 0]), single.log_likelihood(x, [5, 6, 7])
+    )
     report = baseline_report(digits)
     assert report["digits"] == 100
-    assert report["class_templates"] < report["mean_image"]  # the label is worth something
+    assert (
+        report["class_templates"] < report["mean_image"]
+    )  # the label is worth something
     assert 0.5 < report["template_accuracy"] <= 1
 
 
@@ -105,13 +125,31 @@ def test_ci_executes_every_chapter_on_the_full_profiles_path_before_the_build():
     from pathlib import Path
 
     script = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
-    lines = [line.strip() for line in script.splitlines() if not line.strip().startswith("#")]
-    step = next(i for i, line in enumerate(lines) if line.startswith("CVAE_PROFILE=full"))
+    lines = [
+        line.strip() for line in script.splitlines() if not line.strip().startswith("#")
+    ]
+    step = next(
+        i for i, line in enumerate(lines) if line.startswith("CVAE_PROFILE=full")
+    )
     command = lines[step] + " " + lines[step + 1]
-    for part in ('CVAE_DATA="$full_path/idx"', "CVAE_EPOCHS=", 'CVAE_RUNS="$full_path/runs"',
-                 "--nbval-lax notebooks/"):
+    for part in (
+        'CVAE_DATA="$full_path/idx"',
+        "CVAE_EPOCHS=",
+        'CVAE_RUNS="$full_path/runs"',
+        "--nbval-lax notebooks/",
+    ):
         assert part in command, part
-    assert any("python -m cvae_lib.idx_files \"$full_path/idx\"" in line for line in lines[:step])
-    tests = next(i for i, line in enumerate(lines) if line.startswith(".venv/bin/pytest -q --nbval-lax"))
-    build = next(i for i, line in enumerate(lines) if line.startswith("bash scripts/build_book.sh"))
+    assert any(
+        'python -m cvae_lib.idx_files "$full_path/idx"' in line for line in lines[:step]
+    )
+    tests = next(
+        i
+        for i, line in enumerate(lines)
+        if line.startswith(".venv/bin/pytest -q --nbval-lax")
+    )
+    build = next(
+        i
+        for i, line in enumerate(lines)
+        if line.startswith("bash scripts/build_book.sh")
+    )
     assert tests < step < build

@@ -20,33 +20,76 @@ import flops  # noqa: E402
 import hardware  # noqa: E402
 import reference_fit  # noqa: E402
 
-REQUIRED = ("train_images_per_s", "reference_train_images_per_s", "speedup", "flops_per_image",
-            "decode_images_per_s", "device", "device_kind", "peak_flops_per_s", "peak_fraction",
-            "matmul_flops_per_s", "matmul_fraction")
+REQUIRED = (
+    "train_images_per_s",
+    "reference_train_images_per_s",
+    "speedup",
+    "flops_per_image",
+    "decode_images_per_s",
+    "device",
+    "device_kind",
+    "peak_flops_per_s",
+    "peak_fraction",
+    "matmul_flops_per_s",
+    "matmul_fraction",
+)
 
 
 def test_bench_json_smoke(capsys):
     """Tiny windows: one JSON object with every documented figure, all finite and positive."""
-    code = bench.main(["--json", "--windows", "1", "--warmup", "0", "--window-steps", "1", "--batch-size", "16",
-                       "--decode-images", "64", "--decode-batch", "32"])
+    code = bench.main(
+        [
+            "--json",
+            "--windows",
+            "1",
+            "--warmup",
+            "0",
+            "--window-steps",
+            "1",
+            "--batch-size",
+            "16",
+            "--decode-images",
+            "64",
+            "--decode-batch",
+            "32",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     for key in REQUIRED:
         assert key in result, key
-    for key in ("train_images_per_s", "reference_train_images_per_s", "speedup", "flops_per_image",
-                "decode_images_per_s", "matmul_flops_per_s", "matmul_fraction"):
+    for key in (
+        "train_images_per_s",
+        "reference_train_images_per_s",
+        "speedup",
+        "flops_per_image",
+        "decode_images_per_s",
+        "matmul_flops_per_s",
+        "matmul_fraction",
+    ):
         assert math.isfinite(result[key]) and result[key] > 0, (key, result[key])
     assert result["device_kind"] in ("cpu", "gpu")
     assert result["settings"]["batch_size"] == 16
     assert result["settings"]["train_images_per_window"] == 16
     assert len(result["windows"]["library"]) == len(result["windows"]["reference"]) == 1
     # The profiler's count of the real step agrees with the analytic count to a few percent.
-    assert result["profiler_flops_per_image"] == pytest.approx(result["flops_per_image"], rel=0.1)
+    assert result["profiler_flops_per_image"] == pytest.approx(
+        result["flops_per_image"], rel=0.1
+    )
 
 
-@pytest.mark.parametrize("settings", [dict(windows=0), dict(warmup=-1), dict(batch_size=True)])
+@pytest.mark.parametrize(
+    "settings", [dict(windows=0), dict(warmup=-1), dict(batch_size=True)]
+)
 def test_bad_settings_are_one_line_errors(settings):
-    values = dict(windows=1, warmup=0, window_steps=1, batch_size=8, decode_images=8, decode_batch=8)
+    values = dict(
+        windows=1,
+        warmup=0,
+        window_steps=1,
+        batch_size=8,
+        decode_images=8,
+        decode_batch=8,
+    )
     values.update(settings)
     with pytest.raises(CvaeError, match="must be an integer"):
         bench.check_settings(**values)
@@ -74,9 +117,14 @@ def test_conv_flops_of_a_small_known_layer():
 
 
 def test_training_flops_are_three_forward_passes():
-    network = keras.Sequential([keras.layers.InputLayer(input_shape=(5, 5, 4)),
-                                keras.layers.Conv2D(8, 3, padding="same"), keras.layers.Flatten(),
-                                keras.layers.Dense(3)])
+    network = keras.Sequential(
+        [
+            keras.layers.InputLayer(input_shape=(5, 5, 4)),
+            keras.layers.Conv2D(8, 3, padding="same"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3),
+        ]
+    )
     counts = flops.training_flops_per_image([network])
     assert counts["macs_per_image"] == 7200 + 5 * 5 * 8 * 3
     assert counts["forward_flops_per_image"] == 2 * counts["macs_per_image"]
@@ -100,9 +148,16 @@ def test_peak_rules():
     assert hardware.flops_per_cycle({"avx", "avx2", "fma"}) == (32, "AVX2+FMA")
     assert hardware.flops_per_cycle({"avx"}) == (16, "AVX")
     assert hardware.flops_per_cycle(set()) == (8, "SSE")
-    peak = hardware.cpu_peak({"model": "x", "mhz": 2000.0, "flags": {"avx2", "fma"}}, cores=2)
+    peak = hardware.cpu_peak(
+        {"model": "x", "mhz": 2000.0, "flags": {"avx2", "fma"}}, cores=2
+    )
     assert peak["peak_flops_per_s"] == 2 * 2000e6 * 32
-    assert hardware.cpu_peak({"model": "x", "mhz": None, "flags": set()}, cores=2)["peak_flops_per_s"] is None
+    assert (
+        hardware.cpu_peak({"model": "x", "mhz": None, "flags": set()}, cores=2)[
+            "peak_flops_per_s"
+        ]
+        is None
+    )
     assert hardware.gpu_peak("NVIDIA H100 80GB HBM3") == 67e12
     assert hardware.gpu_peak("NVIDIA H100 PCIe") == 51e12
     assert hardware.gpu_peak("NVIDIA A100-SXM4-40GB") == 19.5e12
@@ -111,10 +166,16 @@ def test_peak_rules():
 
 def test_cpuinfo_parsing(tmp_path):
     path = tmp_path / "cpuinfo"
-    path.write_text("processor\t: 0\nmodel name\t: Test CPU\ncpu MHz\t\t: 2500.000\nflags\t\t: fpu avx avx2 fma\n\n"
-                    "processor\t: 1\nmodel name\t: Test CPU\n")
+    path.write_text(
+        "processor\t: 0\nmodel name\t: Test CPU\ncpu MHz\t\t: 2500.000\nflags\t\t: fpu avx avx2 fma\n\n"
+        "processor\t: 1\nmodel name\t: Test CPU\n"
+    )
     info = hardware.cpu_info(str(path))
-    assert info["model"] == "Test CPU" and info["mhz"] == 2500.0 and {"avx2", "fma"} <= info["flags"]
+    assert (
+        info["model"] == "Test CPU"
+        and info["mhz"] == 2500.0
+        and {"avx2", "fma"} <= info["flags"]
+    )
 
 
 def test_matmul_rate_is_the_flops_of_the_product_over_its_time(monkeypatch):
@@ -123,12 +184,20 @@ def test_matmul_rate_is_the_flops_of_the_product_over_its_time(monkeypatch):
 
     ticks = iter([0.0, 2.0, 10.0, 11.0, 20.0, 24.0])  # three products: 2 s, 1 s, 4 s
     monkeypatch.setattr(time_module, "perf_counter", lambda: next(ticks))
-    assert hardware.measure_matmul_rate(size=8, repeats=3) == pytest.approx(2 * 8**3 / 1.0)
+    assert hardware.measure_matmul_rate(size=8, repeats=3) == pytest.approx(
+        2 * 8**3 / 1.0
+    )
 
 
 def test_reference_decoder_is_plain_keras_with_the_same_weights():
-    fast, plain = make_decoder(ModelConfig()), reference_fit.plain_decoder(ModelConfig())
-    assert type(fast.layers[-1]) is PixelLogits and type(plain.layers[-1]) is keras.layers.Conv2D
+    fast, plain = (
+        make_decoder(ModelConfig()),
+        reference_fit.plain_decoder(ModelConfig()),
+    )
+    assert (
+        type(fast.layers[-1]) is PixelLogits
+        and type(plain.layers[-1]) is keras.layers.Conv2D
+    )
     for a, b in zip(fast.get_weights(), plain.get_weights()):
         np.testing.assert_array_equal(a, b)
     z = tf.random.normal([4, 2], seed=2)

@@ -20,12 +20,16 @@ def closed_form_kl(m, cov, mu):
     m, cov, mu = (np.asarray(a, np.float64) for a in (m, cov, mu))
     d = m.shape[-1]
     _, logdet = np.linalg.slogdet(cov)
-    return 0.5 * (np.trace(cov, axis1=-2, axis2=-1) + np.sum((m - mu) ** 2, -1) - d - logdet)
+    return 0.5 * (
+        np.trace(cov, axis1=-2, axis2=-1) + np.sum((m - mu) ** 2, -1) - d - logdet
+    )
 
 
 def random_posterior(latent, n, seed, spread=1.0):
     rng = np.random.default_rng(seed)
-    params = tf.constant(rng.normal(size=(n, posterior_params_size(latent))) * spread, tf.float32)
+    params = tf.constant(
+        rng.normal(size=(n, posterior_params_size(latent))) * spread, tf.float32
+    )
     return posterior_distribution(params, latent)
 
 
@@ -39,7 +43,10 @@ def batch(sample_digits):
 @pytest.mark.parametrize("latent", [1, 2, 4])
 def test_analytic_kl_equals_the_closed_form(latent):
     q = random_posterior(latent, 6, seed=latent, spread=1.5)
-    mu = np.random.default_rng(10 + latent).normal(size=(6, latent)).astype(np.float32) * 3
+    mu = (
+        np.random.default_rng(10 + latent).normal(size=(6, latent)).astype(np.float32)
+        * 3
+    )
     kl = tfd.kl_divergence(q, prior_distribution(tf.constant(mu))).numpy()
     expected = closed_form_kl(q.mean().numpy(), q.covariance().numpy(), mu)
     np.testing.assert_allclose(kl, expected, rtol=1e-4, atol=1e-4)
@@ -55,7 +62,11 @@ def test_analytic_kl_equals_a_monte_carlo_estimate():
     estimate = log_ratio.mean(axis=0)
     standard_error = log_ratio.std(axis=0) / np.sqrt(n_samples)
     exact = tfd.kl_divergence(q, p).numpy()
-    assert (np.abs(estimate - exact) < 5 * standard_error + 1e-3).all(), (estimate, exact, standard_error)
+    assert (np.abs(estimate - exact) < 5 * standard_error + 1e-3).all(), (
+        estimate,
+        exact,
+        standard_error,
+    )
 
 
 def test_kl_is_zero_when_posterior_equals_prior():
@@ -63,7 +74,9 @@ def test_kl_is_zero_when_posterior_equals_prior():
     # raw parameters whose scale is exactly the identity after FillScaleTriL(diag_shift=1e-5)
     tril = tfb.FillScaleTriL(diag_shift=1e-5).inverse(tf.eye(2, batch_shape=[2]))
     q = posterior_distribution(tf.concat([mu, tril], axis=-1), 2)
-    np.testing.assert_allclose(q.covariance().numpy(), np.stack([np.eye(2)] * 2), atol=1e-5)
+    np.testing.assert_allclose(
+        q.covariance().numpy(), np.stack([np.eye(2)] * 2), atol=1e-5
+    )
     kl = tfd.kl_divergence(q, prior_distribution(mu)).numpy()
     np.testing.assert_allclose(kl, 0.0, atol=1e-5)
     # and moving either the mean or the scale away makes it positive
@@ -78,13 +91,21 @@ def test_loss_terms_kl_is_the_closed_form_against_the_class_mean(batch):
     assert recon.shape == (8,) and kl.shape == (8,)
     q = model.posterior(x, y)
     mu = model.class_means(y).numpy()
-    np.testing.assert_allclose(kl.numpy(), closed_form_kl(q.mean().numpy(), q.covariance().numpy(), mu),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        kl.numpy(),
+        closed_form_kl(q.mean().numpy(), q.covariance().numpy(), mu),
+        rtol=1e-4,
+        atol=1e-4,
+    )
     assert (kl.numpy() >= 0).all()
     # the KL depends on the label (through mu_y), the posterior does not
     other = tf.constant((batch[1][:8] + 1) % 10)
-    np.testing.assert_array_equal(model.posterior(x, other).mean().numpy(), q.mean().numpy())
-    assert not np.allclose(model.loss_terms(x, other, tf.constant([1, 2]))[1].numpy(), kl.numpy())
+    np.testing.assert_array_equal(
+        model.posterior(x, other).mean().numpy(), q.mean().numpy()
+    )
+    assert not np.allclose(
+        model.loss_terms(x, other, tf.constant([1, 2]))[1].numpy(), kl.numpy()
+    )
 
 
 def test_reconstruction_is_the_bernoulli_negative_log_likelihood(batch):
@@ -96,8 +117,12 @@ def test_reconstruction_is_the_bernoulli_negative_log_likelihood(batch):
     expected = -pixel_distribution(model.decode_logits(z, y)).log_prob(x)
     np.testing.assert_allclose(recon.numpy(), expected.numpy(), rtol=1e-5)
     # the same seed gives the same draw, another seed another one
-    np.testing.assert_array_equal(model.loss_terms(x, y, seed)[0].numpy(), recon.numpy())
-    assert not np.array_equal(model.loss_terms(x, y, tf.constant([7, 8]))[0].numpy(), recon.numpy())
+    np.testing.assert_array_equal(
+        model.loss_terms(x, y, seed)[0].numpy(), recon.numpy()
+    )
+    assert not np.array_equal(
+        model.loss_terms(x, y, tf.constant([7, 8]))[0].numpy(), recon.numpy()
+    )
 
 
 def test_decoder_ignores_the_label_and_decode_is_a_probability(batch):
@@ -117,10 +142,16 @@ def test_kl_weighting_in_the_objective(n):
     elbo = ConditionalVAE(TINY, TrainConfig(kl_weighting="elbo"))
     reference = ConditionalVAE(TINY, TrainConfig(kl_weighting="reference"))
     r, k = recon.numpy().astype(np.float64), kl.numpy().astype(np.float64)
-    np.testing.assert_allclose(float(elbo.objective(recon, kl)), r.mean() + k.mean(), rtol=1e-6)
-    np.testing.assert_allclose(float(reference.objective(recon, kl)), r.mean() + k.mean() / n, rtol=1e-6)
+    np.testing.assert_allclose(
+        float(elbo.objective(recon, kl)), r.mean() + k.mean(), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        float(reference.objective(recon, kl)), r.mean() + k.mean() / n, rtol=1e-6
+    )
     # the reference recipe: sum of reconstruction + mean KL, i.e. per image mean(r) + mean(k)/n
-    np.testing.assert_allclose(float(reference.objective(recon, kl)), (r.sum() + k.mean()) / n, rtol=1e-6)
+    np.testing.assert_allclose(
+        float(reference.objective(recon, kl)), (r.sum() + k.mean()) / n, rtol=1e-6
+    )
 
 
 def test_kl_weighting_changes_only_the_kl_gradient():
@@ -141,7 +172,9 @@ def test_variables_split_into_prior_and_networks():
     prior = {id(v) for v in model.prior_variables}
     networks = {id(v) for v in model.network_variables}
     assert len(prior) == 4 and not prior & networks
-    everything = {id(v) for net in model.networks().values() for v in net.trainable_variables}
+    everything = {
+        id(v) for net in model.networks().values() for v in net.trainable_variables
+    }
     assert prior | networks == everything
     assert sum(int(np.prod(v.shape)) for v in model.prior_variables) == 54
 
@@ -159,8 +192,13 @@ def test_class_means_have_one_row_per_label():
 def test_loss_falls_when_overfitting_one_batch(batch, weighting):
     x, y = tf.constant(batch[0]), tf.constant(batch[1])
     model = ConditionalVAE(TINY, TrainConfig(kl_weighting=weighting))
-    step = make_train_step(model, keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3),
-                           jit_compile=False, binarize_input=False)
+    step = make_train_step(
+        model,
+        keras.optimizers.Adam(1e-3),
+        keras.optimizers.Adam(1e-3),
+        jit_compile=False,
+        binarize_input=False,
+    )
 
     def loss():
         recon, kl = model.loss_terms(x, y, tf.constant([11, 12]))[:2]
@@ -168,7 +206,9 @@ def test_loss_falls_when_overfitting_one_batch(batch, weighting):
 
     before = loss()
     assert 450 < before < 700  # ~784 log 2 = 543 nats for an untrained decoder
-    step_losses = [sum(float(v) for v in step(x, y, tf.constant([0, i]))) for i in range(40)]
+    step_losses = [
+        sum(float(v) for v in step(x, y, tf.constant([0, i]))) for i in range(40)
+    ]
     after = loss()
     assert all(np.isfinite(step_losses))
     assert after < 0.8 * before, (before, after)

@@ -24,36 +24,66 @@ REFERENCE_COUNTS = {"prior_network": 54, "encoder": 57_893, "decoder": 80_481}
 def reference_encoder(latent=2, base_depth=16, input_shape=(28, 28, 1)):
     """The encoder of TFP's probabilistic-layers VAE example, as published."""
     act = tf.nn.leaky_relu
-    return keras.Sequential([
-        keras.layers.InputLayer(input_shape=input_shape),
-        keras.layers.Lambda(lambda x: tf.cast(x, tf.float32) - 0.5),
-        keras.layers.Conv2D(base_depth, 5, strides=1, padding="same", activation=act),
-        keras.layers.Conv2D(base_depth, 5, strides=2, padding="same", activation=act),
-        keras.layers.Conv2D(2 * base_depth, 5, strides=1, padding="same", activation=act),
-        keras.layers.Conv2D(2 * base_depth, 5, strides=2, padding="same", activation=act),
-        keras.layers.Conv2D(4 * latent, 7, strides=1, padding="valid", activation=act),
-        keras.layers.Flatten(),
-        keras.layers.Dense(tfpl.MultivariateNormalTriL.params_size(latent), activation=None),
-        tfpl.MultivariateNormalTriL(latent),
-    ])
+    return keras.Sequential(
+        [
+            keras.layers.InputLayer(input_shape=input_shape),
+            keras.layers.Lambda(lambda x: tf.cast(x, tf.float32) - 0.5),
+            keras.layers.Conv2D(
+                base_depth, 5, strides=1, padding="same", activation=act
+            ),
+            keras.layers.Conv2D(
+                base_depth, 5, strides=2, padding="same", activation=act
+            ),
+            keras.layers.Conv2D(
+                2 * base_depth, 5, strides=1, padding="same", activation=act
+            ),
+            keras.layers.Conv2D(
+                2 * base_depth, 5, strides=2, padding="same", activation=act
+            ),
+            keras.layers.Conv2D(
+                4 * latent, 7, strides=1, padding="valid", activation=act
+            ),
+            keras.layers.Flatten(),
+            keras.layers.Dense(
+                tfpl.MultivariateNormalTriL.params_size(latent), activation=None
+            ),
+            tfpl.MultivariateNormalTriL(latent),
+        ]
+    )
 
 
 def reference_decoder(latent=2, base_depth=16, input_shape=(28, 28, 1)):
     """The decoder of TFP's probabilistic-layers VAE example, as published."""
     act = tf.nn.leaky_relu
-    return keras.Sequential([
-        keras.layers.InputLayer(input_shape=[latent]),
-        keras.layers.Reshape([1, 1, latent]),
-        keras.layers.Conv2DTranspose(2 * base_depth, 7, strides=1, padding="valid", activation=act),
-        keras.layers.Conv2DTranspose(2 * base_depth, 5, strides=1, padding="same", activation=act),
-        keras.layers.Conv2DTranspose(2 * base_depth, 5, strides=2, padding="same", activation=act),
-        keras.layers.Conv2DTranspose(base_depth, 5, strides=1, padding="same", activation=act),
-        keras.layers.Conv2DTranspose(base_depth, 5, strides=2, padding="same", activation=act),
-        keras.layers.Conv2DTranspose(base_depth, 5, strides=1, padding="same", activation=act),
-        keras.layers.Conv2D(filters=1, kernel_size=5, strides=1, padding="same", activation=None),
-        keras.layers.Flatten(),
-        tfpl.IndependentBernoulli(input_shape, tfd.Bernoulli.logits),
-    ])
+    return keras.Sequential(
+        [
+            keras.layers.InputLayer(input_shape=[latent]),
+            keras.layers.Reshape([1, 1, latent]),
+            keras.layers.Conv2DTranspose(
+                2 * base_depth, 7, strides=1, padding="valid", activation=act
+            ),
+            keras.layers.Conv2DTranspose(
+                2 * base_depth, 5, strides=1, padding="same", activation=act
+            ),
+            keras.layers.Conv2DTranspose(
+                2 * base_depth, 5, strides=2, padding="same", activation=act
+            ),
+            keras.layers.Conv2DTranspose(
+                base_depth, 5, strides=1, padding="same", activation=act
+            ),
+            keras.layers.Conv2DTranspose(
+                base_depth, 5, strides=2, padding="same", activation=act
+            ),
+            keras.layers.Conv2DTranspose(
+                base_depth, 5, strides=1, padding="same", activation=act
+            ),
+            keras.layers.Conv2D(
+                filters=1, kernel_size=5, strides=1, padding="same", activation=None
+            ),
+            keras.layers.Flatten(),
+            tfpl.IndependentBernoulli(input_shape, tfd.Bernoulli.logits),
+        ]
+    )
 
 
 def conv_params(k, c_in, c_out):
@@ -67,11 +97,21 @@ def dense_params(n_in, n_out):
 def hand_counts(latent, depth, k=5, classes=10):
     """Parameter counts from the layer definitions, by arithmetic."""
     tril = latent + latent * (latent + 1) // 2
-    encoder = (conv_params(k, 1, depth) + conv_params(k, depth, depth) + conv_params(k, depth, 2 * depth)
-               + conv_params(k, 2 * depth, 2 * depth) + conv_params(7, 2 * depth, 4 * latent)
-               + dense_params(4 * latent, tril))
-    decoder = (conv_params(7, latent, 2 * depth) + 2 * conv_params(k, 2 * depth, 2 * depth)
-               + conv_params(k, 2 * depth, depth) + 2 * conv_params(k, depth, depth) + conv_params(k, depth, 1))
+    encoder = (
+        conv_params(k, 1, depth)
+        + conv_params(k, depth, depth)
+        + conv_params(k, depth, 2 * depth)
+        + conv_params(k, 2 * depth, 2 * depth)
+        + conv_params(7, 2 * depth, 4 * latent)
+        + dense_params(4 * latent, tril)
+    )
+    decoder = (
+        conv_params(7, latent, 2 * depth)
+        + 2 * conv_params(k, 2 * depth, 2 * depth)
+        + conv_params(k, 2 * depth, depth)
+        + 2 * conv_params(k, depth, depth)
+        + conv_params(k, depth, 1)
+    )
     prior = dense_params(classes, 2 * latent) + dense_params(2 * latent, latent)
     return {"prior_network": prior, "encoder": encoder, "decoder": decoder}
 
@@ -82,7 +122,9 @@ def reference_model():
 
 
 def test_parameter_counts_match_the_reference(reference_model):
-    counts = {name: net.count_params() for name, net in reference_model.networks().items()}
+    counts = {
+        name: net.count_params() for name, net in reference_model.networks().items()
+    }
     assert counts == hand_counts(2, 16) == REFERENCE_COUNTS
     assert reference_encoder().count_params() == counts["encoder"]
     assert reference_decoder().count_params() == counts["decoder"]
@@ -106,8 +148,14 @@ def _conv_layout(network):
     from cvae_lib.decoder import PixelLogits
 
     return [
-        ("Conv2D" if type(layer) is PixelLogits else type(layer).__name__, layer.filters, layer.kernel_size,
-         layer.strides, layer.padding, getattr(layer.activation, "__name__", None))
+        (
+            "Conv2D" if type(layer) is PixelLogits else type(layer).__name__,
+            layer.filters,
+            layer.kernel_size,
+            layer.strides,
+            layer.padding,
+            getattr(layer.activation, "__name__", None),
+        )
         for layer in network.layers
         if isinstance(layer, keras.layers.Conv2D)  # Conv2DTranspose is a subclass
     ]
@@ -118,18 +166,44 @@ def test_layer_layout_and_shapes_match_the_reference(reference_model):
     ref_enc, ref_dec = reference_encoder(), reference_decoder()
     assert _conv_layout(enc) == _conv_layout(ref_enc)
     assert _conv_layout(dec) == _conv_layout(ref_dec)
-    assert [w.shape for w in enc.get_weights()] == [w.shape for w in ref_enc.get_weights()]
-    assert [w.shape for w in dec.get_weights()] == [w.shape for w in ref_dec.get_weights()]
+    assert [w.shape for w in enc.get_weights()] == [
+        w.shape for w in ref_enc.get_weights()
+    ]
+    assert [w.shape for w in dec.get_weights()] == [
+        w.shape for w in ref_dec.get_weights()
+    ]
     # every hidden layer's output shape, down to the reference's distribution layers
-    assert [layer.output_shape for layer in enc.layers] == [layer.output_shape for layer in ref_enc.layers[:-1]]
-    assert [layer.output_shape for layer in dec.layers] == [layer.output_shape for layer in ref_dec.layers[:-2]]
+    assert [layer.output_shape for layer in enc.layers] == [
+        layer.output_shape for layer in ref_enc.layers[:-1]
+    ]
+    assert [layer.output_shape for layer in dec.layers] == [
+        layer.output_shape for layer in ref_dec.layers[:-2]
+    ]
     assert [layer.output_shape[1:] for layer in enc.layers[1:6]] == [
-        (28, 28, 16), (14, 14, 16), (14, 14, 32), (7, 7, 32), (1, 1, 8)]
+        (28, 28, 16),
+        (14, 14, 16),
+        (14, 14, 32),
+        (7, 7, 32),
+        (1, 1, 8),
+    ]
     assert [layer.output_shape[1:] for layer in dec.layers[1:]] == [
-        (7, 7, 32), (7, 7, 32), (14, 14, 32), (14, 14, 16), (28, 28, 16), (28, 28, 16), (28, 28, 1)]
-    for conv in (layer for layer in list(enc.layers) + list(dec.layers) if isinstance(layer, keras.layers.Conv2D)):
+        (7, 7, 32),
+        (7, 7, 32),
+        (14, 14, 32),
+        (14, 14, 16),
+        (28, 28, 16),
+        (28, 28, 16),
+        (28, 28, 1),
+    ]
+    for conv in (
+        layer
+        for layer in list(enc.layers) + list(dec.layers)
+        if isinstance(layer, keras.layers.Conv2D)
+    ):
         expected = None if conv is dec.layers[-1] else "leaky_relu"
-        assert getattr(conv.activation, "__name__", None) in ({expected} if expected else {"linear"})
+        assert getattr(conv.activation, "__name__", None) in (
+            {expected} if expected else {"linear"}
+        )
 
 
 def test_encoder_centres_its_input(reference_model):
@@ -143,10 +217,15 @@ def test_prior_network_is_two_linear_layers():
     net = make_prior_network(config)
     hidden, mean = net.layers
     assert (hidden.units, mean.units) == (6, 3)
-    assert hidden.activation is keras.activations.linear and mean.activation is keras.activations.linear
+    assert (
+        hidden.activation is keras.activations.linear
+        and mean.activation is keras.activations.linear
+    )
     (w1, b1), (w2, b2) = hidden.get_weights(), mean.get_weights()
     one_hot = np.eye(10, dtype=np.float32)
-    np.testing.assert_allclose(net(one_hot).numpy(), (w1 + b1) @ w2 + b2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        net(one_hot).numpy(), (w1 + b1) @ w2 + b2, rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("latent", [1, 2, 5])
@@ -172,7 +251,10 @@ def test_label_inputs_widen_only_the_first_layer():
 
 def test_posterior_is_a_full_covariance_gaussian():
     latent, n = 3, 4
-    params = tf.constant(np.random.default_rng(1).normal(size=(n, posterior_params_size(latent))) * 3, tf.float32)
+    params = tf.constant(
+        np.random.default_rng(1).normal(size=(n, posterior_params_size(latent))) * 3,
+        tf.float32,
+    )
     q = posterior_distribution(params, latent)
     assert isinstance(q, tfd.MultivariateNormalTriL)
     assert q.event_shape == (latent,) and q.batch_shape == (n,)
@@ -184,23 +266,35 @@ def test_posterior_is_a_full_covariance_gaussian():
     np.testing.assert_allclose(cov, np.swapaxes(cov, 1, 2), atol=1e-5)
     assert (np.linalg.eigvalsh(cov) > 0).all()
     # off-diagonal entries are free: the covariance is not diagonal
-    assert np.abs(cov[:, np.triu_indices(latent, 1)[0], np.triu_indices(latent, 1)[1]]).max() > 1e-3
+    assert (
+        np.abs(
+            cov[:, np.triu_indices(latent, 1)[0], np.triu_indices(latent, 1)[1]]
+        ).max()
+        > 1e-3
+    )
 
 
 def test_posterior_scale_stays_positive_for_extreme_parameters():
     params = tf.constant([[0.0, 0.0, -80.0, 5.0, -80.0]])
     scale = posterior_distribution(params, 2).scale_tril.numpy()[0]
     assert (np.diag(scale) >= 1e-5).all()
-    assert np.isfinite(posterior_distribution(params, 2).log_prob([[0.0, 0.0]]).numpy()).all()
+    assert np.isfinite(
+        posterior_distribution(params, 2).log_prob([[0.0, 0.0]]).numpy()
+    ).all()
 
 
 def test_posterior_layout_is_that_of_tfp_layers():
     latent = 3
-    params = tf.constant(np.random.default_rng(2).normal(size=(5, posterior_params_size(latent))), tf.float32)
+    params = tf.constant(
+        np.random.default_rng(2).normal(size=(5, posterior_params_size(latent))),
+        tf.float32,
+    )
     ours = posterior_distribution(params, latent)
     theirs = tfpl.MultivariateNormalTriL(latent)(params)
     np.testing.assert_allclose(ours.mean().numpy(), theirs.mean().numpy(), rtol=1e-6)
-    np.testing.assert_allclose(ours.covariance().numpy(), theirs.covariance().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        ours.covariance().numpy(), theirs.covariance().numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_prior_is_unit_gaussian_at_the_class_mean():
@@ -215,7 +309,11 @@ def test_pixel_distribution_is_an_image_of_bernoullis():
     logits = tf.zeros((2, 28, 28, 1))
     dist = pixel_distribution(logits)
     assert dist.event_shape == (28, 28, 1) and dist.batch_shape == (2,)
-    np.testing.assert_allclose(dist.log_prob(tf.ones((2, 28, 28, 1))).numpy(), [784 * np.log(0.5)] * 2, rtol=1e-6)
+    np.testing.assert_allclose(
+        dist.log_prob(tf.ones((2, 28, 28, 1))).numpy(),
+        [784 * np.log(0.5)] * 2,
+        rtol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("latent", [1, 2, 3])
@@ -231,15 +329,21 @@ def _dilated(kernel, rate: int):
     convolution has no gradient for dilation rates above 1."""
     for axis in (0, 1):
         size = kernel.shape[axis]
-        spaced = tf.stack([kernel] + [tf.zeros_like(kernel)] * (rate - 1), axis=axis + 1)
+        spaced = tf.stack(
+            [kernel] + [tf.zeros_like(kernel)] * (rate - 1), axis=axis + 1
+        )
         shape = list(kernel.shape)
         shape[axis] = size * rate
-        kernel = tf.gather(tf.reshape(spaced, shape), tf.range((size - 1) * rate + 1), axis=axis)
+        kernel = tf.gather(
+            tf.reshape(spaced, shape), tf.range((size - 1) * rate + 1), axis=axis
+        )
     return kernel
 
 
-@pytest.mark.parametrize("kernel, padding, dilation", [(5, "same", 1), (3, "same", 1), (4, "same", 1),
-                                                       (5, "valid", 1), (3, "same", 2)])
+@pytest.mark.parametrize(
+    "kernel, padding, dilation",
+    [(5, "same", 1), (3, "same", 1), (4, "same", 1), (5, "valid", 1), (3, "same", 2)],
+)
 def test_pixel_logits_layer_is_conv2d_computed_another_way(kernel, padding, dilation):
     """PixelLogits (the decoder's last layer) gives Conv2D's outputs and gradients, also
     where it must fall back to Conv2D's own computation (even kernel, valid, dilated).
@@ -253,8 +357,14 @@ def test_pixel_logits_layer_is_conv2d_computed_another_way(kernel, padding, dila
     from cvae_lib.decoder import PixelLogits
 
     fast = PixelLogits(1, kernel, 1, padding, dilation_rate=dilation)
-    plain = keras.layers.Conv2D(1, kernel, 1, padding, dilation_rate=dilation,
-                                kernel_initializer=keras.initializers.GlorotUniform(seed=0))
+    plain = keras.layers.Conv2D(
+        1,
+        kernel,
+        1,
+        padding,
+        dilation_rate=dilation,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=0),
+    )
     x = tf.random.stateless_normal([3, 28, 28, 16], seed=[1, 0])
     fast.build(x.shape)
     plain.build(x.shape)
@@ -265,8 +375,12 @@ def test_pixel_logits_layer_is_conv2d_computed_another_way(kernel, padding, dila
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([x, x64])
         y_fast, y_plain = fast(x), plain(x)
-        y64 = tf.nn.conv2d(x64, _dilated(kernel64, dilation), 1, padding.upper()) + tf.cast(plain.bias, tf.float64)
-        loss_fast, loss_plain, loss64 = (tf.reduce_sum(y ** 2) for y in (y_fast, y_plain, y64))
+        y64 = tf.nn.conv2d(
+            x64, _dilated(kernel64, dilation), 1, padding.upper()
+        ) + tf.cast(plain.bias, tf.float64)
+        loss_fast, loss_plain, loss64 = (
+            tf.reduce_sum(y**2) for y in (y_fast, y_plain, y64)
+        )
     size = 28 if padding == "same" else 28 - kernel + 1
     assert y_fast.shape == y_plain.shape == (3, size, size, 1)
     np.testing.assert_allclose(y_fast.numpy(), y_plain.numpy(), atol=1e-5)
@@ -274,7 +388,9 @@ def test_pixel_logits_layer_is_conv2d_computed_another_way(kernel, padding, dila
     grads_plain = tape.gradient(loss_plain, [x] + plain.trainable_variables)
     for a, b in zip(grads_fast, grads_plain):  # relative to scale: see the docstring
         assert np.abs(a.numpy() - b.numpy()).max() <= 2e-5 * np.abs(b.numpy()).max()
-    for truth, fast_grad, plain_grad in zip(tape.gradient(loss64, [x64, kernel64]), grads_fast, grads_plain):
+    for truth, fast_grad, plain_grad in zip(
+        tape.gradient(loss64, [x64, kernel64]), grads_fast, grads_plain
+    ):
         truth = truth.numpy()
         for grad in (fast_grad, plain_grad):
             assert np.abs(grad.numpy() - truth).max() <= 1e-5 * np.abs(truth).max()

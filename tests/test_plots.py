@@ -32,7 +32,9 @@ def test_manifold_figure(tiny_model, tmp_path):
     assert isinstance(fig, Figure)
     (ax,) = fig.axes
     shown = ax.images[0].get_array()
-    np.testing.assert_allclose(np.asarray(shown), sampling.manifold_image(tiny_model, 3, n=5), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(shown), sampling.manifold_image(tiny_model, 3, n=5), atol=1e-6
+    )
     assert "digit 3" in ax.get_title()
     assert len(ax.get_xticks()) == 5
     fig.savefig(tmp_path / "grid.png")
@@ -55,7 +57,9 @@ def test_samples_figure_rows_are_classes(tiny_model):
     (ax,) = fig.axes
     shown = np.asarray(ax.images[0].get_array())
     assert shown.shape == (10 * 28, 4 * 28)
-    np.testing.assert_allclose(shown[3 * 28:4 * 28, 2 * 28:3 * 28], samples[3, 2])  # row 3, column 2
+    np.testing.assert_allclose(
+        shown[3 * 28 : 4 * 28, 2 * 28 : 3 * 28], samples[3, 2]
+    )  # row 3, column 2
     assert [t.get_text() for t in ax.get_yticklabels()] == [str(c) for c in range(10)]
     assert _png_bytes(fig).startswith(PNG_MAGIC)
 
@@ -73,16 +77,27 @@ def test_latent_scatter_figure(tiny_model, tiny_digits):
 
 
 def test_training_curves_figure(tmp_path):
-    history = History([
-        {"epoch": e, "loss": 200 - e, "recon": 180 - e, "kl": 20.0, "val_loss": 205 - e,
-         "val_recon": 185 - e, "val_kl": 20.0}
-        for e in range(1, 5)
-    ])
+    history = History(
+        [
+            {
+                "epoch": e,
+                "loss": 200 - e,
+                "recon": 180 - e,
+                "kl": 20.0,
+                "val_loss": 205 - e,
+                "val_recon": 185 - e,
+                "val_kl": 20.0,
+            }
+            for e in range(1, 5)
+        ]
+    )
     fig = plots.training_curves_figure(history)
     assert isinstance(fig, Figure) and len(fig.axes) == 3
     first = fig.axes[0]
     np.testing.assert_array_equal(first.lines[0].get_ydata(), history.series("loss"))
-    np.testing.assert_array_equal(first.lines[1].get_ydata(), history.series("val_loss"))
+    np.testing.assert_array_equal(
+        first.lines[1].get_ydata(), history.series("val_loss")
+    )
     fig.savefig(tmp_path / "curves.svg")
     assert (tmp_path / "curves.svg").read_text().lstrip().startswith("<?xml")
 
@@ -90,9 +105,16 @@ def test_training_curves_figure(tmp_path):
 def _history_with_means(epochs=4):
     rng = np.random.default_rng(0)
     start = rng.normal(size=(10, 2)) * 5
-    records = [{"epoch": e, "recon_weight": min(1.0, (e - 1) / 2), "prior_learning_rate": 0.0 if e < 3 else 1e-3,
-                "min_mean_distance": 4.0 - 0.1 * e, "class_means": (start + 0.3 * e).tolist()}
-               for e in range(1, epochs + 1)]
+    records = [
+        {
+            "epoch": e,
+            "recon_weight": min(1.0, (e - 1) / 2),
+            "prior_learning_rate": 0.0 if e < 3 else 1e-3,
+            "min_mean_distance": 4.0 - 0.1 * e,
+            "class_means": (start + 0.3 * e).tolist(),
+        }
+        for e in range(1, epochs + 1)
+    ]
     return History(records), start
 
 
@@ -101,7 +123,7 @@ def test_mean_paths_figure_draws_every_class_from_start_to_end():
     fig = plots.mean_paths_figure(history, start)
     (ax,) = fig.axes
     lines = ax.get_lines()
-    assert len(lines) == 30                           # path, epoch dots and start marker per class
+    assert len(lines) == 30  # path, epoch dots and start marker per class
     np.testing.assert_allclose(lines[0].get_xydata()[0], start[0])
     np.testing.assert_allclose(lines[0].get_xydata()[-1], start[0] + 1.2)
     assert [t.get_text() for t in ax.texts] == [str(c) for c in range(10)]
@@ -113,5 +135,7 @@ def test_schedule_figure_shows_what_training_applied():
     fig = plots.schedule_figure(history)
     assert len(fig.axes) == 3
     np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), [0, 0.5, 1, 1])
-    np.testing.assert_allclose(fig.axes[1].get_lines()[0].get_ydata(), [0, 0, 1e-3, 1e-3])
+    np.testing.assert_allclose(
+        fig.axes[1].get_lines()[0].get_ydata(), [0, 0, 1e-3, 1e-3]
+    )
     assert _png_bytes(fig).startswith(PNG_MAGIC)

@@ -16,7 +16,9 @@ from cvae_lib.train import train
 
 
 def _trained(digits, **settings):
-    config = TrainConfig(epochs=3, batch_size=64, warmup_fraction=1 / 3, seed=2, **settings)
+    config = TrainConfig(
+        epochs=3, batch_size=64, warmup_fraction=1 / 3, seed=2, **settings
+    )
     model = ConditionalVAE(TINY_MODEL, config)
     start_weights = [v.numpy().copy() for v in model.prior_variables]
     start_means = class_means(model).copy()
@@ -32,13 +34,16 @@ def learned(tiny_digits):
 def test_prior_optimizer_applies_the_configured_rate_after_warmup(learned):
     _, history, _, _ = learned
     rates = [record["prior_learning_rate"] for record in history.epochs]
-    assert rates[0] == 0.0                                   # warm-up: held still
-    np.testing.assert_allclose(rates[1:], 0.01, rtol=1e-6)   # then the configured rate
+    assert rates[0] == 0.0  # warm-up: held still
+    np.testing.assert_allclose(rates[1:], 0.01, rtol=1e-6)  # then the configured rate
 
 
 def test_prior_network_weights_and_class_means_move(learned):
     model, history, start_weights, start_means = learned
-    assert all(not np.allclose(a, v.numpy()) for a, v in zip(start_weights, model.prior_variables))
+    assert all(
+        not np.allclose(a, v.numpy())
+        for a, v in zip(start_weights, model.prior_variables)
+    )
     moved = np.linalg.norm(class_means(model) - start_means, axis=-1)
     assert moved.min() > 1e-3, moved
     # the history's record of the means is the model's, and the warm-up epoch left them in place
@@ -48,7 +53,9 @@ def test_prior_network_weights_and_class_means_move(learned):
 
 
 def test_prior_learning_rate_zero_freezes_the_means(tiny_digits):
-    model, history, start_weights, start_means = _trained(tiny_digits.subset(128, 32), prior_learning_rate=0.0)
+    model, history, start_weights, start_means = _trained(
+        tiny_digits.subset(128, 32), prior_learning_rate=0.0
+    )
     assert model.train_config.prior_learning_rate == 0
     assert all(record["prior_learning_rate"] == 0.0 for record in history.epochs)
     for a, v in zip(start_weights, model.prior_variables):
@@ -73,8 +80,12 @@ def test_class_nll_is_the_prior_classifier():
 @pytest.mark.parametrize("weight", [0.0, 2.5])
 def test_class_weight_enters_the_objective_only(weight):
     model = ConditionalVAE(TINY_MODEL, TrainConfig(class_weight=weight))
-    recon, kl, nll = (tf.constant(v, tf.float32) for v in ([100.0, 120.0], [3.0, 5.0], [0.5, 1.5]))
-    assert float(model.objective(recon, kl, nll)) == pytest.approx(110.0 + 4.0 + weight * 1.0)
+    recon, kl, nll = (
+        tf.constant(v, tf.float32) for v in ([100.0, 120.0], [3.0, 5.0], [0.5, 1.5])
+    )
+    assert float(model.objective(recon, kl, nll)) == pytest.approx(
+        110.0 + 4.0 + weight * 1.0
+    )
     assert float(model.objective(recon, kl)) == pytest.approx(114.0)
 
 
@@ -82,10 +93,16 @@ def test_the_chapters_separation_check_rejects_collapsed_means():
     from cvae_lib.prior import circle_means, closest_pair, spread_class_means
     from cvae_lib.sampling import class_separation
 
-    model = ConditionalVAE(TINY_MODEL, TrainConfig())     # the circle start: neighbours 2 r sin(18°) apart
+    model = ConditionalVAE(
+        TINY_MODEL, TrainConfig()
+    )  # the circle start: neighbours 2 r sin(18°) apart
     radius = model.train_config.prior_init_radius
-    assert closest_pair(class_separation(model))[2] == pytest.approx(2 * radius * np.sin(np.pi / 10), rel=1e-4)
-    spread_class_means(model.class_prior.network, circle_means(10, 2, 1.5))   # means collapsed to radius 1.5
+    assert closest_pair(class_separation(model))[2] == pytest.approx(
+        2 * radius * np.sin(np.pi / 10), rel=1e-4
+    )
+    spread_class_means(
+        model.class_prior.network, circle_means(10, 2, 1.5)
+    )  # means collapsed to radius 1.5
     assert closest_pair(class_separation(model))[2] == pytest.approx(0.93, abs=0.01)
 
 
@@ -97,7 +114,9 @@ def test_class_codes_prior_classifies_draws_around_the_means(tiny_digits):
     prior = ConditionalVAE(TINY_MODEL, TrainConfig(class_codes="prior"))
     r1, k1, n1 = posterior.loss_terms(x, y, seed)
     r2, k2, n2 = prior.loss_terms(x, y, seed)
-    np.testing.assert_allclose(r1.numpy(), r2.numpy(), rtol=1e-5)    # same networks, same ELBO sample
+    np.testing.assert_allclose(
+        r1.numpy(), r2.numpy(), rtol=1e-5
+    )  # same networks, same ELBO sample
     np.testing.assert_allclose(k1.numpy(), k2.numpy(), rtol=1e-5)
     # draws from N(mu_y, I) with neighbours several units apart: mostly nearest their own mean
     assert float(tf.reduce_mean(n2)) < 0.5 < float(tf.reduce_mean(n1))

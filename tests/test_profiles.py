@@ -50,7 +50,10 @@ def test_argument_overrides_the_environment(monkeypatch):
 
 def test_unknown_profile_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv(profiles.PROFILE_ENV, "fast")
-    with pytest.raises(CvaeError, match=r"CVAE_PROFILE='fast' is not a run profile: choose one of quick, full, auto"):
+    with pytest.raises(
+        CvaeError,
+        match=r"CVAE_PROFILE='fast' is not a run profile: choose one of quick, full, auto",
+    ):
         profiles.resolve_profile(has_gpu=False)
 
 
@@ -72,7 +75,10 @@ def test_full_is_the_reference_run():
     assert (config.epochs, config.batch_size) == (15, 256)
     defaults = TrainConfig()
     assert (config.kl_weighting, config.learning_rate, config.seed) == (
-        defaults.kl_weighting, defaults.learning_rate, defaults.seed)
+        defaults.kl_weighting,
+        defaults.learning_rate,
+        defaults.seed,
+    )
 
 
 @pytest.mark.parametrize("bad", ["auto", "other"])
@@ -104,12 +110,20 @@ class FakeLoader:
         return fake_digits(60_000 if source == "keras" else 4000, source)
 
 
-@pytest.mark.parametrize("value, has_gpu, source", [
-    ("quick", True, "sample"), ("full", False, "keras"), ("auto", True, "keras"), ("auto", False, "sample"),
-])
+@pytest.mark.parametrize(
+    "value, has_gpu, source",
+    [
+        ("quick", True, "sample"),
+        ("full", False, "keras"),
+        ("auto", True, "keras"),
+        ("auto", False, "sample"),
+    ],
+)
 def test_each_profile_loads_its_data(value, has_gpu, source):
     loader = FakeLoader()
-    profile, digits = profiles.load_profile_digits(value, has_gpu=has_gpu, loader=loader)
+    profile, digits = profiles.load_profile_digits(
+        value, has_gpu=has_gpu, loader=loader
+    )
     assert loader.calls == [source]
     assert digits.source == source
     assert profile == {"sample": "quick", "keras": "full"}[source]
@@ -118,7 +132,11 @@ def test_each_profile_loads_its_data(value, has_gpu, source):
 def test_auto_falls_back_to_quick_when_full_mnist_is_missing(capsys):
     loader = FakeLoader(missing={"keras"})
     profile, digits = profiles.load_profile_digits("auto", has_gpu=True, loader=loader)
-    assert (profile, digits.source, loader.calls) == ("quick", "sample", ["keras", "sample"])
+    assert (profile, digits.source, loader.calls) == (
+        "quick",
+        "sample",
+        ["keras", "sample"],
+    )
     assert "using the quick profile" in capsys.readouterr().err
 
 
@@ -136,26 +154,42 @@ def test_profile_model_reuses_a_finished_run(tmp_path, monkeypatch):
 
     def fake_train_or_load(digits, out_dir, *, train_config, progress):
         calls.append((digits.source, out_dir, train_config, progress))
-        return "model", History([{"epoch": 1, "seconds": 2.5}, {"epoch": 2, "seconds": 1.5}]), True
+        return (
+            "model",
+            History([{"epoch": 1, "seconds": 2.5}, {"epoch": 2, "seconds": 1.5}]),
+            True,
+        )
 
     monkeypatch.setattr(profiles, "train_or_load", fake_train_or_load)
     fake = ("quick", fake_digits(4000, "sample"))
     monkeypatch.setattr(profiles, "load_profile_digits", lambda value, data=None: fake)
     run = profiles.profile_model(root=tmp_path, progress="none")
     assert calls == [("sample", tmp_path / "quick-cvae", run.train_config, "none")]
-    assert (run.model, run.profile, run.reused, run.directory) == ("model", "quick", True, tmp_path / "quick-cvae")
+    assert (run.model, run.profile, run.reused, run.directory) == (
+        "model",
+        "quick",
+        True,
+        tmp_path / "quick-cvae",
+    )
     assert run.training_seconds == 4.0
 
 
 def test_the_full_profile_reads_mnist_files_when_given_a_path(monkeypatch, tmp_path):
     monkeypatch.delenv("CVAE_DATA", raising=False)
-    assert profiles.profile_data("full") == "keras" and profiles.profile_data("quick") == "sample"
+    assert (
+        profiles.profile_data("full") == "keras"
+        and profiles.profile_data("quick") == "sample"
+    )
     assert profiles.profile_data("full", str(tmp_path)) == str(tmp_path)
     monkeypatch.setenv("CVAE_DATA", str(tmp_path / "mnist.npz"))
     assert profiles.profile_data("full") == str(tmp_path / "mnist.npz")
-    assert profiles.profile_data("quick") == "sample"  # the quick profile is always the offline sample
+    assert (
+        profiles.profile_data("quick") == "sample"
+    )  # the quick profile is always the offline sample
     monkeypatch.setenv("CVAE_DATA", "sample")
     assert profiles.profile_data("full") == "keras"
     loader = FakeLoader()
-    profiles.load_profile_digits("full", has_gpu=True, loader=loader, data="/data/mnist")
+    profiles.load_profile_digits(
+        "full", has_gpu=True, loader=loader, data="/data/mnist"
+    )
     assert loader.calls == ["/data/mnist"]

@@ -18,8 +18,14 @@ from cvae_lib.train import train
 
 def test_text_gives_done_elapsed_and_time_left():
     meter = Progress(10, "scoring", "digits", "lines")
-    assert meter.text(5, "loss 3.0", now=meter.start + 10) == "scoring: 5/10 digits, loss 3.0, 10 s, about 10 s left"
-    assert meter.text(0, now=meter.start + 2) == "scoring: 0/10 digits, 2 s, time left unknown"
+    assert (
+        meter.text(5, "loss 3.0", now=meter.start + 10)
+        == "scoring: 5/10 digits, loss 3.0, 10 s, about 10 s left"
+    )
+    assert (
+        meter.text(0, now=meter.start + 2)
+        == "scoring: 0/10 digits, 2 s, time left unknown"
+    )
 
 
 def test_lines_are_throttled_but_the_last_report_always_comes():
@@ -52,7 +58,9 @@ def test_none_prints_nothing():
 
 def test_a_misspelt_mode_is_an_error_not_silence(tiny_digits):
     assert check_mode("bar") == "bar"
-    with pytest.raises(CvaeError, match="progress must be 'bar', 'lines' or 'none', got 'bars'"):
+    with pytest.raises(
+        CvaeError, match="progress must be 'bar', 'lines' or 'none', got 'bars'"
+    ):
         Progress(1, "x", "y", "bars")
     model = ConditionalVAE(TINY_MODEL, TrainConfig(epochs=1, batch_size=64))
     with pytest.raises(CvaeError, match="got 'Bar'"):
@@ -61,13 +69,28 @@ def test_a_misspelt_mode_is_an_error_not_silence(tiny_digits):
 
 def test_a_misspelt_mode_leaves_no_run_directory(tiny_digits, tmp_path):
     with pytest.raises(CvaeError, match="got 'Bar'"):
-        runs.train_or_load(tiny_digits.subset(64, 20), tmp_path / "run", model_config=TINY_MODEL,
-                           train_config=TrainConfig(epochs=1, batch_size=64), progress="Bar")
+        runs.train_or_load(
+            tiny_digits.subset(64, 20),
+            tmp_path / "run",
+            model_config=TINY_MODEL,
+            train_config=TrainConfig(epochs=1, batch_size=64),
+            progress="Bar",
+        )
     assert not (tmp_path / "run").exists()
 
 
 def test_importance_weighted_bound_reports_digits(tiny_model, tiny_digits):
     stream = io.StringIO()
-    evaluate.importance_weighted_bound(tiny_model, tiny_digits.x_test[:8], tiny_digits.y_test[:8], k=4,
-                                       progress="lines", stream=stream)
-    assert stream.getvalue().splitlines()[-1].startswith("importance-weighted bound (k=4): 8/8 digits, ")
+    evaluate.importance_weighted_bound(
+        tiny_model,
+        tiny_digits.x_test[:8],
+        tiny_digits.y_test[:8],
+        k=4,
+        progress="lines",
+        stream=stream,
+    )
+    assert (
+        stream.getvalue()
+        .splitlines()[-1]
+        .startswith("importance-weighted bound (k=4): 8/8 digits, ")
+    )

@@ -36,10 +36,19 @@ def test_a_chapter_converted_by_jupytext_runs_in_nbclient():
     from nbclient import NotebookClient
 
     notebook = jupytext.read(SHORT_CHAPTER)
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(SHORT_CHAPTER.parent)}})
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(SHORT_CHAPTER.parent)}},
+    )
     client.execute()  # raises CellExecutionError on the first failing cell
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    outputs = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    ]
     assert not [o for o in outputs if o.output_type == "error"]
     glued = reader_notebook.glued_values(notebook)
     assert {"kl_analytic", "kl_mc", "reference_weight"} <= set(glued), sorted(glued)
@@ -50,19 +59,36 @@ def _executed_like_myst_nb() -> nbformat.NotebookNode:
     """A small executed notebook with outputs as ``myst_nb.glue(..., display=False)`` writes them."""
     notebook = nbformat.v4.new_notebook()
     code = nbformat.v4.new_code_cell("glue('kl', 3.14159, display=False)")
-    code.outputs = [nbformat.v4.new_output(
-        "display_data", data={"application/papermill.record/text/plain": "3.14159"},
-        metadata={"scrapbook": {"name": "kl", "mime_prefix": "application/papermill.record/"}})]
-    text = ("The KL is {glue:text}`kl:.2f` nats, from {py:func}`cvae_lib.encoder.posterior_distribution` "
-            "and {py:meth}`~cvae_lib.model.ConditionalVAE.objective` {cite}`kingma2014autoencoding`.\n\n"
-            "```{raw} html\n<div id=\"x\"></div>\n```\n")
-    notebook.cells = [nbformat.v4.new_markdown_cell("# A chapter"), code, nbformat.v4.new_markdown_cell(text)]
+    code.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            data={"application/papermill.record/text/plain": "3.14159"},
+            metadata={
+                "scrapbook": {
+                    "name": "kl",
+                    "mime_prefix": "application/papermill.record/",
+                }
+            },
+        )
+    ]
+    text = (
+        "The KL is {glue:text}`kl:.2f` nats, from {py:func}`cvae_lib.encoder.posterior_distribution` "
+        "and {py:meth}`~cvae_lib.model.ConditionalVAE.objective` {cite}`kingma2014autoencoding`.\n\n"
+        '```{raw} html\n<div id="x"></div>\n```\n'
+    )
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# A chapter"),
+        code,
+        nbformat.v4.new_markdown_cell(text),
+    ]
     return notebook
 
 
 def test_the_download_starts_with_the_install_note_and_shows_roles_as_text():
     authors = reader_notebook.bibliography_labels(ROOT / "book" / "references.bib")
-    reader = reader_notebook.reader_notebook(_executed_like_myst_nb(), title="The book", authors=authors)
+    reader = reader_notebook.reader_notebook(
+        _executed_like_myst_nb(), title="The book", authors=authors
+    )
     nbformat.validate(reader)
     first = reader.cells[0]
     assert first.cell_type == "markdown" and 'pip install -e ".[lab]"' in first.source
@@ -73,21 +99,38 @@ def test_the_download_starts_with_the_install_note_and_shows_roles_as_text():
     assert "(Kingma and Welling, 2014)" in text
     assert "{" not in text, text  # no role or directive left
     assert "```{raw}" not in text and "book's web page" in text
-    assert reader.cells[2].outputs == _executed_like_myst_nb().cells[1].outputs  # outputs kept
+    assert (
+        reader.cells[2].outputs == _executed_like_myst_nb().cells[1].outputs
+    )  # outputs kept
 
 
 def test_glued_values_also_come_from_myst_nbs_glue_file():
     """MyST-NB moves the glue outputs out of the executed notebook into ``<page>.glue.json``."""
     executed = _executed_like_myst_nb()
     executed.cells[1].outputs = []
-    glue_file = {"kl": {"output_type": "display_data", "data": {"text/plain": "2.5"},
-                        "metadata": {"scrapbook": {"name": "kl", "mime_prefix": "application/papermill.record/"}}}}
-    reader = reader_notebook.reader_notebook(executed, title="The book", glue_data=glue_file)
+    glue_file = {
+        "kl": {
+            "output_type": "display_data",
+            "data": {"text/plain": "2.5"},
+            "metadata": {
+                "scrapbook": {
+                    "name": "kl",
+                    "mime_prefix": "application/papermill.record/",
+                }
+            },
+        }
+    }
+    reader = reader_notebook.reader_notebook(
+        executed, title="The book", glue_data=glue_file
+    )
     assert "The KL is 2.50 nats" in reader.cells[3].source
 
 
 def test_an_unknown_glue_key_stays_visible_as_its_name():
-    assert reader_notebook.degrade_markdown("x = {glue:text}`missing:.2f`.", {}, {}) == "x = `missing`."
+    assert (
+        reader_notebook.degrade_markdown("x = {glue:text}`missing:.2f`.", {}, {})
+        == "x = `missing`."
+    )
 
 
 def _free_port() -> int:
@@ -105,9 +148,19 @@ def test_jupyter_lab_opens_a_markdown_chapter_as_a_notebook(tmp_path):
     port, token = _free_port(), "cvae-test"
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
     server = subprocess.Popen(
-        [str(lab), "--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={ROOT}", *(["--allow-root"] if os.geteuid() == 0 else [])],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        [
+            str(lab),
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={ROOT}",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}/api/contents/notebooks/01_theory.md?type=notebook&content=1"
     request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
     try:
@@ -119,7 +172,9 @@ def test_jupyter_lab_opens_a_markdown_chapter_as_a_notebook(tmp_path):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"jupyter lab did not answer: {server.stderr.read().decode()[-2000:]}")
+                    raise AssertionError(
+                        f"jupyter lab did not answer: {server.stderr.read().decode()[-2000:]}"
+                    )
                 time.sleep(0.5)
     finally:
         server.terminate()
@@ -130,4 +185,6 @@ def test_jupyter_lab_opens_a_markdown_chapter_as_a_notebook(tmp_path):
     assert model["type"] == "notebook"
     cells = model["content"]["cells"]
     source = SHORT_CHAPTER.read_text(encoding="utf-8")
-    assert sum(cell["cell_type"] == "code" for cell in cells) == source.count("```{code-cell}")
+    assert sum(cell["cell_type"] == "code" for cell in cells) == source.count(
+        "```{code-cell}"
+    )

@@ -37,12 +37,30 @@ def data_file(tmp_path_factory, tiny_digits):
     """256 training and 100 test digits as an MNIST-format .npz (not the official file)."""
     path = tmp_path_factory.mktemp("data") / "digits.npz"
     digits = tiny_digits.subset(256, 100)
-    np.savez(path, x_train=digits.x_train, y_train=digits.y_train, x_test=digits.x_test, y_test=digits.y_test)
+    np.savez(
+        path,
+        x_train=digits.x_train,
+        y_train=digits.y_train,
+        x_test=digits.x_test,
+        y_test=digits.y_test,
+    )
     return path
 
 
 def train_args(data_file, out):
-    return ["train", "--data", data_file, "--epochs", EPOCHS, "--batch-size", 64, "--latent-dim", 2, "--out", out]
+    return [
+        "train",
+        "--data",
+        data_file,
+        "--epochs",
+        EPOCHS,
+        "--batch-size",
+        64,
+        "--latent-dim",
+        2,
+        "--out",
+        out,
+    ]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -53,7 +71,9 @@ def tiny_cli():
     import cvae_lib.config
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cvae_lib.config, "ModelConfig", functools.partial(ModelConfig, base_depth=2))
+        patch.setattr(
+            cvae_lib.config, "ModelConfig", functools.partial(ModelConfig, base_depth=2)
+        )
         yield
 
 
@@ -67,7 +87,9 @@ def uninterrupted(data_file, tmp_path_factory):
 
 def weights(directory):
     model, history = load_checkpoint(directory)
-    return [w for network in model.networks().values() for w in network.get_weights()], history
+    return [
+        w for network in model.networks().values() for w in network.get_weights()
+    ], history
 
 
 def assert_same_run(directory, reference):
@@ -75,6 +97,7 @@ def assert_same_run(directory, reference):
     assert len(got) == len(want)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)  # bit for bit
+
     def strip(h):
         return [{k: v for k, v in r.items() if k not in TIMING} for r in h.epochs]
 
@@ -134,8 +157,13 @@ sys.exit(main(sys.argv[2:]))
 def run_until_paused(point, args):
     """Start the driver; SIGKILL it once it reports that it reached ``point``."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-c", DRIVER, point, *map(str, args)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, point, *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = []
         for line in process.stdout:
@@ -152,7 +180,9 @@ def run_until_paused(point, args):
 
 
 @pytest.mark.parametrize("point", ["mid-epoch", "mid-state-write", "mid-weights-write"])
-def test_kill_9_then_resume_equals_the_uninterrupted_run(point, data_file, uninterrupted, tmp_path, capsys):
+def test_kill_9_then_resume_equals_the_uninterrupted_run(
+    point, data_file, uninterrupted, tmp_path, capsys
+):
     out = tmp_path / "run"
     code, stdout, stderr = run_until_paused(point, train_args(data_file, out))
     assert code == -signal.SIGKILL, stderr
@@ -164,21 +194,31 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(point, data_file, unint
     load_checkpoint(out)  # the last whole checkpoint loads
     code, stdout, err = _main(capsys, *train_args(data_file, out))
     assert code == 0, err
-    resumed_at = 3 if point == "mid-weights-write" else 2  # the state is saved before the weights
+    resumed_at = (
+        3 if point == "mid-weights-write" else 2
+    )  # the state is saved before the weights
     assert f"resuming at epoch {resumed_at} of 3" in stdout
     assert stdout.count("resuming") == 1 and "epoch 1/3" not in stdout
     assert_same_run(out, uninterrupted)
     # the training state is gone once finished, and so is a write cut short by the kill
-    assert sorted(p.name for p in out.iterdir()) == [".lock", "config.json", "history.json", "weights.npz"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".lock",
+        "config.json",
+        "history.json",
+        "weights.npz",
+    ]
 
 
-def test_full_disk_while_saving_ends_in_one_line_and_keeps_the_last_checkpoint(data_file, uninterrupted,
-                                                                                tmp_path, capsys):
+def test_full_disk_while_saving_ends_in_one_line_and_keeps_the_last_checkpoint(
+    data_file, uninterrupted, tmp_path, capsys
+):
     """RLIMIT_FSIZE from epoch 2 on: every write of a file over 2,000 bytes fails (EFBIG)."""
     out = tmp_path / "run"
     code, stdout, stderr = run_until_paused("full-disk", train_args(data_file, out))
     assert code == 2
-    assert stderr.count("\n") == 1 and stderr.startswith("cvae_lib: error: cannot write"), stderr
+    assert stderr.count("\n") == 1 and stderr.startswith(
+        "cvae_lib: error: cannot write"
+    ), stderr
     assert "File too large" in stderr and "Traceback" not in stderr
     _, history = load_checkpoint(out)  # epoch 1's checkpoint is intact
     assert [r["epoch"] for r in history.epochs] == [1]
@@ -188,7 +228,9 @@ def test_full_disk_while_saving_ends_in_one_line_and_keeps_the_last_checkpoint(d
     assert_same_run(out, uninterrupted)
 
 
-def test_finished_or_other_run_is_not_overwritten_without_the_flag(data_file, uninterrupted, tmp_path, capsys):
+def test_finished_or_other_run_is_not_overwritten_without_the_flag(
+    data_file, uninterrupted, tmp_path, capsys
+):
     out = tmp_path / "run"
     import shutil
 
@@ -196,18 +238,30 @@ def test_finished_or_other_run_is_not_overwritten_without_the_flag(data_file, un
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     code, stdout, err = _main(capsys, *train_args(data_file, out))
     assert code == 2 and err.count("\n") == 1
-    assert "already holds a finished run" in err and "--overwrite" in err and "training on" not in stdout
-    code, _, err = _main(capsys, *train_args(data_file, out), "--seed", "1")  # another run
+    assert (
+        "already holds a finished run" in err
+        and "--overwrite" in err
+        and "training on" not in stdout
+    )
+    code, _, err = _main(
+        capsys, *train_args(data_file, out), "--seed", "1"
+    )  # another run
     assert code == 2 and "another run" in err and "--overwrite" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    code, stdout, err = _main(capsys, *train_args(data_file, out), "--seed", "1", "--overwrite")
+    code, stdout, err = _main(
+        capsys, *train_args(data_file, out), "--seed", "1", "--overwrite"
+    )
     assert code == 0, err
     assert json.loads((out / "config.json").read_text())["train"]["seed"] == 1
     stray = tmp_path / "notes"
     stray.mkdir()
     (stray / "todo.txt").write_text("mine")
     code, _, err = _main(capsys, *train_args(data_file, stray))
-    assert code == 2 and "other files" in err and (stray / "todo.txt").read_text() == "mine"
+    assert (
+        code == 2
+        and "other files" in err
+        and (stray / "todo.txt").read_text() == "mine"
+    )
 
 
 def test_two_trainings_with_the_same_seed_match(tiny_digits):
@@ -217,16 +271,24 @@ def test_two_trainings_with_the_same_seed_match(tiny_digits):
     for _ in range(2):
         model = ConditionalVAE(TINY_MODEL, TrainConfig(epochs=2, batch_size=64, seed=3))
         history = train(model, digits, progress="none")
-        results.append(([v.numpy() for v in model.trainable_variables],
-                        [{k: v for k, v in r.items() if k not in TIMING} for r in history.epochs]))
+        results.append(
+            (
+                [v.numpy() for v in model.trainable_variables],
+                [
+                    {k: v for k, v in r.items() if k not in TIMING}
+                    for r in history.epochs
+                ],
+            )
+        )
     (first, h1), (second, h2) = results
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
     assert h1 == h2
 
 
-def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_digits, tmp_path, monkeypatch,
-                                                                           capsys):
+def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(
+    tiny_digits, tmp_path, monkeypatch, capsys
+):
     import cvae_lib.train as train_module
 
     real = train_module.make_train_step
@@ -239,7 +301,9 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_
             calls.append(1)
             result = step(x, y, seed)
             if len(calls) > 2:  # two steps per epoch here
-                model.decoder.trainable_variables[0].assign(np.full(model.decoder.trainable_variables[0].shape, np.nan))
+                model.decoder.trainable_variables[0].assign(
+                    np.full(model.decoder.trainable_variables[0].shape, np.nan)
+                )
             return result
 
         return nan_from_epoch_2
@@ -247,22 +311,37 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_
     monkeypatch.setattr(train_module, "make_train_step", poisoned)
     out = tmp_path / "run"
     settings = TrainConfig(epochs=3, batch_size=64)
-    with pytest.raises(CvaeError, match="training diverged in epoch 2.*epoch 1's checkpoint is kept") as info:
-        runs.train_or_load(tiny_digits.subset(128, 50), out, model_config=TINY_MODEL, train_config=settings,
-                           progress="none")
+    with pytest.raises(
+        CvaeError, match="training diverged in epoch 2.*epoch 1's checkpoint is kept"
+    ) as info:
+        runs.train_or_load(
+            tiny_digits.subset(128, 50),
+            out,
+            model_config=TINY_MODEL,
+            train_config=settings,
+            progress="none",
+        )
     assert "\n" not in str(info.value)
     record = json.loads((out / "config.json").read_text())
     assert record["complete"] is False
     model, history = load_checkpoint(out)
     assert [r["epoch"] for r in history.epochs] == [1]
-    assert all(np.isfinite(w).all() for net in model.networks().values() for w in net.get_weights())
+    assert all(
+        np.isfinite(w).all()
+        for net in model.networks().values()
+        for w in net.get_weights()
+    )
     assert not finished_run(out, tiny_digits.subset(128, 50), TINY_MODEL, settings)
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):
     bad = ConditionalVAE(TINY_MODEL, TrainConfig())
-    bad.decoder.trainable_variables[0].assign(np.full(bad.decoder.trainable_variables[0].shape, np.inf))
-    with pytest.raises(CvaeError, match="refusing to save non-finite weights of the decoder"):
+    bad.decoder.trainable_variables[0].assign(
+        np.full(bad.decoder.trainable_variables[0].shape, np.inf)
+    )
+    with pytest.raises(
+        CvaeError, match="refusing to save non-finite weights of the decoder"
+    ):
         checkpoint.save_checkpoint(bad, tmp_path / "run")
     assert not (tmp_path / "run" / "weights.npz").exists()
 
@@ -270,7 +349,11 @@ def test_non_finite_weights_are_never_saved(tmp_path):
 def _run_settings(data_file):
     from cvae_lib.data import load_digits
 
-    return load_digits(str(data_file)), TINY_MODEL, TrainConfig(epochs=EPOCHS, batch_size=64)
+    return (
+        load_digits(str(data_file)),
+        TINY_MODEL,
+        TrainConfig(epochs=EPOCHS, batch_size=64),
+    )
 
 
 def _main(capsys, *argv):
@@ -279,11 +362,15 @@ def _main(capsys, *argv):
     return code, out, err
 
 
-def test_the_books_train_or_load_resumes_after_ctrl_c(tiny_digits, tmp_path, monkeypatch, capsys):
+def test_the_books_train_or_load_resumes_after_ctrl_c(
+    tiny_digits, tmp_path, monkeypatch, capsys
+):
     """profile_model goes through train_or_load: a Ctrl-C in epoch 2 loses only that epoch."""
     digits, settings = tiny_digits.subset(128, 50), TrainConfig(epochs=3, batch_size=64)
     arguments = dict(model_config=TINY_MODEL, train_config=settings, progress="lines")
-    reference, _, reused = runs.train_or_load(digits, tmp_path / "reference", **arguments)
+    reference, _, reused = runs.train_or_load(
+        digits, tmp_path / "reference", **arguments
+    )
     assert not reused
     import cvae_lib.train as train_module
 
@@ -303,21 +390,38 @@ def test_the_books_train_or_load_resumes_after_ctrl_c(tiny_digits, tmp_path, mon
     assert not reused and "resuming at epoch 2 of 3" in capsys.readouterr().out
     assert_same_run(tmp_path / "run", tmp_path / "reference")
     # a run of other settings in the book's directory is replaced, with a line saying so
-    _, _, reused = runs.train_or_load(digits, tmp_path / "run", **{**arguments, "progress": "none",
-                                                                    "train_config": TrainConfig(epochs=1)})
+    _, _, reused = runs.train_or_load(
+        digits,
+        tmp_path / "run",
+        **{**arguments, "progress": "none", "train_config": TrainConfig(epochs=1)},
+    )
     err = capsys.readouterr().err
-    assert not reused and "holds another run (other settings, data or code) or other files; training again" in err
+    assert (
+        not reused
+        and "holds another run (other settings, data or code) or other files; training again"
+        in err
+    )
     # a run stored in an older cache format says so, in the same one line
     record = json.loads((tmp_path / "run" / "config.json").read_text())
-    (tmp_path / "run" / "config.json").write_text(json.dumps({**record, "cache_format": "cvae_lib-cache/1"}))
-    _, _, reused = runs.train_or_load(digits, tmp_path / "run", **{**arguments, "progress": "none",
-                                                                    "train_config": TrainConfig(epochs=1)})
+    (tmp_path / "run" / "config.json").write_text(
+        json.dumps({**record, "cache_format": "cvae_lib-cache/1"})
+    )
+    _, _, reused = runs.train_or_load(
+        digits,
+        tmp_path / "run",
+        **{**arguments, "progress": "none", "train_config": TrainConfig(epochs=1)},
+    )
     err = capsys.readouterr().err
     assert not reused and err.count("\n") == 1
-    assert "stored in cache format 'cvae_lib-cache/1', and this cvae_lib keeps runs in 'cvae_lib-cache/2'" in err
+    assert (
+        "stored in cache format 'cvae_lib-cache/1', and this cvae_lib keeps runs in 'cvae_lib-cache/2'"
+        in err
+    )
 
 
-def test_a_directory_left_by_a_kill_before_the_first_checkpoint_is_free(tmp_path, tiny_digits):
+def test_a_directory_left_by_a_kill_before_the_first_checkpoint_is_free(
+    tmp_path, tiny_digits
+):
     """Only the lock and a write cut short: nothing to refuse over. A claimed directory
     (config.json of this run, not complete) is resumed, never taken for another run."""
     wanted = runs.run_key(tiny_digits, TINY_MODEL, TrainConfig())
@@ -326,6 +430,11 @@ def test_a_directory_left_by_a_kill_before_the_first_checkpoint_is_free(tmp_path
     (out / ".lock").touch()
     (out / ".weights.npz.x1y2.tmp").write_bytes(b"PK half")
     assert runs.run_state(out, wanted) == "empty"
-    (out / "config.json").write_text(json.dumps({**wanted, "complete": False}))  # the claim
+    (out / "config.json").write_text(
+        json.dumps({**wanted, "complete": False})
+    )  # the claim
     assert runs.run_state(out, wanted) == "unfinished"
-    assert runs.run_state(out, runs.run_key(tiny_digits, TINY_MODEL, TrainConfig(seed=5))) == "other"
+    assert (
+        runs.run_state(out, runs.run_key(tiny_digits, TINY_MODEL, TrainConfig(seed=5)))
+        == "other"
+    )

@@ -30,10 +30,16 @@ def test_each_grid_cell_sits_at_its_quantile(tiny_model, digit):
     for i in range(15):
         for j in range(15):
             expected = mu + np.array([norm.ppf(QUANTILES[j]), norm.ppf(QUANTILES[i])])
-            np.testing.assert_allclose(z[i, j], expected, rtol=1e-5, atol=1e-5, err_msg=f"cell {i}, {j}")
+            np.testing.assert_allclose(
+                z[i, j], expected, rtol=1e-5, atol=1e-5, err_msg=f"cell {i}, {j}"
+            )
     # first latent dimension grows left to right, the second top to bottom
-    assert (np.diff(z[:, :, 0], axis=1) > 0).all() and (np.diff(z[:, :, 0], axis=0) == 0).all()
-    assert (np.diff(z[:, :, 1], axis=0) > 0).all() and (np.diff(z[:, :, 1], axis=1) == 0).all()
+    assert (np.diff(z[:, :, 0], axis=1) > 0).all() and (
+        np.diff(z[:, :, 0], axis=0) == 0
+    ).all()
+    assert (np.diff(z[:, :, 1], axis=0) > 0).all() and (
+        np.diff(z[:, :, 1], axis=1) == 0
+    ).all()
 
 
 def test_grid_spans_the_first_two_dimensions_only():
@@ -41,7 +47,9 @@ def test_grid_spans_the_first_two_dimensions_only():
     z = sampling.manifold_latents(model, 5, n=4)
     mu = model.class_means(tf.constant([5])).numpy()[0]
     q = np.linspace(0.05, 0.95, 4)
-    np.testing.assert_allclose(z[2, 1], mu + [norm.ppf(q[1]), norm.ppf(q[2]), 0.0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        z[2, 1], mu + [norm.ppf(q[1]), norm.ppf(q[2]), 0.0], rtol=1e-5, atol=1e-5
+    )
     # mu[2] is float32 rounding noise around 0 (about 1e-7), and mu comes from a batch of one
     # here but of ten in manifold_latents: compare on the scale of the means (a circle of radius 10).
     np.testing.assert_allclose(z[..., 2], np.full((4, 4), mu[2]), rtol=0, atol=1e-5)
@@ -52,12 +60,18 @@ def test_manifold_tiles_are_the_decoded_cells(tiny_model):
     image = sampling.manifold_image(tiny_model, digit)
     assert image.shape == (15 * 28, 15 * 28)
     z = sampling.manifold_latents(tiny_model, digit)
-    decoded = tiny_model.decode(tf.constant(z.reshape(-1, 2)), tf.fill([225], digit)).numpy()[..., 0]
+    decoded = tiny_model.decode(
+        tf.constant(z.reshape(-1, 2)), tf.fill([225], digit)
+    ).numpy()[..., 0]
     for i in range(15):
         for j in range(15):
-            tile = image[i * 28:(i + 1) * 28, j * 28:(j + 1) * 28]
-            np.testing.assert_allclose(tile, decoded[i * 15 + j], atol=1e-6, err_msg=f"tile {i}, {j}")
-    assert not np.allclose(image[:28, :28], image[:28, -28:])  # the grid is not one repeated digit
+            tile = image[i * 28 : (i + 1) * 28, j * 28 : (j + 1) * 28]
+            np.testing.assert_allclose(
+                tile, decoded[i * 15 + j], atol=1e-6, err_msg=f"tile {i}, {j}"
+            )
+    assert not np.allclose(
+        image[:28, :28], image[:28, -28:]
+    )  # the grid is not one repeated digit
 
 
 def test_manifold_grid_of_other_sizes(tiny_model):
@@ -87,7 +101,9 @@ def test_sample_images_shape_range_and_rows(tiny_model):
     # row c decodes draws from class c's prior
     z = sampling.sample_latents(tiny_model, 6, seed=1)
     labels = np.repeat(np.arange(10), 6)
-    expected = tiny_model.decode(tf.constant(z.reshape(60, 2)), tf.constant(labels)).numpy()[..., 0]
+    expected = tiny_model.decode(
+        tf.constant(z.reshape(60, 2)), tf.constant(labels)
+    ).numpy()[..., 0]
     np.testing.assert_allclose(images, expected.reshape(10, 6, 28, 28), atol=1e-6)
     np.testing.assert_array_equal(sampling.sample_images(tiny_model, 6, seed=1), images)
     assert not np.array_equal(sampling.sample_images(tiny_model, 6, seed=2), images)
@@ -113,10 +129,17 @@ def test_bad_sample_count_raises(tiny_model, per_class):
 
 def test_class_means_and_decode_batching(tiny_model):
     means = sampling.class_means(tiny_model)
-    np.testing.assert_array_equal(means, tiny_model.class_means(tf.range(10)).numpy())  # the same computation
-    np.testing.assert_allclose(sampling.class_means(tiny_model), means, rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(
+        means, tiny_model.class_means(tf.range(10)).numpy()
+    )  # the same computation
+    np.testing.assert_allclose(
+        sampling.class_means(tiny_model), means, rtol=1e-6, atol=1e-5
+    )
     z = np.random.default_rng(0).normal(size=(20, 2))
     labels = np.arange(20) % 10
-    np.testing.assert_allclose(sampling.decode_images(tiny_model, z, labels, batch_size=7),
-                               sampling.decode_images(tiny_model, z, labels), atol=1e-6)
+    np.testing.assert_allclose(
+        sampling.decode_images(tiny_model, z, labels, batch_size=7),
+        sampling.decode_images(tiny_model, z, labels),
+        atol=1e-6,
+    )
     assert sampling.decode_images(tiny_model, np.zeros((0, 2)), []).shape == (0, 28, 28)

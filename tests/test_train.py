@@ -24,8 +24,13 @@ def one_epoch(tiny_digits):
     model = ConditionalVAE(TINY_MODEL, TrainConfig(epochs=1, batch_size=64, seed=1))
     before = [v.numpy().copy() for v in model.network_variables]
     stream, seen = io.StringIO(), []
-    history = train(model, digits, progress="lines", stream=stream,
-                    callback=lambda m, record: seen.append((m, dict(record))))
+    history = train(
+        model,
+        digits,
+        progress="lines",
+        stream=stream,
+        callback=lambda m, record: seen.append((m, dict(record))),
+    )
     return model, digits, history, stream.getvalue(), seen, before
 
 
@@ -33,15 +38,27 @@ def test_train_records_one_entry_per_epoch(one_epoch):
     model, digits, history, _, _, before = one_epoch
     assert [r["epoch"] for r in history.epochs] == [1]
     record = history.epochs[0]
-    for key in ("loss", "recon", "kl", "val_loss", "val_recon", "val_kl", "seconds", "images_per_s",
-                "min_mean_distance"):
+    for key in (
+        "loss",
+        "recon",
+        "kl",
+        "val_loss",
+        "val_recon",
+        "val_kl",
+        "seconds",
+        "images_per_s",
+        "min_mean_distance",
+    ):
         assert np.isfinite(record[key]), key
     assert record["loss"] == pytest.approx(record["recon"] + record["kl"])
     assert record["val_loss"] == pytest.approx(record["val_recon"] + record["val_kl"])
     assert record["kl"] > 0 and 100 < record["recon"] < 700
     assert "diverged" not in record
     # the encoder/decoder weights moved
-    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, model.network_variables))
+    assert any(
+        not np.array_equal(a, v.numpy())
+        for a, v in zip(before, model.network_variables)
+    )
 
 
 def test_progress_lines_and_callback(one_epoch):
@@ -65,7 +82,9 @@ def test_evaluate_elbo_averages_over_all_digits(tiny_model, tiny_digits):
     x = fixed_binarization(tiny_digits.x_test[:30])
     y = tiny_digits.y_test[:30]
     result = evaluate_elbo(tiny_model, x, y, seed=3)
-    recon, kl = tiny_model.loss_terms(tf.constant(x), tf.constant(y), tf.constant([3, 0]))[:2]
+    recon, kl = tiny_model.loss_terms(
+        tf.constant(x), tf.constant(y), tf.constant([3, 0])
+    )[:2]
     assert result["kl"] == pytest.approx(float(tf.reduce_mean(kl)), rel=1e-5)
     assert result["recon"] == pytest.approx(float(tf.reduce_mean(recon)), rel=1e-5)
     assert result["neg_elbo"] == pytest.approx(result["recon"] + result["kl"])
@@ -77,15 +96,23 @@ def test_fixed_binarization_is_binary_and_reproducible(tiny_digits):
     np.testing.assert_array_equal(a, b)
     assert set(np.unique(a)) <= {0.0, 1.0} and a.dtype == np.float32
     assert np.all(a[x == 0] == 0) and np.all(a[x == 1] == 1)
-    assert abs(a.mean() - x.mean()) < 0.01  # each pixel is 1 with probability = grey level
+    assert (
+        abs(a.mean() - x.mean()) < 0.01
+    )  # each pixel is 1 with probability = grey level
     assert not np.array_equal(fixed_binarization(x, seed=1), a)
 
 
 def test_closest_pair_of_class_means(tiny_model):
     means = tiny_model.class_means(tf.range(10)).numpy()
-    pairs = {(i, j): np.linalg.norm(means[i] - means[j]) for i in range(10) for j in range(i + 1, 10)}
+    pairs = {
+        (i, j): np.linalg.norm(means[i] - means[j])
+        for i in range(10)
+        for j in range(i + 1, 10)
+    }
     i, j, distance = closest_pair(class_separation(tiny_model))
-    assert distance == pytest.approx(min(pairs.values()), rel=1e-6) and pairs[i, j] == pytest.approx(distance)
+    assert distance == pytest.approx(min(pairs.values()), rel=1e-6) and pairs[
+        i, j
+    ] == pytest.approx(distance)
 
 
 def test_progress_bar(tiny_digits):
@@ -111,24 +138,44 @@ def test_history_series_and_json():
 # --- runs ------------------------------------------------------------------------------
 
 
-def test_finished_run_is_reused_and_changed_settings_are_not(tiny_checkpoint_dir, tiny_digits):
+def test_finished_run_is_reused_and_changed_settings_are_not(
+    tiny_checkpoint_dir, tiny_digits
+):
     assert finished_run(tiny_checkpoint_dir, tiny_digits, TINY_MODEL, TINY_TRAIN)
-    model, history, reused = runs.train_or_load(tiny_digits, tiny_checkpoint_dir, model_config=TINY_MODEL,
-                                                train_config=TINY_TRAIN)
+    model, history, reused = runs.train_or_load(
+        tiny_digits,
+        tiny_checkpoint_dir,
+        model_config=TINY_MODEL,
+        train_config=TINY_TRAIN,
+    )
     assert reused and len(history.epochs) == TINY_TRAIN.epochs
     assert model.config == TINY_MODEL
     # anything different means training again
-    assert not finished_run(tiny_checkpoint_dir, tiny_digits, ModelConfig(base_depth=3), TINY_TRAIN)
-    assert not finished_run(tiny_checkpoint_dir, tiny_digits, TINY_MODEL,
-                                 TrainConfig(epochs=2, batch_size=128, seed=1))
-    assert not finished_run(tiny_checkpoint_dir, tiny_digits.subset(500), TINY_MODEL, TINY_TRAIN)
+    assert not finished_run(
+        tiny_checkpoint_dir, tiny_digits, ModelConfig(base_depth=3), TINY_TRAIN
+    )
+    assert not finished_run(
+        tiny_checkpoint_dir,
+        tiny_digits,
+        TINY_MODEL,
+        TrainConfig(epochs=2, batch_size=128, seed=1),
+    )
+    assert not finished_run(
+        tiny_checkpoint_dir, tiny_digits.subset(500), TINY_MODEL, TINY_TRAIN
+    )
     # the same source and counts, but another split of the digits
-    other_split = load_digits("sample", seed=1).subset(len(tiny_digits.x_train), len(tiny_digits.x_test))
+    other_split = load_digits("sample", seed=1).subset(
+        len(tiny_digits.x_train), len(tiny_digits.x_test)
+    )
     assert not finished_run(tiny_checkpoint_dir, other_split, TINY_MODEL, TINY_TRAIN)
-    assert not finished_run(tiny_checkpoint_dir.parent / "missing", tiny_digits, TINY_MODEL, TINY_TRAIN)
+    assert not finished_run(
+        tiny_checkpoint_dir.parent / "missing", tiny_digits, TINY_MODEL, TINY_TRAIN
+    )
 
 
-def test_run_records_its_split_and_a_run_without_a_fingerprint_is_not_reused(copy_checkpoint, tiny_digits):
+def test_run_records_its_split_and_a_run_without_a_fingerprint_is_not_reused(
+    copy_checkpoint, tiny_digits
+):
     directory = copy_checkpoint()
     record = json.loads((directory / "config.json").read_text())
     assert record["data"]["seed"] == tiny_digits.seed == 0
@@ -151,4 +198,7 @@ def test_run_directory(monkeypatch, tmp_path):
     assert files.run_directory("quick-cvae") == tmp_path / "quick-cvae"
     assert files.run_directory("x", root=tmp_path / "r") == tmp_path / "r" / "x"
     monkeypatch.delenv("CVAE_RUNS")
-    assert files.run_directory("x").name == "x" and files.run_directory("x").parent.name == "_runs"
+    assert (
+        files.run_directory("x").name == "x"
+        and files.run_directory("x").parent.name == "_runs"
+    )

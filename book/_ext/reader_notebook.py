@@ -57,8 +57,13 @@ def glued_values(notebook, glue_data: dict | None = None) -> dict[str, str]:
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             scrapbook = output.get("metadata", {}).get("scrapbook")
-            if scrapbook and _plain_text(output, scrapbook.get("mime_prefix", "")) is not None:
-                values[scrapbook["name"]] = _plain_text(output, scrapbook.get("mime_prefix", ""))
+            if (
+                scrapbook
+                and _plain_text(output, scrapbook.get("mime_prefix", "")) is not None
+            ):
+                values[scrapbook["name"]] = _plain_text(
+                    output, scrapbook.get("mime_prefix", "")
+                )
     for name, output in (glue_data or {}).items():
         if _plain_text(output) is not None:
             values[name] = _plain_text(output)
@@ -76,7 +81,11 @@ def python_name(target: str) -> str:
 
 def citation(keys: str, authors: dict[str, str]) -> str:
     """``(Kingma and Welling, 2014; ...)`` for the comma-separated bibliography keys."""
-    return "(" + "; ".join(authors.get(key.strip(), key.strip()) for key in keys.split(",")) + ")"
+    return (
+        "("
+        + "; ".join(authors.get(key.strip(), key.strip()) for key in keys.split(","))
+        + ")"
+    )
 
 
 def bibliography_labels(bibfile: Path) -> dict[str, str]:
@@ -91,7 +100,9 @@ def bibliography_labels(bibfile: Path) -> dict[str, str]:
             who = f"{surnames[0]} et al."
         else:
             who = " and ".join(surnames) or key
-        labels[key] = f"{who}, {entry.fields.get('year', 'n.d.')}".replace("{", "").replace("}", "")
+        labels[key] = f"{who}, {entry.fields.get('year', 'n.d.')}".replace(
+            "{", ""
+        ).replace("}", "")
     return labels
 
 
@@ -109,10 +120,18 @@ def degrade_markdown(text: str, glued: dict[str, str], authors: dict[str, str]) 
     text = GLUE_ANY.sub(lambda m: f"`{m.group(1)}`", text)
     text = PY_ROLE.sub(lambda m: f"`{python_name(m.group(1))}`", text)
     text = CITE.sub(lambda m: citation(m.group(1), authors), text)
-    return RAW_HTML.sub("*(An interactive figure here runs in the book's web page.)*", text)
+    return RAW_HTML.sub(
+        "*(An interactive figure here runs in the book's web page.)*", text
+    )
 
 
-def reader_notebook(executed, *, title: str, glue_data: dict | None = None, authors: dict[str, str] | None = None):
+def reader_notebook(
+    executed,
+    *,
+    title: str,
+    glue_data: dict | None = None,
+    authors: dict[str, str] | None = None,
+):
     """A copy of an executed chapter for readers: the install note first, roles as text
     (``glue_data``: MyST-NB's ``<page>.glue.json``, the values the chapter glued)."""
     notebook = copy.deepcopy(executed)

@@ -20,24 +20,40 @@ IF_EXISTS = ("reuse", "refuse", "replace")
 
 def key(code: str, **parts) -> dict:
     """The cache key of a result: the layout's format, the code's fingerprint and all else, as JSON values."""
-    return json.loads(json.dumps({"cache_format": CACHE_FORMAT, "code": code, **parts}, sort_keys=True))
+    return json.loads(
+        json.dumps(
+            {"cache_format": CACHE_FORMAT, "code": code, **parts}, sort_keys=True
+        )
+    )
 
 
 def matches(stored, wanted: dict) -> bool:
     """True if ``stored`` holds every entry of ``wanted``, recursively (it may hold more, like its hardware)."""
     if isinstance(wanted, dict):
         return isinstance(stored, dict) and all(
-            name in stored and matches(stored[name], value) for name, value in wanted.items())
+            name in stored and matches(stored[name], value)
+            for name, value in wanted.items()
+        )
     return stored == wanted
 
 
 def check_if_exists(if_exists: str) -> str:
     if if_exists not in IF_EXISTS:
-        raise CvaeError(f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}")
+        raise CvaeError(
+            f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}"
+        )
     return if_exists
 
 
-def reuse_or_make(directory, wanted: dict, read, make, *, if_exists: str = "reuse", noun: str = "result"):
+def reuse_or_make(
+    directory,
+    wanted: dict,
+    read,
+    make,
+    *,
+    if_exists: str = "reuse",
+    noun: str = "result",
+):
     """``(result, reused)``, under ``directory``'s lock. ``read()`` gives ``None`` (nothing stored)
     or ``(stored_key, load)``, :class:`~cvae_lib.errors.CvaeError` if what is stored is damaged
     or foreign. With ``if_exists="reuse"`` a result whose key matches ``wanted`` is ``load()``-ed;
@@ -50,13 +66,29 @@ def reuse_or_make(directory, wanted: dict, read, make, *, if_exists: str = "reus
             same = found is not None and matches(found[0], wanted)
             if same and if_exists == "reuse":
                 return found[1](), True
-            reason = None if found is None else (
-                "it was made from these settings, and replacing it was asked for" if same
-                else "it was made from other settings, data or code")
-            what = f"a finished {noun} of these settings" if same else f"another {noun} (other settings, data or code)"
+            reason = (
+                None
+                if found is None
+                else (
+                    "it was made from these settings, and replacing it was asked for"
+                    if same
+                    else "it was made from other settings, data or code"
+                )
+            )
+            what = (
+                f"a finished {noun} of these settings"
+                if same
+                else f"another {noun} (other settings, data or code)"
+            )
         except CvaeError as err:
-            found, reason, what = True, str(err), f"another {noun} or other files ({err})"
+            found, reason, what = (
+                True,
+                str(err),
+                f"another {noun} or other files ({err})",
+            )
         if found is not None and if_exists == "refuse":
-            raise CvaeError(f"{directory} already holds {what}; "
-                            "pass --overwrite (in Python, if_exists='replace') to replace it")
+            raise CvaeError(
+                f"{directory} already holds {what}; "
+                "pass --overwrite (in Python, if_exists='replace') to replace it"
+            )
         return make(reason), False

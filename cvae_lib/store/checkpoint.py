@@ -33,12 +33,16 @@ def save_checkpoint(model, directory, history=None, **extra) -> Path:
     for net_name, network in model.networks().items():
         for i, weight in enumerate(network.get_weights()):
             if not np.isfinite(weight).all():
-                raise CvaeError(f"refusing to save non-finite weights of the {net_name} to {directory}")
+                raise CvaeError(
+                    f"refusing to save non-finite weights of the {net_name} to {directory}"
+                )
             arrays[f"{net_name}/{i:03d}"] = weight
     atomic_write(directory / WEIGHTS_FILE, lambda f: np.savez(f, **arrays))
     if history is not None:
         atomic_write_text(directory / HISTORY_FILE, history.to_json())
-    atomic_write_text(directory / CONFIG_FILE, text)  # last: its "complete" marks a finished run
+    atomic_write_text(
+        directory / CONFIG_FILE, text
+    )  # last: its "complete" marks a finished run
     return directory
 
 
@@ -46,7 +50,9 @@ def read_config(directory) -> dict:
     """The checkpoint's config record, with clear errors for missing or foreign ones."""
     directory = Path(directory)
     if not directory.exists():
-        raise CvaeError(f"no checkpoint at {directory}: train one with `python -m cvae_lib train --out {directory}`")
+        raise CvaeError(
+            f"no checkpoint at {directory}: train one with `python -m cvae_lib train --out {directory}`"
+        )
     if not directory.is_dir():
         raise CvaeError(f"{directory} is not a checkpoint directory")
     path = directory / CONFIG_FILE
@@ -76,20 +82,29 @@ def load_checkpoint(directory):
     try:
         stored_record = json.loads(str(stored.pop("__config__")))
     except (KeyError, ValueError):  # no copy of the config, or not JSON
-        raise CvaeError(f"{weights_path} is corrupt or not a cvae_lib checkpoint (no valid embedded config)") from None
+        raise CvaeError(
+            f"{weights_path} is corrupt or not a cvae_lib checkpoint (no valid embedded config)"
+        ) from None
     if stored_record != record:
-        raise CvaeError(f"{directory}: {WEIGHTS_FILE} and {CONFIG_FILE} come from different runs")
+        raise CvaeError(
+            f"{directory}: {WEIGHTS_FILE} and {CONFIG_FILE} come from different runs"
+        )
     model = MODEL_KINDS[kind](model_config, train_config)
     for net_name, network in model.networks().items():
         expected = network.get_weights()
         weights = [stored.get(f"{net_name}/{i:03d}") for i in range(len(expected))]
-        if any(w is None or w.shape != e.shape or w.dtype.kind != "f" for w, e in zip(weights, expected)):
-            raise CvaeError(f"{weights_path} does not fit the {net_name} described in {CONFIG_FILE}")
+        if any(
+            w is None or w.shape != e.shape or w.dtype.kind != "f"
+            for w, e in zip(weights, expected)
+        ):
+            raise CvaeError(
+                f"{weights_path} does not fit the {net_name} described in {CONFIG_FILE}"
+            )
         network.set_weights(weights)
     history_path = directory / HISTORY_FILE
     if not history_path.is_file():
         return model, History()
     saved = read_json(history_path)
     if not isinstance(saved, dict) or not isinstance(saved.get("epochs", []), list):
-        raise CvaeError(f"{history_path} is corrupt: expected {{\"epochs\": [...]}}")
+        raise CvaeError(f'{history_path} is corrupt: expected {{"epochs": [...]}}')
     return model, History.from_dict(saved)

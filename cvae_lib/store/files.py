@@ -26,7 +26,9 @@ def atomic_write(path: Path, write) -> None:
         os.umask(umask)
         mode = 0o666 & ~umask
     try:
-        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+        handle = tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        )
     except OSError as err:
         raise CvaeError(f"cannot write {path}: {err.strerror or err}") from None
     try:
@@ -58,7 +60,9 @@ def prepare_directory(directory) -> Path:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise CvaeError(f"cannot create directory {directory}: {err.strerror or err}") from None
+        raise CvaeError(
+            f"cannot create directory {directory}: {err.strerror or err}"
+        ) from None
     if not os.access(directory, os.W_OK | os.X_OK):
         raise CvaeError(f"cannot write to directory {directory}: permission denied")
     return directory
@@ -81,12 +85,20 @@ def locked(directory, stream=None):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"cvae_lib: waiting for another process using {directory}", file=stream or sys.stderr, flush=True)
+            print(
+                f"cvae_lib: waiting for another process using {directory}",
+                file=stream or sys.stderr,
+                flush=True,
+            )
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield directory
 
 
 def run_directory(name: str, root=None) -> Path:
     """Where the book keeps run ``name``: ``$CVAE_RUNS`` or ``_runs/`` at the repository root."""
-    base = Path(root or os.environ.get("CVAE_RUNS") or Path(__file__).resolve().parents[2] / "_runs")
+    base = Path(
+        root
+        or os.environ.get("CVAE_RUNS")
+        or Path(__file__).resolve().parents[2] / "_runs"
+    )
     return base / name

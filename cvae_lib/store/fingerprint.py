@@ -12,14 +12,31 @@ import hashlib
 from pathlib import Path
 
 #: Modules of the package that never run while a model trains, by path in the package.
-NOT_TRAINING = frozenset({"__main__.py", "cli.py",  # command line: parses arguments, calls the rest
-                          "evaluate.py", "judge.py", "plots.py",  # use a trained model
-                          "checks.py", "pixel_models.py",  # check a model's claims; latent-free baselines
-                          "idx_files.py",  # writes digits as files for the data loader
-                          "comparison_runs.py"})  # names the compared runs; their settings are in each run's key
+NOT_TRAINING = frozenset(
+    {
+        "__main__.py",
+        "cli.py",  # command line: parses arguments, calls the rest
+        "evaluate.py",
+        "judge.py",
+        "plots.py",  # use a trained model
+        "checks.py",
+        "pixel_models.py",  # check a model's claims; latent-free baselines
+        "idx_files.py",  # writes digits as files for the data loader
+        "comparison_runs.py",
+    }
+)  # names the compared runs; their settings are in each run's key
 #: Modules of the package that never run while a model is evaluated.
-NOT_EVALUATION = frozenset({"__main__.py", "cli.py", "plots.py", "checks.py", "pixel_models.py", "idx_files.py",
-                            "comparison_runs.py"})
+NOT_EVALUATION = frozenset(
+    {
+        "__main__.py",
+        "cli.py",
+        "plots.py",
+        "checks.py",
+        "pixel_models.py",
+        "idx_files.py",
+        "comparison_runs.py",
+    }
+)
 #: The judge's own code: its network and training (judge.py) and the pipeline it reads (data.py).
 JUDGE_MODULES = ("judge.py", "data.py")
 
@@ -30,9 +47,15 @@ def module_digest(source: str) -> str:
     for node in ast.walk(tree):  # drop every statement that is only a string constant
         body = getattr(node, "body", None)
         if isinstance(body, list):
-            kept = [stmt for stmt in body
-                    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
-                            and isinstance(stmt.value.value, str))]
+            kept = [
+                stmt
+                for stmt in body
+                if not (
+                    isinstance(stmt, ast.Expr)
+                    and isinstance(stmt.value, ast.Constant)
+                    and isinstance(stmt.value.value, str)
+                )
+            ]
             node.body = kept or [ast.Pass()]
     return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
 
@@ -40,13 +63,19 @@ def module_digest(source: str) -> str:
 def code_fingerprint(package_dir=None, *, leave_out=NOT_TRAINING, only=None) -> str:
     """SHA-256 over the package's modules (``cvae_lib`` by default): all but ``leave_out``,
     or just the file names in ``only``. The default is the code that training runs."""
-    package_dir = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parents[1]
+    package_dir = (
+        Path(package_dir)
+        if package_dir is not None
+        else Path(__file__).resolve().parents[1]
+    )
     digest = hashlib.sha256()
     for path in sorted(package_dir.rglob("*.py")):
         name = path.relative_to(package_dir).as_posix()
         if (name not in only) if only is not None else (name in leave_out):
             continue
-        digest.update(f"{name}\0{module_digest(path.read_text(encoding='utf-8'))}\0".encode())
+        digest.update(
+            f"{name}\0{module_digest(path.read_text(encoding='utf-8'))}\0".encode()
+        )
     return digest.hexdigest()
 
 

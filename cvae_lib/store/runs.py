@@ -27,20 +27,36 @@ STATE_DIR = "training_state"
 def run_metadata(digits: Digits) -> dict:
     """What a run was trained on, by which code and where, stored in its config.json."""
     return {
-        "data": {"source": digits.source, "description": digits.description,
-                 "n_train": int(len(digits.x_train)), "n_test": int(len(digits.x_test)),
-                 "seed": int(digits.seed), "fingerprint": digits.fingerprint,
-                 **({"path": digits.path} if digits.path else {})},
+        "data": {
+            "source": digits.source,
+            "description": digits.description,
+            "n_train": int(len(digits.x_train)),
+            "n_test": int(len(digits.x_test)),
+            "seed": int(digits.seed),
+            "fingerprint": digits.fingerprint,
+            **({"path": digits.path} if digits.path else {}),
+        },
         "code": code_fingerprint(),
-        "hardware": {"device": "GPU" if GPUS else "CPU", "machine": platform.machine(),
-                     "processor": platform.processor() or platform.machine()},
+        "hardware": {
+            "device": "GPU" if GPUS else "CPU",
+            "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+        },
     }
 
 
-def run_key(digits: Digits, model_config: ModelConfig, train_config: TrainConfig, model_class=ConditionalVAE) -> dict:
+def run_key(
+    digits: Digits,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    model_class=ConditionalVAE,
+) -> dict:
     """What a run is reused or resumed on: its settings, its digits' fingerprint and the training code."""
-    return cache.key(code_fingerprint(), **to_dict(model_config, train_config, kind=model_class.kind),
-                     data={"source": digits.source, "fingerprint": digits.fingerprint})
+    return cache.key(
+        code_fingerprint(),
+        **to_dict(model_config, train_config, kind=model_class.kind),
+        data={"source": digits.source, "fingerprint": digits.fingerprint},
+    )
 
 
 def run_state(out_dir, wanted: dict) -> str:
@@ -80,10 +96,18 @@ def _finished_run(out_dir: Path, wanted: dict):
     return wanted, lambda: checkpoint.load_checkpoint(out_dir)
 
 
-def train_or_load(digits: Digits, out_dir, *, model_config: ModelConfig = ModelConfig(),
-                  train_config: TrainConfig | None = None, model_class=ConditionalVAE,
-                  progress: str = "bar", if_exists: str = "reuse", announce: str | None = None,
-                  jit_compile: bool | None = None):
+def train_or_load(
+    digits: Digits,
+    out_dir,
+    *,
+    model_config: ModelConfig = ModelConfig(),
+    train_config: TrainConfig | None = None,
+    model_class=ConditionalVAE,
+    progress: str = "bar",
+    if_exists: str = "reuse",
+    announce: str | None = None,
+    jit_compile: bool | None = None,
+):
     """``(model, history, reused)`` for a run of these settings in ``out_dir``; ``train_config``
     defaults to :meth:`~cvae_lib.config.TrainConfig.for_data`. An unfinished run of the same settings, data and
     code is resumed. A finished one, another run or other files are, by ``if_exists``: ``"reuse"``
@@ -91,44 +115,86 @@ def train_or_load(digits: Digits, out_dir, *, model_config: ModelConfig = ModelC
     (a one-line error) or ``"replace"`` (trained afresh). ``announce`` is printed once training
     starts. Under the directory's lock: a second process waits, then reuses the run."""
     check_mode(progress)  # a misspelt mode fails before the output directory is made
-    train_config = TrainConfig.for_data(len(digits.x_train)) if train_config is None else train_config
+    train_config = (
+        TrainConfig.for_data(len(digits.x_train))
+        if train_config is None
+        else train_config
+    )
     wanted = run_key(digits, model_config, train_config, model_class)
     out_dir = Path(out_dir)
 
     def make(reason):
         if reason is not None and if_exists == "reuse":
-            print(f"cvae_lib: not reusing {out_dir}: {reason}; training again", file=sys.stderr, flush=True)
+            print(
+                f"cvae_lib: not reusing {out_dir}: {reason}; training again",
+                file=sys.stderr,
+                flush=True,
+            )
         if announce:
             print(announce, flush=True)
         resume = reason is None and run_state(out_dir, wanted) == "unfinished"
-        return _train_into(out_dir, digits, model_class(model_config, train_config), wanted, progress,
-                           resume=resume, jit_compile=jit_compile)
+        return _train_into(
+            out_dir,
+            digits,
+            model_class(model_config, train_config),
+            wanted,
+            progress,
+            resume=resume,
+            jit_compile=jit_compile,
+        )
 
     read = functools.partial(_finished_run, out_dir, wanted)
-    (model, history), reused = cache.reuse_or_make(out_dir, wanted, read, make, if_exists=if_exists, noun="run")
+    (model, history), reused = cache.reuse_or_make(
+        out_dir, wanted, read, make, if_exists=if_exists, noun="run"
+    )
     return model, history, reused
 
 
-def _train_into(out_dir: Path, digits, model, wanted: dict, progress, *, resume: bool, jit_compile):
+def _train_into(
+    out_dir: Path, digits, model, wanted: dict, progress, *, resume: bool, jit_compile
+):
     """Train (or resume) ``model`` into ``out_dir``, whose lock the caller holds; ``(model, history)``."""
     state_dir = out_dir / STATE_DIR
     if not resume:
         shutil.rmtree(state_dir, ignore_errors=True)
-    for partial in out_dir.glob(".*.tmp"):  # left by a process killed mid-write; we hold the lock
+    for partial in out_dir.glob(
+        ".*.tmp"
+    ):  # left by a process killed mid-write; we hold the lock
         partial.unlink(missing_ok=True)
     meta = {**run_metadata(digits), "cache_format": wanted["cache_format"]}
     history_so_far = TrainingState.saved_history(state_dir)
-    if not resume:  # claim the directory for this run (its config first) before the first epoch
-        checkpoint.atomic_write_text(out_dir / checkpoint.CONFIG_FILE,
-                                     dumps(checkpoint.config_record(model, **meta, complete=False)))
-        checkpoint.save_checkpoint(model, out_dir, history_so_far, **meta, complete=False)
+    if (
+        not resume
+    ):  # claim the directory for this run (its config first) before the first epoch
+        checkpoint.atomic_write_text(
+            out_dir / checkpoint.CONFIG_FILE,
+            dumps(checkpoint.config_record(model, **meta, complete=False)),
+        )
+        checkpoint.save_checkpoint(
+            model, out_dir, history_so_far, **meta, complete=False
+        )
 
     def save(model, record):
-        if not history_so_far.epochs or history_so_far.epochs[-1]["epoch"] != record["epoch"]:
+        if (
+            not history_so_far.epochs
+            or history_so_far.epochs[-1]["epoch"] != record["epoch"]
+        ):
             history_so_far.append(record)
-        checkpoint.save_checkpoint(model, out_dir, history_so_far, **meta,
-                                   complete=record["epoch"] == model.train_config.epochs)
+        checkpoint.save_checkpoint(
+            model,
+            out_dir,
+            history_so_far,
+            **meta,
+            complete=record["epoch"] == model.train_config.epochs,
+        )
 
-    history = train(model, digits, progress=progress, callback=save, state_dir=state_dir, jit_compile=jit_compile)
+    history = train(
+        model,
+        digits,
+        progress=progress,
+        callback=save,
+        state_dir=state_dir,
+        jit_compile=jit_compile,
+    )
     shutil.rmtree(state_dir, ignore_errors=True)  # finished: nothing left to resume
     return model, history
