@@ -5,10 +5,12 @@ trained with :func:`standard_train_config`, and differ in *where the label goes*
 
 - :class:`UnconditionalVAE` (``"vae"``): nowhere in training, so the ELBO bounds -log p(x);
   class y is generated from N(mu_y, I), mu_y the mean encoding of its training
-  digits. Does a *learned* prior beat finding the classes afterwards?
-- :class:`SohnCVAE` (``"sohn_cvae"``, Sohn, Lee and Yan, 2015): into the encoder (as extra
-  channels) and the decoder (next to z); class y is decoded from z ~ N(0, I) *with* y, so
-  z carries only the style and latent space has no class regions."""
+  digits. It asks whether a prior that knows the labels during training beats finding
+  the classes in a label-free latent space afterwards.
+- :class:`SohnCVAE` (``"sohn_cvae"``): the label-input CVAE, after Sohn, Lee and Yan
+  (2015) but with their prior network relaxed to N(0, I); the label goes into the encoder
+  (as extra channels) and the decoder (next to z); class y is decoded from z ~ N(0, I)
+  *with* y, so z carries only the style and latent space has no class regions."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ STANDARD_TRAINING = {"learning_rate": 1e-3, "warmup_fraction": 0.0, "class_weigh
 
 def standard_train_config(settings: TrainConfig) -> TrainConfig:
     """``settings`` with :data:`STANDARD_TRAINING`: the book's warm-up and class term keep class
-    means apart, which these models lack; with them Sohn's CVAE ignored z, then diverged."""
+    means apart, which these models lack; with them the label-input CVAE ignored z, then diverged."""
     return dataclasses.replace(settings, **STANDARD_TRAINING)
 
 

@@ -92,6 +92,21 @@ def profile_train_config(profile: str, digits) -> TrainConfig:
     return config if epochs is None else dataclasses.replace(config, epochs=epochs)
 
 
+def shown_path(path) -> str:
+    """``path`` as the book prints it: under ``$CVAE_RUNS`` by that name, else relative to
+    the repository (``_runs/quick-cvae``), else its last part; never the build machine's
+    absolute path."""
+    path = Path(path).resolve()
+    bases = (
+        (os.environ.get("CVAE_RUNS"), "$CVAE_RUNS/"),
+        (Path(__file__).parents[1], ""),
+    )
+    for base, prefix in bases:
+        if base and path.is_relative_to(Path(base).resolve()):
+            return prefix + path.relative_to(Path(base).resolve()).as_posix()
+    return path.name
+
+
 def profile_directory(profile: str, root=None) -> Path:
     """Run directory of a concrete profile: ``<runs>/<profile>-cvae``."""
     if profile not in PROFILE_DATA:

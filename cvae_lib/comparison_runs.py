@@ -17,7 +17,7 @@ from .store.runs import train_or_load
 BOOK = "(a) this book"
 REFERENCE_KL = "(b) reference KL weighting"
 LABEL_FREE = "(c) unconditional VAE"
-SOHN = "(d) Sohn et al. CVAE"
+SOHN = "(d) label-input CVAE"
 
 
 def comparison_recipes(settings: TrainConfig) -> dict:

@@ -435,6 +435,12 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return n // effective_batch_size(n, batch_size)
 
 
+def images_seen(n: int, epochs: int, batch_size: int) -> int:
+    """Images that ``epochs`` epochs over ``n`` digits train on: steps times the batch,
+    since each epoch drops the digits that do not fill a last batch."""
+    return epochs * steps_per_epoch(n, batch_size) * effective_batch_size(n, batch_size)
+
+
 def evaluation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 1000):
     """Unshuffled, large batches: evaluation has no gradients, so bigger is faster."""
     return prefetched(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size))

@@ -298,6 +298,7 @@ def test_training_dataset_batches_and_reshuffles():
             n // batch
         )  # whole batches only
         assert len(epoch) == data.steps_per_epoch(n, batch) == 3
+        assert sum(len(b[1]) for b in epoch) * 2 == data.images_seen(n, 2, batch) == 96
         labels = np.concatenate([b[1] for b in epoch])
         assert len(set(labels)) == len(labels) == 48  # no digit twice in an epoch
         for images, lab in epoch:  # images stay with their labels
@@ -321,6 +322,7 @@ def test_training_dataset_caps_batch_at_data_size():
     batches = _epoch(training_dataset(x, y, 256, seed=0))
     assert len(batches) == 1 and batches[0][0].shape == (5, 28, 28, 1)
     assert data.steps_per_epoch(5, 256) == 1 and data.effective_batch_size(5, 256) == 5
+    assert data.images_seen(5, 3, 256) == 15
 
 
 def test_evaluation_dataset_keeps_order_and_remainder():

@@ -193,3 +193,17 @@ def test_the_full_profile_reads_mnist_files_when_given_a_path(monkeypatch, tmp_p
         "full", has_gpu=True, loader=loader, data="/data/mnist"
     )
     assert loader.calls == ["/data/mnist"]
+
+
+def test_the_book_prints_run_paths_without_the_machines_folders(monkeypatch, tmp_path):
+    repository = profiles.Path(profiles.__file__).resolve().parents[1]
+    monkeypatch.delenv("CVAE_RUNS", raising=False)
+    assert (
+        profiles.shown_path(repository / "_runs" / "quick-cvae") == "_runs/quick-cvae"
+    )
+    monkeypatch.setenv("CVAE_RUNS", str(tmp_path / "runs"))
+    assert (
+        profiles.shown_path(tmp_path / "runs" / "full-cvae") == "$CVAE_RUNS/full-cvae"
+    )
+    assert profiles.shown_path(tmp_path / "elsewhere" / "run") == "run"
+    assert str(tmp_path) not in profiles.shown_path(profiles.profile_directory("quick"))
