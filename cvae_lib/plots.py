@@ -54,15 +54,22 @@ def all_manifolds_figure(
 
 def samples_figure(samples: np.ndarray, size: float = 0.6) -> Figure:
     """Rows of generated digits, one row per class, from an array (classes, n, height, width)."""
-    classes, per_class, height, width = samples.shape
-    fig = Figure(figsize=(per_class * size, classes * size), layout="constrained")
-    ax = fig.add_subplot()
-    tiles = samples.transpose(0, 2, 1, 3).reshape(classes * height, per_class * width)
-    ax.imshow(tiles, cmap="Greys_r", vmin=0, vmax=1)
-    ax.set_yticks(
-        np.arange(classes) * height + (height - 1) / 2, [str(c) for c in range(classes)]
+    rows = {str(c): row for c, row in enumerate(samples)}
+    return rows_figure(rows, size, ylabel="requested digit")
+
+
+def rows_figure(rows: dict, size: float = 0.6, ylabel: str | None = None) -> Figure:
+    """Rows of images, each an array (n, height, width), labelled by the dict's keys."""
+    tiles = np.concatenate([np.concatenate(list(row), axis=1) for row in rows.values()])
+    height, width = next(iter(rows.values())).shape[1:]
+    fig = Figure(
+        figsize=(tiles.shape[1] / width * size + 0.4 * bool(ylabel), len(rows) * size),
+        layout="constrained",
     )
-    ax.set(xticks=[], ylabel="requested digit")
+    ax = fig.add_subplot()
+    ax.imshow(tiles, cmap="Greys_r", vmin=0, vmax=1)
+    ax.set_yticks(np.arange(len(rows)) * height + (height - 1) / 2, list(rows))
+    ax.set(xticks=[], ylabel=ylabel)
     return fig
 
 

@@ -49,6 +49,20 @@ def decode_images(model, z, labels, batch_size: int = 2048) -> np.ndarray:
     )
 
 
+def reconstructions(model, images, labels) -> np.ndarray:
+    """Mean images decoded from each image's posterior mean, shape (N, height, width): what
+    the model's two latent numbers keep of a digit."""
+    posterior = model.posterior(tf.constant(images, tf.float32), tf.constant(labels))
+    return decode_images(model, posterior.mean().numpy(), labels)
+
+
+def bernoulli_samples(mean_images: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Binary images drawn pixel by pixel from ``mean_images``: what p(x | z) itself
+    generates (the book shows the mean images, which are smoother)."""
+    rng = np.random.default_rng(seed)
+    return (rng.random(np.shape(mean_images)) < mean_images).astype(np.float32)
+
+
 def sample_latents(model, per_class: int, seed: int = 0) -> np.ndarray:
     """z ~ p(z | y) for every class, shape (num_classes, per_class, latent_dim)."""
     check_positive_int(per_class, "samples per class")

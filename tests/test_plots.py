@@ -139,3 +139,15 @@ def test_schedule_figure_shows_what_training_applied():
         fig.axes[1].get_lines()[0].get_ydata(), [0, 0, 1e-3, 1e-3]
     )
     assert _png_bytes(fig).startswith(PNG_MAGIC)
+
+
+def test_rows_figure_labels_each_row():
+    rows = {
+        "a": np.zeros((3, 28, 28)),
+        "b": np.ones((3, 28, 28)),
+    }
+    (ax,) = plots.rows_figure(rows).axes
+    shown = np.asarray(ax.images[0].get_array())
+    assert shown.shape == (2 * 28, 3 * 28)
+    assert shown[:28].max() == 0 and shown[28:].min() == 1
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]

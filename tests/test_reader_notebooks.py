@@ -133,6 +133,26 @@ def test_an_unknown_glue_key_stays_visible_as_its_name():
     )
 
 
+def test_an_included_library_object_becomes_its_source():
+    """Chapter 5 shows the training step with ``{literalinclude}``; the download shows the
+    same lines as a Python code block, method and decorated closure included."""
+    chapter = (ROOT / "notebooks" / "05_training.md").read_text(encoding="utf-8")
+    blocks = reader_notebook.LITERALINCLUDE.findall(chapter)
+    assert len(blocks) == 2
+    text = reader_notebook.degrade_markdown(
+        "```{literalinclude} ../cvae_lib/train.py\n:pyobject: make_train_step\n"
+        ":language: python\n```\nand\n"
+        "```{literalinclude} ../cvae_lib/model.py\n:pyobject: ConditionalVAE.objective\n```",
+        {},
+        {},
+    )
+    assert "literalinclude" not in text
+    assert text.startswith("```python\ndef make_train_step(")
+    assert "    @tf.function(" in text and "with tf.GradientTape() as tape:" in text
+    assert "\n```\nand\n```python\ndef objective(\n    self," in text
+    assert text.rstrip().endswith("return loss\n```")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

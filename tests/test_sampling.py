@@ -143,3 +143,23 @@ def test_class_means_and_decode_batching(tiny_model):
         atol=1e-6,
     )
     assert sampling.decode_images(tiny_model, np.zeros((0, 2)), []).shape == (0, 28, 28)
+
+
+def test_reconstructions_decode_the_posterior_mean(tiny_model):
+    rng = np.random.default_rng(0)
+    images = rng.random((5, 28, 28, 1)).astype(np.float32)
+    labels = np.arange(5, dtype=np.int32)
+    recon = sampling.reconstructions(tiny_model, images, labels)
+    assert recon.shape == (5, 28, 28)
+    mean = tiny_model.posterior(tf.constant(images), tf.constant(labels)).mean()
+    expected = tiny_model.decode(mean, tf.constant(labels)).numpy()[..., 0]
+    np.testing.assert_allclose(recon, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bernoulli_samples_draw_each_pixel_at_its_probability():
+    means = np.tile(np.linspace(0, 1, 11, dtype=np.float32), (2000, 1))
+    drawn = sampling.bernoulli_samples(means, seed=3)
+    assert set(np.unique(drawn)) <= {0.0, 1.0}
+    np.testing.assert_allclose(drawn.mean(axis=0), means[0], atol=0.04)
+    assert drawn[:, 0].max() == 0 and drawn[:, -1].min() == 1
+    np.testing.assert_array_equal(drawn, sampling.bernoulli_samples(means, seed=3))

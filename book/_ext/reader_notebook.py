@@ -4,12 +4,15 @@ MyST-NB leaves each executed chapter in ``_build/jupyter_execute/`` with its out
 What only the book renders is rewritten here so that Jupyter, JupyterLab or Colab show
 readable text: a ``{glue:text}`` role becomes the value the chapter glued (formatted as
 the book formats it), a ``{py:...}`` cross reference becomes the object's name in code
-font, a ``{cite}`` becomes "(Author, year)", and a ``{raw} html`` block becomes a note
-that points to the book. A first cell says what to install and where the notebook runs.
+font, a ``{cite}`` becomes "(Author, year)", a ``{literalinclude}`` of a library object
+becomes a Python code block with that object's source, and a ``{raw} html`` block becomes
+a note that points to the book. A first cell says what to install and where the notebook
+runs.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import re
 from pathlib import Path
@@ -41,6 +44,33 @@ GLUE_ANY = re.compile(r"\{glue(?::[a-z]+)?\}`([^`]+)`")
 PY_ROLE = re.compile(r"\{py:[a-z]+\}`([^`]+)`")
 CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
 RAW_HTML = re.compile(r"```\{raw\} html\n.*?\n```", re.DOTALL)
+LITERALINCLUDE = re.compile(
+    r"```\{literalinclude\} (?P<path>\S+)\n(?P<options>(?::[^\n]*\n)*)```"
+)
+#: The folder the chapters' relative paths start from.
+CHAPTERS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def included_source(match: re.Match) -> str:
+    """A ``{literalinclude}`` block as a Python code block: the ``:pyobject:`` named (a
+    function, a class, or ``Class.method``) or else the whole file."""
+    path = (CHAPTERS / match.group("path")).resolve()
+    source = path.read_text(encoding="utf-8")
+    wanted = re.search(r":pyobject:\s*(\S+)", match.group("options"))
+    if wanted:
+        scope = ast.parse(source)
+        for name in wanted.group(1).split("."):
+            scope = next(
+                node
+                for node in scope.body
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+                and node.name == name
+            )
+        start = min([scope.lineno] + [d.lineno for d in scope.decorator_list])
+        lines = source.splitlines()[start - 1 : scope.end_lineno]
+        indent = min(len(line) - len(line.lstrip()) for line in lines if line.strip())
+        source = "\n".join(line[indent:] for line in lines)
+    return f"```python\n{source.rstrip()}\n```"
 
 
 def _plain_text(output: dict, prefix: str = "") -> str | None:
@@ -120,6 +150,7 @@ def degrade_markdown(text: str, glued: dict[str, str], authors: dict[str, str]) 
     text = GLUE_ANY.sub(lambda m: f"`{m.group(1)}`", text)
     text = PY_ROLE.sub(lambda m: f"`{python_name(m.group(1))}`", text)
     text = CITE.sub(lambda m: citation(m.group(1), authors), text)
+    text = LITERALINCLUDE.sub(included_source, text)
     return RAW_HTML.sub(
         "*(An interactive figure here runs in the book's web page.)*", text
     )
