@@ -11,13 +11,19 @@ from .backend import tf
 from .data import check_digit
 
 
+def new_figure(figsize) -> Figure:
+    """A figure on an opaque white ground, so that it reads on the book's dark theme too
+    (Jupyter's inline backend draws figures on a transparent ground by default)."""
+    return Figure(figsize=figsize, layout="constrained", facecolor="white")
+
+
 def manifold_figure(
     model, digit: int, n: int = sampling.GRID_SIZE, size: float = 6.0
 ) -> Figure:
     """The reference's n x n grid of digits decoded around class ``digit``'s mean."""
     digit = check_digit(digit, model.config.num_classes)
     image = sampling.manifold_image(model, digit, n)
-    fig = Figure(figsize=(size, size), layout="constrained")
+    fig = new_figure((size, size))
     ax = fig.add_subplot()
     ax.imshow(image, cmap="Greys_r", vmin=0, vmax=1)
     steps = sampling.grid_offsets(n)[0, :, 0]
@@ -41,7 +47,7 @@ def all_manifolds_figure(
     classes = model.config.num_classes
     cols = 5
     rows = int(np.ceil(classes / cols))
-    fig = Figure(figsize=(cols * size, rows * size), layout="constrained")
+    fig = new_figure((cols * size, rows * size))
     for digit in range(classes):
         ax = fig.add_subplot(rows, cols, digit + 1)
         ax.imshow(
@@ -62,9 +68,8 @@ def rows_figure(rows: dict, size: float = 0.6, ylabel: str | None = None) -> Fig
     """Rows of images, each an array (n, height, width), labelled by the dict's keys."""
     tiles = np.concatenate([np.concatenate(list(row), axis=1) for row in rows.values()])
     height, width = next(iter(rows.values())).shape[1:]
-    fig = Figure(
-        figsize=(tiles.shape[1] / width * size + 0.4 * bool(ylabel), len(rows) * size),
-        layout="constrained",
+    fig = new_figure(
+        (tiles.shape[1] / width * size + 0.4 * bool(ylabel), len(rows) * size)
     )
     ax = fig.add_subplot()
     ax.imshow(tiles, cmap="Greys_r", vmin=0, vmax=1)
@@ -79,7 +84,7 @@ def latent_scatter_figure(
     """Posterior means of encoded digits, coloured by class, with each class mean marked."""
     z = np.asarray(model.posterior(tf.constant(images), tf.constant(labels)).mean())
     means = sampling.class_means(model)
-    fig = Figure(figsize=(size, size), layout="constrained")
+    fig = new_figure((size, size))
     ax = fig.add_subplot()
     for c in range(model.config.num_classes):
         members = labels == c
@@ -131,7 +136,7 @@ def latent_scatter_figure(
 def training_curves_figure(history, size: tuple = (10.0, 3.2)) -> Figure:
     """Negative ELBO, its reconstruction and KL parts, per epoch, train and validation."""
     epochs = history.series("epoch")
-    fig = Figure(figsize=size, layout="constrained")
+    fig = new_figure(size)
     for i, (key, title) in enumerate(
         [("loss", "negative ELBO"), ("recon", "reconstruction"), ("kl", "KL")]
     ):
@@ -172,14 +177,14 @@ def confusion_figure(
     size: float = 5.0,
 ) -> Figure:
     """Row-normalised confusion matrix in percent: row = requested digit, column = judge's label."""
-    fig = Figure(figsize=(size, size), layout="constrained")
+    fig = new_figure((size, size))
     _draw_confusion(fig.add_subplot(), confusion, f"{title} (%)")
     return fig
 
 
 def confusions_figure(confusions: dict, size: float = 3.6) -> Figure:
     """Several confusion matrices side by side, titled by the dict's keys."""
-    fig = Figure(figsize=(size * len(confusions), size + 0.3), layout="constrained")
+    fig = new_figure((size * len(confusions), size + 0.3))
     for i, (name, confusion) in enumerate(confusions.items()):
         _draw_confusion(
             fig.add_subplot(1, len(confusions), i + 1), np.asarray(confusion), name
@@ -189,7 +194,7 @@ def confusions_figure(confusions: dict, size: float = 3.6) -> Figure:
 
 def panels_figure(images: dict, size: float = 3.6, ylabel: str | None = None) -> Figure:
     """Grey images (e.g. sample grids or manifolds) side by side, titled by the dict's keys."""
-    fig = Figure(figsize=(size * len(images), size + 0.3), layout="constrained")
+    fig = new_figure((size * len(images), size + 0.3))
     for i, (name, image) in enumerate(images.items()):
         ax = fig.add_subplot(1, len(images), i + 1)
         ax.imshow(image, cmap="Greys_r", vmin=0, vmax=1)
@@ -207,7 +212,7 @@ def separation_figure(
 ) -> Figure:
     """A :func:`~cvae_lib.sampling.class_separation` matrix, in prior standard deviations, annotated."""
     separation = np.asarray(separation)
-    fig = Figure(figsize=(size, size), layout="constrained")
+    fig = new_figure((size, size))
     ax = fig.add_subplot()
     ax.imshow(separation, cmap="viridis", vmin=0)
     for (row, col), value in np.ndenumerate(separation):
@@ -237,7 +242,7 @@ def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
     paths = np.concatenate(
         [np.asarray(start)[None], history.series("class_means")]
     )  # (epochs + 1, C, d)
-    fig = Figure(figsize=(size, size), layout="constrained")
+    fig = new_figure((size, size))
     ax = fig.add_subplot()
     colours = [f"C{c}" for c in range(paths.shape[1])]
     for c, colour in enumerate(colours):
@@ -264,7 +269,7 @@ def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
 def schedule_figure(history, size: tuple = (10.0, 3.0)) -> Figure:
     """Per epoch: the reconstruction weight and prior learning rate applied, and the closest two class means."""
     epochs = history.series("epoch")
-    fig = Figure(figsize=size, layout="constrained")
+    fig = new_figure(size)
     panels = [
         ("recon_weight", "reconstruction weight"),
         ("prior_learning_rate", "prior learning rate"),

@@ -11,7 +11,9 @@ must follow a pointer, pin a point on a click, draw samples of a chosen class, d
 20 or more decodes a second (the measured rates are printed), work from a static
 server, and leave the static figures when JavaScript is off. Every chapter page must
 link its executed ``.ipynb`` (under its title and in the theme's download menu), a file
-that parses as a notebook with outputs and the install note first.
+that parses as a notebook with outputs and the install note first, and read in the
+theme's dark mode: the page turns dark and every figure keeps an opaque white ground
+(a dark-mode screenshot of each chapter too).
 
 The agreement test also runs without a built book, on a page made here around a
 full-size decoder, so that plain ``pytest`` tests the page's JavaScript wherever
@@ -283,6 +285,46 @@ def test_every_chapter_page_offers_its_executed_notebook(browser, chapter):
     assert (
         "{glue" not in markdown and "{py:" not in markdown and "{cite}" not in markdown
     )
+
+
+def luminance(css_colour: str) -> float:
+    """0 (black) to 1 (white), from a computed ``rgb(...)`` or ``rgba(...)`` colour."""
+    red, green, blue = (float(v) for v in css_colour.split("(")[1].split(",")[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_chapter_reads_in_dark_mode(browser, chapter):
+    """In the theme's dark mode the page turns dark and every figure keeps its white
+    ground: a figure image with transparent pixels would show black axes and labels on
+    the dark page. A screenshot of each chapter in dark mode goes beside the others."""
+    from urllib.parse import unquote, urlparse
+
+    from PIL import Image
+
+    page = HTML / "notebooks" / f"{chapter}.html"
+    if not page.is_file():
+        unavailable(f"no built chapter at {page}: run scripts/build_book.sh first")
+    visit(browser, page.as_uri())
+    light = browser.execute_script(
+        "return getComputedStyle(document.body).backgroundColor"
+    )
+    browser.execute_script("document.documentElement.dataset.theme = 'dark';")
+    dark = browser.execute_script(
+        "return getComputedStyle(document.body).backgroundColor"
+    )
+    assert luminance(light) > 0.8 and luminance(dark) < 0.2, (light, dark)
+    screenshot(browser, f"notebooks__{chapter}__dark")
+    sources = browser.execute_script(
+        "return Array.from(document.querySelectorAll('article img')).map(i => i.src)"
+    )
+    figures = [Path(unquote(urlparse(s).path)) for s in sources if s.endswith(".png")]
+    transparent = [
+        p.name
+        for p in figures
+        if Image.open(p).convert("RGBA").getextrema()[3][0] < 255
+    ]
+    assert transparent == [], "figures with a transparent ground"
 
 
 # ---- the explorer -----------------------------------------------------------------
