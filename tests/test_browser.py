@@ -283,7 +283,11 @@ def test_every_chapter_page_offers_its_executed_notebook(browser, chapter):
         cell.source for cell in notebook.cells if cell.cell_type == "markdown"
     )
     assert (
-        "{glue" not in markdown and "{py:" not in markdown and "{cite}" not in markdown
+        "{glue" not in markdown
+        and "{py:" not in markdown
+        and "{cite}" not in markdown
+        and "{term}" not in markdown
+        and "{literalinclude}" not in markdown
     )
 
 

@@ -126,6 +126,13 @@ def test_glued_values_also_come_from_myst_nbs_glue_file():
     assert "The KL is 2.50 nats" in reader.cells[3].source
 
 
+def test_a_glossary_term_becomes_the_term_in_italics():
+    text = "the {term}`ELBO` and {term}`the bound <importance-weighted bound>`."
+    assert (
+        reader_notebook.degrade_markdown(text, {}, {}) == "the *ELBO* and *the bound*."
+    )
+
+
 def test_an_unknown_glue_key_stays_visible_as_its_name():
     assert (
         reader_notebook.degrade_markdown("x = {glue:text}`missing:.2f`.", {}, {})

@@ -4,9 +4,9 @@ MyST-NB leaves each executed chapter in ``_build/jupyter_execute/`` with its out
 What only the book renders is rewritten here so that Jupyter, JupyterLab or Colab show
 readable text: a ``{glue:text}`` role becomes the value the chapter glued (formatted as
 the book formats it), a ``{py:...}`` cross reference becomes the object's name in code
-font, a ``{cite}`` becomes "(Author, year)", a ``{literalinclude}`` of a library object
-becomes a Python code block with that object's source, and a ``{raw} html`` block becomes
-a note that points to the book. A first cell says what to install and where the notebook
+font, a ``{cite}`` becomes "(Author, year)", a ``{term}`` the term in italics, a
+``{literalinclude}`` of a library object becomes a Python code block with that object's
+source, and a ``{raw} html`` block becomes a note that points to the book. A first cell says what to install and where the notebook
 runs.
 """
 
@@ -43,6 +43,7 @@ GLUE_TEXT = re.compile(r"\{glue:text\}`([^`]+)`")
 GLUE_ANY = re.compile(r"\{glue(?::[a-z]+)?\}`([^`]+)`")
 PY_ROLE = re.compile(r"\{py:[a-z]+\}`([^`]+)`")
 CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
+TERM = re.compile(r"\{term\}`([^`<]+?)\s*(?:<[^`]*>)?`")
 RAW_HTML = re.compile(r"```\{raw\} html\n.*?\n```", re.DOTALL)
 LITERALINCLUDE = re.compile(
     r"```\{literalinclude\} (?P<path>\S+)\n(?P<options>(?::[^\n]*\n)*)```"
@@ -150,6 +151,7 @@ def degrade_markdown(text: str, glued: dict[str, str], authors: dict[str, str]) 
     text = GLUE_ANY.sub(lambda m: f"`{m.group(1)}`", text)
     text = PY_ROLE.sub(lambda m: f"`{python_name(m.group(1))}`", text)
     text = CITE.sub(lambda m: citation(m.group(1), authors), text)
+    text = TERM.sub(lambda m: f"*{m.group(1)}*", text)
     text = LITERALINCLUDE.sub(included_source, text)
     return RAW_HTML.sub(
         "*(An interactive figure here runs in the book's web page.)*", text
