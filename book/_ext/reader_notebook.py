@@ -6,8 +6,8 @@ readable text: a ``{glue:text}`` role becomes the value the chapter glued (forma
 the book formats it), a ``{py:...}`` cross reference becomes the object's name in code
 font, a ``{cite}`` becomes "(Author, year)", a ``{term}`` the term in italics, a
 ``{literalinclude}`` of a library object becomes a Python code block with that object's
-source, and a ``{raw} html`` block becomes a note that points to the book. A first cell says what to install and where the notebook
-runs.
+source, and a ``{raw} html`` block becomes a note that points to the book. A first cell
+says what to install and where the notebook runs.
 """
 
 from __future__ import annotations
