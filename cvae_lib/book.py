@@ -177,7 +177,7 @@ def profile_model(
 def book_settings() -> dict:
     """The book's evaluation settings. On a GPU the bound uses k = 1000 on every test digit;
     on a CPU, where each digit costs k decoder passes, k = 100 on the first 200 digits
-    (chapter 8 shows the bound moves by a fraction of a nat beyond k = 100, less than its
+    (chapter 9 shows the bound moves by a fraction of a nat beyond k = 100, less than its
     standard error). Seed 1, so the generated digits differ from chapter 6's (seed 0)."""
     if GPUS:
         return {

@@ -87,7 +87,7 @@ def pytest_collect_file(file_path: Path, parent):
 
 #: The chapters that train models, longest first: queued before everything else, so that
 #: under two pytest-xdist workers chapter 7's three models train on one while chapter 5's
-#: model (which chapters 6, 8 and 9 reuse) trains on the other, and the unit tests and the
+#: model (which chapters 6, 9 and 10 reuse) trains on the other, and the unit tests and the
 #: other chapters follow on whichever worker is free. Without xdist only the order changes.
 TRAINING_CHAPTERS = ("07_comparison.md", "05_training.md")
 

@@ -104,7 +104,7 @@ invalidate_stale_cache() {
 # (Sphinx copies it into _static/), and a chapter restored from the execution cache does
 # not run: if the file is gone, drop the cache's stamp so that the chapters run again.
 require_explorer_data() {
-    if [[ -f "$ROOT/notebooks/09_explorer.md" && ! -f "$STATIC/explorer/cvae_explorer_data.js" ]]; then
+    if [[ -f "$ROOT/notebooks/10_explorer.md" && ! -f "$STATIC/explorer/cvae_explorer_data.js" ]]; then
         [[ -d "$ROOT/_build/.jupyter_cache" ]] && echo "build_book: the explorer's data file is missing: re-executing the chapters"
         rm -f "$ROOT/_build/.jupyter_cache.cvae_lib.sha256"
     fi

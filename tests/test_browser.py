@@ -5,7 +5,7 @@ error, without a request outside the book's folder, with every ``<img>`` loaded 
 where it has math, with MathJax's rendering in place of every formula and no raw TeX
 left; in the 1280-pixel window no code cell or printed output may scroll sideways
 (``book/_static/cvae_book.css`` fits them to the column). A screenshot of each page
-goes to ``_build/screenshots/``. The latent explorer (``notebooks/09_explorer.md``)
+goes to ``_build/screenshots/``. The latent explorer (``notebooks/10_explorer.md``)
 must follow a pointer, pin a point on a click, draw samples of a chosen class, decode
 50 random codes as this library's decoder does (to 1e-4), keep up with the pointer at
 20 or more decodes a second (the measured rates are printed), work from a static

@@ -132,7 +132,7 @@ def test_a_decoder_that_ignores_the_style_in_z_fails_the_style_check(templates):
 def test_a_decoder_that_ignores_the_style_in_z_does_not_beat_the_class_templates(
     templates, sample_digits
 ):
-    """Chapter 8's likelihood check, with chapter 8's margin, on the bound chapter 8 computes."""
+    """Chapter 9's likelihood check, with chapter 9's margin, on the bound chapter 9 computes."""
     blind = TemplateModel(templates, styled=False)
     x, y = scored_digits(blind, sample_digits, 100)
     bound = float(importance_weighted_bound(blind, x, y, k=20).mean())

@@ -1,4 +1,4 @@
-/* The latent explorer of the HTML book (notebooks/09_explorer.md).
+/* The latent explorer of the HTML book (notebooks/10_explorer.md).
  *
  * It runs the conditional VAE's decoder in the page, in plain JavaScript, from the
  * layers and weights that cvae_lib/explorer.py writes into window.CVAE_EXPLORER
