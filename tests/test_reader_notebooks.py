@@ -160,6 +160,23 @@ def test_an_included_library_object_becomes_its_source():
     assert text.rstrip().endswith("return loss\n```")
 
 
+def test_an_admonition_becomes_a_paragraph_with_its_title():
+    """The chapters' exercises and solutions are colon-fenced admonitions, a solution with
+    ``:class: dropdown``; the download shows each as a paragraph led by its bold title."""
+    chapter = (ROOT / "notebooks" / "01_theory.md").read_text(encoding="utf-8")
+    assert len(reader_notebook.ADMONITION.findall(chapter)) >= 2
+    text = reader_notebook.degrade_markdown(
+        ":::{admonition} Exercise 1.1\nWork out $a$.\n:::\n\ntext\n\n"
+        ":::{admonition} Solution 1.1\n:class: dropdown\nIt is\n$b$.\n:::",
+        {},
+        {},
+    )
+    assert (
+        text
+        == "**Exercise 1.1.** Work out $a$.\n\ntext\n\n**Solution 1.1.** It is\n$b$."
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

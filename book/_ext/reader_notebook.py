@@ -6,8 +6,9 @@ readable text: a ``{glue:text}`` role becomes the value the chapter glued (forma
 the book formats it), a ``{py:...}`` cross reference becomes the object's name in code
 font, a ``{cite}`` becomes "(Author, year)", a ``{term}`` the term in italics, a
 ``{literalinclude}`` of a library object becomes a Python code block with that object's
-source, and a ``{raw} html`` block becomes a note that points to the book. A first cell
-says what to install and where the notebook runs.
+source, an ``{admonition}`` (the chapters' exercises and their solutions) becomes a
+paragraph that starts with its title in bold, and a ``{raw} html`` block becomes a note
+that points to the book. A first cell says what to install and where the notebook runs.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ TERM = re.compile(r"\{term\}`([^`<]+?)\s*(?:<[^`]*>)?`")
 RAW_HTML = re.compile(r"```\{raw\} html\n.*?\n```", re.DOTALL)
 LITERALINCLUDE = re.compile(
     r"```\{literalinclude\} (?P<path>\S+)\n(?P<options>(?::[^\n]*\n)*)```"
+)
+ADMONITION = re.compile(
+    r"^:::\{admonition\} (?P<title>[^\n]*)\n(?::[^\n]*\n)*(?P<body>.*?)\n:::$",
+    re.DOTALL | re.MULTILINE,
 )
 #: The folder the chapters' relative paths start from.
 CHAPTERS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -153,6 +158,7 @@ def degrade_markdown(text: str, glued: dict[str, str], authors: dict[str, str]) 
     text = CITE.sub(lambda m: citation(m.group(1), authors), text)
     text = TERM.sub(lambda m: f"*{m.group(1)}*", text)
     text = LITERALINCLUDE.sub(included_source, text)
+    text = ADMONITION.sub(lambda m: f"**{m.group('title')}.** {m.group('body')}", text)
     return RAW_HTML.sub(
         "*(An interactive figure here runs in the book's web page.)*", text
     )
