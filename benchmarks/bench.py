@@ -337,6 +337,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_count(parser: argparse.ArgumentParser, flag: str, help=None) -> None:
+    """A positive whole-number option ``--a-name``, its default ``DEFAULTS["a_name"]``."""
+    parser.add_argument(
+        flag,
+        type=_positive_int,
+        default=DEFAULTS[flag.removeprefix("--").replace("-", "_")],
+        help=help,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/bench.py", description=__doc__.splitlines()[0]
@@ -346,36 +356,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one JSON object instead of the summary",
     )
-    parser.add_argument(
-        "--windows",
-        type=_positive_int,
-        default=DEFAULTS["windows"],
-        help="timed windows per path",
-    )
+    _add_count(parser, "--windows", "timed windows per path")
     parser.add_argument(
         "--warmup", type=int, default=DEFAULTS["warmup"], help="untimed windows first"
     )
-    parser.add_argument(
+    _add_count(
+        parser,
         "--window-steps",
-        type=_positive_int,
-        default=DEFAULTS["window_steps"],
-        help="training steps per window (one epoch over that many batches)",
+        "training steps per window (one epoch over that many batches)",
     )
-    parser.add_argument(
-        "--batch-size", type=_positive_int, default=DEFAULTS["batch_size"]
-    )
+    _add_count(parser, "--batch-size")
     parser.add_argument(
         "--data", choices=("sample", "keras", "auto"), default=DEFAULTS["data"]
     )
-    parser.add_argument(
-        "--decode-images",
-        type=_positive_int,
-        default=DEFAULTS["decode_images"],
-        help="latent codes decoded per sampling window",
-    )
-    parser.add_argument(
-        "--decode-batch", type=_positive_int, default=DEFAULTS["decode_batch"]
-    )
+    _add_count(parser, "--decode-images", "latent codes decoded per sampling window")
+    _add_count(parser, "--decode-batch")
     parser.add_argument(
         "--no-reference", action="store_true", help="time the library only"
     )

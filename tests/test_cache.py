@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_settings import save_npz
 
 from cvae_lib import evaluate
 from cvae_lib import judge as judge_lib
@@ -217,13 +218,7 @@ def test_two_processes_train_one_run_once(tmp_path, tiny_digits):
     waits on the lock and then loads the finished run."""
     data = tmp_path / "digits.npz"
     digits = tiny_digits.subset(128, 50)
-    np.savez(
-        data,
-        x_train=digits.x_train,
-        y_train=digits.y_train,
-        x_test=digits.x_test,
-        y_test=digits.y_test,
-    )
+    save_npz(data, digits)
     out, go = tmp_path / "run", tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     racers = [

@@ -66,22 +66,18 @@ def small_data(monkeypatch):
     return calls
 
 
+def train_one_epoch(capsys, out, *options):
+    """``train`` for one epoch on the offline digits into ``out``, with ``options``."""
+    return run(
+        capsys, "train", "--data", "sample", "--epochs", "1", *options, "--out", out
+    )
+
+
 def test_train_defaults_to_the_quick_budget_on_the_offline_digits(
     capsys, tmp_path, small_data
 ):
     out = tmp_path / "run"
-    code, stdout, err = run(
-        capsys,
-        "train",
-        "--data",
-        "sample",
-        "--epochs",
-        "1",
-        "--latent-dim",
-        "2",
-        "--out",
-        out,
-    )
+    code, stdout, err = train_one_epoch(capsys, out, "--latent-dim", "2")
     assert code == 0, err
     assert "batch 128" in stdout
     assert json.loads((out / "config.json").read_text())["train"]["batch_size"] == 128
@@ -89,13 +85,9 @@ def test_train_defaults_to_the_quick_budget_on_the_offline_digits(
 
 def test_train_writes_a_loadable_checkpoint(capsys, tmp_path, small_data):
     out = tmp_path / "runs" / "cli"
-    code, stdout, err = run(
+    code, stdout, err = train_one_epoch(
         capsys,
-        "train",
-        "--data",
-        "sample",
-        "--epochs",
-        "1",
+        out,
         "--batch-size",
         "256",
         "--kl-weighting",
@@ -108,8 +100,6 @@ def test_train_writes_a_loadable_checkpoint(capsys, tmp_path, small_data):
         "0",
         "--class-weight",
         "5",
-        "--out",
-        out,
     )
     assert code == 0, err
     assert small_data == [("sample", {"seed": 2})]

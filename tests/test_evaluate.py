@@ -107,6 +107,20 @@ def test_judge_learns_real_digits_and_is_cached(quick_judge, monkeypatch):
     )
 
 
+def trainings(digits, root, monkeypatch) -> int:
+    """How many judges ``load_or_train_judge`` trains for ``digits``; none is saved, which
+    keeps the module's cached judge intact."""
+    calls = []
+    monkeypatch.setattr(
+        judge_lib,
+        "train_judge",
+        lambda *a, **k: calls.append(1) or judge_lib.make_judge_network(),
+    )
+    monkeypatch.setattr(judge_lib, "save_judge", lambda *a, **k: None)
+    judge_lib.load_or_train_judge(digits, epochs=2, root=root)
+    return len(calls)
+
+
 def test_judge_is_retrained_for_other_training_digits(quick_judge, monkeypatch):
     """Same source and size but another split (which may contain these test digits): not reused."""
     _, digits, root = quick_judge
@@ -118,17 +132,7 @@ def test_judge_is_retrained_for_other_training_digits(quick_judge, monkeypatch):
         digits.source,
         digits.description,
     )
-    calls = []
-    monkeypatch.setattr(
-        judge_lib,
-        "train_judge",
-        lambda *a, **k: calls.append(1) or judge_lib.make_judge_network(),
-    )
-    monkeypatch.setattr(
-        judge_lib, "save_judge", lambda *a, **k: None
-    )  # keep the module's cache intact
-    judge_lib.load_or_train_judge(other, epochs=2, root=root)
-    assert calls == [1]
+    assert trainings(other, root, monkeypatch) == 1
 
 
 def test_judge_is_retrained_when_its_code_changed(quick_judge, monkeypatch):
@@ -136,18 +140,8 @@ def test_judge_is_retrained_when_its_code_changed(quick_judge, monkeypatch):
     assert judge_lib.load_judge(judge_lib.judge_directory(digits, 0, 2, root)).meta[
         "code"
     ] == judge_lib.code_fingerprint(only=judge_lib.JUDGE_MODULES)
-    calls = []
     monkeypatch.setattr(judge_lib, "code_fingerprint", lambda **kwargs: "0" * 64)
-    monkeypatch.setattr(
-        judge_lib,
-        "train_judge",
-        lambda *a, **k: calls.append(1) or judge_lib.make_judge_network(),
-    )
-    monkeypatch.setattr(
-        judge_lib, "save_judge", lambda *a, **k: None
-    )  # keep the module's cache intact
-    judge_lib.load_or_train_judge(digits, epochs=2, root=root)
-    assert calls == [1]
+    assert trainings(digits, root, monkeypatch) == 1
 
 
 def test_corrupt_judge_cache_is_retrained(tmp_path, sample_digits, monkeypatch, capsys):

@@ -21,27 +21,34 @@ from cvae_lib.prior import make_prior_network, prior_distribution
 REFERENCE_COUNTS = {"prior_network": 54, "encoder": 57_893, "decoder": 80_481}
 
 
+def leaky_relu_convs(layer, *specs):
+    """One ``layer`` (a Keras convolution class) with the leaky ReLU for each
+    ``(filters, kernel, strides, padding)`` in ``specs``, in order."""
+    return [
+        layer(
+            filters,
+            kernel,
+            strides=strides,
+            padding=padding,
+            activation=tf.nn.leaky_relu,
+        )
+        for filters, kernel, strides, padding in specs
+    ]
+
+
 def reference_encoder(latent=2, base_depth=16, input_shape=(28, 28, 1)):
     """The encoder of TFP's probabilistic-layers VAE example, as published."""
-    act = tf.nn.leaky_relu
     return keras.Sequential(
         [
             keras.layers.InputLayer(input_shape=input_shape),
             keras.layers.Lambda(lambda x: tf.cast(x, tf.float32) - 0.5),
-            keras.layers.Conv2D(
-                base_depth, 5, strides=1, padding="same", activation=act
-            ),
-            keras.layers.Conv2D(
-                base_depth, 5, strides=2, padding="same", activation=act
-            ),
-            keras.layers.Conv2D(
-                2 * base_depth, 5, strides=1, padding="same", activation=act
-            ),
-            keras.layers.Conv2D(
-                2 * base_depth, 5, strides=2, padding="same", activation=act
-            ),
-            keras.layers.Conv2D(
-                4 * latent, 7, strides=1, padding="valid", activation=act
+            *leaky_relu_convs(
+                keras.layers.Conv2D,
+                (base_depth, 5, 1, "same"),
+                (base_depth, 5, 2, "same"),
+                (2 * base_depth, 5, 1, "same"),
+                (2 * base_depth, 5, 2, "same"),
+                (4 * latent, 7, 1, "valid"),
             ),
             keras.layers.Flatten(),
             keras.layers.Dense(
@@ -54,28 +61,18 @@ def reference_encoder(latent=2, base_depth=16, input_shape=(28, 28, 1)):
 
 def reference_decoder(latent=2, base_depth=16, input_shape=(28, 28, 1)):
     """The decoder of TFP's probabilistic-layers VAE example, as published."""
-    act = tf.nn.leaky_relu
     return keras.Sequential(
         [
             keras.layers.InputLayer(input_shape=[latent]),
             keras.layers.Reshape([1, 1, latent]),
-            keras.layers.Conv2DTranspose(
-                2 * base_depth, 7, strides=1, padding="valid", activation=act
-            ),
-            keras.layers.Conv2DTranspose(
-                2 * base_depth, 5, strides=1, padding="same", activation=act
-            ),
-            keras.layers.Conv2DTranspose(
-                2 * base_depth, 5, strides=2, padding="same", activation=act
-            ),
-            keras.layers.Conv2DTranspose(
-                base_depth, 5, strides=1, padding="same", activation=act
-            ),
-            keras.layers.Conv2DTranspose(
-                base_depth, 5, strides=2, padding="same", activation=act
-            ),
-            keras.layers.Conv2DTranspose(
-                base_depth, 5, strides=1, padding="same", activation=act
+            *leaky_relu_convs(
+                keras.layers.Conv2DTranspose,
+                (2 * base_depth, 7, 1, "valid"),
+                (2 * base_depth, 5, 1, "same"),
+                (2 * base_depth, 5, 2, "same"),
+                (base_depth, 5, 1, "same"),
+                (base_depth, 5, 2, "same"),
+                (base_depth, 5, 1, "same"),
             ),
             keras.layers.Conv2D(
                 filters=1, kernel_size=5, strides=1, padding="same", activation=None

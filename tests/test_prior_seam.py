@@ -83,13 +83,17 @@ def test_it_trains_checkpoints_and_samples_without_other_changes(
     settings = TrainConfig(
         epochs=2, batch_size=128, prior_learning_rate=0.05
     )  # epoch 2 trains the prior
-    model, history, reused = train_or_load(
-        digits,
-        tmp_path / "run",
-        model_config=scaled_gaussian,
-        train_config=settings,
-        progress="none",
-    )
+
+    def train():
+        return train_or_load(
+            digits,
+            tmp_path / "run",
+            model_config=scaled_gaussian,
+            train_config=settings,
+            progress="none",
+        )
+
+    model, history, reused = train()
     assert not reused and len(history.epochs) == 2
     scales = model.prior(tf.range(10)).stddev().numpy()[:, 0]
     assert not np.allclose(scales, 1.0)  # the prior's own variable learned
@@ -105,13 +109,7 @@ def test_it_trains_checkpoints_and_samples_without_other_changes(
         2 * 3.0 * np.sin(np.pi / 10) / scales.mean(), rel=1e-4
     )
     assert sample_images(loaded, 2).shape == (10, 2, 28, 28)
-    _, _, reused = train_or_load(
-        digits,
-        tmp_path / "run",
-        model_config=scaled_gaussian,
-        train_config=settings,
-        progress="none",
-    )
+    _, _, reused = train()  # the same settings again: the finished run is loaded
     assert reused
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_settings import TINY_MODEL, finished_run
+from tiny_settings import TINY_MODEL, finished_run, save_npz
 
 from cvae_lib.cli import main
 from cvae_lib.config import ModelConfig, TrainConfig
@@ -37,13 +37,7 @@ def data_file(tmp_path_factory, tiny_digits):
     """256 training and 100 test digits as an MNIST-format .npz (not the official file)."""
     path = tmp_path_factory.mktemp("data") / "digits.npz"
     digits = tiny_digits.subset(256, 100)
-    np.savez(
-        path,
-        x_train=digits.x_train,
-        y_train=digits.y_train,
-        x_test=digits.x_test,
-        y_test=digits.y_test,
-    )
+    save_npz(path, digits)
     return path
 
 

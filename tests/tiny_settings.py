@@ -1,4 +1,4 @@
-"""Sizes of the tiny models the tests train.
+"""Sizes of the tiny models the tests train, and the small helpers several test files share.
 
 A module of its own, not conftest.py: the notebooks' conftest.py is also imported as
 a top-level ``conftest`` when pytest collects both folders, so ``from conftest
@@ -21,3 +21,16 @@ def finished_run(out_dir, digits, model_config, train_config, model_class=None) 
 
     wanted = run_key(digits, model_config, train_config, model_class or ConditionalVAE)
     return run_state(out_dir, wanted) == "finished"
+
+
+def save_npz(path, digits) -> None:
+    """Write ``digits`` to ``path`` as an MNIST-format .npz (what ``--data PATH`` reads)."""
+    import numpy as np
+
+    np.savez(
+        path,
+        x_train=digits.x_train,
+        y_train=digits.y_train,
+        x_test=digits.x_test,
+        y_test=digits.y_test,
+    )
