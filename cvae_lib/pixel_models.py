@@ -4,7 +4,7 @@ image). Their log-likelihoods are exact, so they say what a latent variable must
 p(x | y) that does no better than its class's template has learned only the class from z.
 
 Both are scored like the VAEs, in nats per digit on the test split binarised once
-(:func:`cvae_lib.train.fixed_binarization`). The probabilities are add-0.5 smoothed (a grey level
+(:func:`cvae_lib.data.fixed_binarization`). The probabilities are add-0.5 smoothed (a grey level
 counts as a fractional count), so no pixel has probability 0 or 1 and every binary digit has a
 finite likelihood."""
 
