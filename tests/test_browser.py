@@ -31,6 +31,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -292,9 +293,17 @@ def test_every_chapter_page_offers_its_executed_notebook(browser, chapter):
 
 
 def luminance(css_colour: str) -> float:
-    """0 (black) to 1 (white), from a computed ``rgb(...)`` or ``rgba(...)`` colour."""
-    red, green, blue = (float(v) for v in css_colour.split("(")[1].split(",")[:3])
+    """0 (black) to 1 (white), from a computed ``rgb(r, g, b)`` or ``rgba(r, g, b, a)``."""
+    red, green, blue = (float(v) for v in re.findall(r"[\d.]+", css_colour)[:3])
     return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
+#: The page's background colour: the body's, or the root's where the body has none.
+PAGE_BACKGROUND = """
+    const opaque = c => !/^rgba\\(.*,\\s*0\\)$/.test(c) && c !== "transparent";
+    const body = getComputedStyle(document.body).backgroundColor;
+    return opaque(body) ? body
+        : getComputedStyle(document.documentElement).backgroundColor;"""
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -310,13 +319,9 @@ def test_every_chapter_reads_in_dark_mode(browser, chapter):
     if not page.is_file():
         unavailable(f"no built chapter at {page}: run scripts/build_book.sh first")
     visit(browser, page.as_uri())
-    light = browser.execute_script(
-        "return getComputedStyle(document.body).backgroundColor"
-    )
+    light = browser.execute_script(PAGE_BACKGROUND)
     browser.execute_script("document.documentElement.dataset.theme = 'dark';")
-    dark = browser.execute_script(
-        "return getComputedStyle(document.body).backgroundColor"
-    )
+    dark = browser.execute_script(PAGE_BACKGROUND)
     assert luminance(light) > 0.8 and luminance(dark) < 0.2, (light, dark)
     screenshot(browser, f"notebooks__{chapter}__dark")
     sources = browser.execute_script(
