@@ -27,7 +27,7 @@ import numpy as np
 from . import sampling
 from .book import EPOCHS_ENV, epochs_override
 from .prior import closest_pair
-from .sampling import GRID_SIZE, manifold_image
+from .sampling import GRID_SIZE, manifold_tiles
 
 __all__ = [
     "claims_asserted",
@@ -118,7 +118,7 @@ def style_in_z(model, digit: int, n: int = GRID_SIZE) -> float:
     the median, over all pairs of neighbouring tiles, of their mean absolute grey-level difference.
     A decoder that reads only the class from z draws the same tile throughout the class's region,
     so most neighbours are equal and the median is 0."""
-    tiles = manifold_image(model, digit, n).reshape(n, 28, n, 28).transpose(0, 2, 1, 3)
+    tiles = manifold_tiles(model, digit, n)
     across = np.abs(np.diff(tiles, axis=1)).mean(axis=(2, 3)).ravel()
     down = np.abs(np.diff(tiles, axis=0)).mean(axis=(2, 3)).ravel()
     return float(np.median(np.concatenate([across, down])))

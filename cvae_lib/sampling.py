@@ -108,15 +108,17 @@ def manifold_latents(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
     return z.astype(np.float32)
 
 
-def manifold_image(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
-    """The n x n grid of decoded digits as one (n * height, n * width) image."""
+def manifold_tiles(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
+    """The decoded digits of the n x n grid, shape (n, n, height, width): row i, column j."""
     z = manifold_latents(model, digit, n)
     tiles = decode_images(
         model, z.reshape(n * n, -1), np.full(n * n, check_digit(digit))
     )
-    height, width = tiles.shape[1:]
-    return (
-        tiles.reshape(n, n, height, width)
-        .transpose(0, 2, 1, 3)
-        .reshape(n * height, n * width)
-    )
+    return tiles.reshape(n, n, *tiles.shape[1:])
+
+
+def manifold_image(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
+    """The n x n grid of decoded digits as one (n * height, n * width) image."""
+    tiles = manifold_tiles(model, digit, n)
+    height, width = tiles.shape[2:]
+    return tiles.transpose(0, 2, 1, 3).reshape(n * height, n * width)

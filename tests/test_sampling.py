@@ -163,3 +163,10 @@ def test_bernoulli_samples_draw_each_pixel_at_its_probability():
     np.testing.assert_allclose(drawn.mean(axis=0), means[0], atol=0.04)
     assert drawn[:, 0].max() == 0 and drawn[:, -1].min() == 1
     np.testing.assert_array_equal(drawn, sampling.bernoulli_samples(means, seed=3))
+
+
+def test_manifold_image_assembles_the_tiles(tiny_model):
+    tiles = sampling.manifold_tiles(tiny_model, 4, n=3)
+    image = sampling.manifold_image(tiny_model, 4, n=3)
+    assert tiles.shape == (3, 3, 28, 28)
+    np.testing.assert_array_equal(image[28:56, 56:84], tiles[1, 2])  # row 1, column 2
