@@ -12,8 +12,14 @@ from .errors import CvaeError, check_positive_int
 
 #: KL weightings understood by :class:`~cvae_lib.model.ConditionalVAE`.
 KL_WEIGHTINGS = ("elbo", "reference")
-#: Which codes the class term classifies: z ~ q(z | x), or z ~ N(mu_y, I) as generation draws them.
-CLASS_CODES = ("posterior", "prior")
+#: Which codes the class term classifies: z ~ q(z | x), its mean, or z ~ p(z | y) as
+#: generation draws them.
+CLASS_CODES = ("posterior", "posterior_mean", "prior")
+#: What the warm-up ramps from 0 to 1: the reconstruction's weight, or the KL's (Bowman et al.).
+WARMUP_SHAPES = ("reconstruction", "kl")
+#: The encoder and decoder's learning rate over training: constant, or a linear warm-up over
+#: the first 5% of steps then a cosine decay to zero (Loshchilov and Hutter).
+LR_SCHEDULES = ("constant", "cosine")
 #: The one image shape the networks, the judge and the figures are built for.
 IMAGE_SHAPE = (28, 28, 1)
 #: Training digits from which a data set counts as full MNIST for :meth:`TrainConfig.for_data`.
@@ -81,7 +87,13 @@ class TrainConfig:
     prior_init_radius: float = 10.0
     class_weight: float = 20.0
     class_codes: str = "posterior"
+    #: The class weight at the last epoch, reached linearly after the warm-up (None: constant).
+    class_weight_final: float | None = None
     warmup_fraction: float = 1 / 3
+    warmup_shape: str = "reconstruction"
+    lr_schedule: str = "constant"
+    #: Nats of KL per image that cost nothing (the batch's mean KL counts from there).
+    free_bits: float = 0.0
     kl_weighting: str = "elbo"
     binarize: bool = True
     seed: int = 0
@@ -95,6 +107,8 @@ class TrainConfig:
         for name, choices in (
             ("class_codes", CLASS_CODES),
             ("kl_weighting", KL_WEIGHTINGS),
+            ("warmup_shape", WARMUP_SHAPES),
+            ("lr_schedule", LR_SCHEDULES),
         ):
             if getattr(self, name) not in choices:
                 raise CvaeError(
@@ -110,8 +124,11 @@ class TrainConfig:
         for name in (
             "prior_learning_rate",
             "class_weight",
-        ):  # 0: frozen prior / no class term
+            "free_bits",
+        ):  # 0: frozen prior / no class term / no free bits
             _check_number(self, name, "a number >= 0", lambda v: v >= 0)
+        if self.class_weight_final is not None:
+            _check_number(self, "class_weight_final", "a number >= 0", lambda v: v >= 0)
 
     @classmethod
     def for_data(cls, n_train: int, **settings) -> "TrainConfig":

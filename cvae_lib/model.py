@@ -35,6 +35,13 @@ class ConditionalVAE(tf.Module):
         self.recon_weight = tf.Variable(
             1.0, trainable=False, dtype=tf.float32, name="recon_weight"
         )
+        # The KL's and the class term's weights, which the warm-up and schedule set likewise.
+        self.kl_anneal = tf.Variable(
+            1.0, trainable=False, dtype=tf.float32, name="kl_anneal"
+        )
+        self.class_weight = tf.Variable(
+            float(train.class_weight), trainable=False, name="class_weight"
+        )
 
     # The baselines (cvae_lib.baselines) override these hooks.
     def _make_prior(self) -> Prior:
@@ -107,6 +114,8 @@ class ConditionalVAE(tf.Module):
         kl = tfd.kl_divergence(posterior, prior)
         if self.train_config.class_codes == "prior":
             z = prior.sample(seed=tf.random.experimental.stateless_fold_in(seed, 1))
+        elif self.train_config.class_codes == "posterior_mean":
+            z = posterior.mean()
         return reconstruction, kl, self.class_nll(z, labels)
 
     def class_nll(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -130,11 +139,15 @@ class ConditionalVAE(tf.Module):
         kl_weight = 1.0
         if self.train_config.kl_weighting == "reference":
             kl_weight = 1.0 / tf.cast(tf.shape(kl)[0], kl.dtype)
-        loss = self.recon_weight * tf.reduce_mean(
-            reconstruction
-        ) + kl_weight * tf.reduce_mean(kl)
-        if class_nll is not None and self.train_config.class_weight:
-            loss += self.train_config.class_weight * tf.reduce_mean(class_nll)
+        kl_term = tf.maximum(tf.reduce_mean(kl), self.train_config.free_bits)
+        loss = (
+            self.recon_weight * tf.reduce_mean(reconstruction)
+            + self.kl_anneal * kl_weight * kl_term
+        )
+        if class_nll is not None and (
+            self.train_config.class_weight or self.train_config.class_weight_final
+        ):
+            loss += self.class_weight * tf.reduce_mean(class_nll)
         return loss
 
     @property

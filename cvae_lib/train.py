@@ -139,7 +139,8 @@ def train(
     # Same seed, data and machine give the same weights, bit for bit (process-wide and permanent).
     tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(config.seed)
-    optimizer = keras.optimizers.Adam(config.learning_rate)
+    steps = steps_per_epoch(len(digits.x_train), config.batch_size)
+    optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps))
     warmup = config.warmup_epochs
     # The optimizer copies a learning rate passed in: the warm-up switches its own variable.
     prior_optimizer = keras.optimizers.Adam(
@@ -161,7 +162,7 @@ def train(
         callback(model, history.epochs[-1])
     show = _progress_shower(progress, config.epochs, stream)
     for epoch in range(first, config.epochs + 1):
-        model.recon_weight.assign(min(1.0, (epoch - 1) / warmup) if warmup else 1.0)
+        set_epoch_weights(model, config, epoch)
         if epoch == warmup + 1:
             prior_optimizer.learning_rate.assign(
                 config.prior_learning_rate
@@ -174,6 +175,32 @@ def train(
         if callback is not None:
             callback(model, record)
     return history
+
+
+def learning_rate_schedule(config, steps_per_epoch: int):
+    """The encoder and decoder's learning rate: a number, or Keras's warm-up and cosine decay."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    total = config.epochs * steps_per_epoch
+    warm = max(1, total // 20)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, total - warm, warmup_target=config.learning_rate, warmup_steps=warm
+    )
+
+
+def set_epoch_weights(model, config, epoch: int) -> None:
+    """The objective's weights for ``epoch``: the warm-up's ramp (of the reconstruction or
+    the KL) and the class weight, linear from ``class_weight`` to ``class_weight_final``
+    over the epochs after the warm-up."""
+    warmup = config.warmup_epochs
+    ramp = min(1.0, (epoch - 1) / warmup) if warmup else 1.0
+    model.recon_weight.assign(ramp if config.warmup_shape == "reconstruction" else 1.0)
+    model.kl_anneal.assign(ramp if config.warmup_shape == "kl" else 1.0)
+    weight = config.class_weight
+    if config.class_weight_final is not None and epoch > warmup:
+        share = (epoch - warmup - 1) / max(1, config.epochs - warmup - 1)
+        weight += share * (config.class_weight_final - weight)
+    model.class_weight.assign(weight)
 
 
 def _progress_shower(progress: str, epochs: int, stream):
@@ -262,6 +289,8 @@ class _EpochRunner:
             )[2],
             "prior_learning_rate": float(self.prior_optimizer.learning_rate.numpy()),
             "recon_weight": float(model.recon_weight.numpy()),
+            "kl_anneal": float(model.kl_anneal.numpy()),
+            "class_weight": float(model.class_weight.numpy()),
         }
         if not all(math.isfinite(v) for v in record.values()) or not all(
             np.isfinite(v.numpy()).all() for v in model.trainable_variables

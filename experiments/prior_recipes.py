@@ -58,6 +58,25 @@ RECIPES = {
     },
 }
 
+#: The search for the default recipe, at the quick profile's budget (20 epochs of batch
+#: 128) unless a recipe sets its own: the default, then one change each.
+_QUICK = {**_CIRCLE_10, "class_weight": 20.0, "epochs": 20, "batch_size": 128}
+SEARCH = {
+    "default": _QUICK,
+    "cosine": {**_QUICK, "lr_schedule": "cosine"},
+    "cosine-lr6": {**_QUICK, "lr_schedule": "cosine", "learning_rate": 6e-3},
+    "kl-warmup": {**_QUICK, "warmup_shape": "kl"},
+    "warmup-15": {**_QUICK, "warmup_fraction": 0.15},
+    "mean-codes": {**_QUICK, "class_codes": "posterior_mean"},
+    "full-cov": {**_QUICK, "prior": "full_gaussian"},
+    "free-bits-4": {**_QUICK, "free_bits": 4.0},
+    "batch-64": {**_QUICK, "batch_size": 64},
+    "epochs-30": {**_QUICK, "epochs": 30},
+    "radius-5": {**_QUICK, "prior_init_radius": 5.0},
+    "class-20-to-5": {**_QUICK, "class_weight_final": 5.0},
+}
+RECIPES.update({f"search-{name}": settings for name, settings in SEARCH.items()})
+
 IW_K, IW_DIGITS, PER_CLASS = 200, 500, 500
 
 
@@ -77,11 +96,19 @@ def measure(recipe: str, seed: int, epochs: int, batch_size: int = 256) -> dict:
     from cvae_lib.sampling import class_means, class_separation
     from cvae_lib.train import evaluate_elbo, train
 
+    from cvae_lib.store.fingerprint import code_fingerprint
+
     digits = load_digits("sample")
-    config = dataclasses.replace(
-        TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size), **RECIPES[recipe]
+    settings = {"epochs": epochs, "batch_size": batch_size, **RECIPES[recipe]}
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    model_config = ModelConfig(
+        **{k: v for k, v in settings.items() if k in model_fields}
     )
-    model = ConditionalVAE(ModelConfig(), config)
+    config = TrainConfig(
+        seed=seed, **{k: v for k, v in settings.items() if k not in model_fields}
+    )
+    epochs = config.epochs
+    model = ConditionalVAE(model_config, config)
     start_means = class_means(model).copy()
     started = time.perf_counter()
     history = train(model, digits, progress="lines", stream=sys.stderr)
@@ -97,6 +124,8 @@ def measure(recipe: str, seed: int, epochs: int, batch_size: int = 256) -> dict:
         "seed": seed,
         "epochs": epochs,
         "settings": dataclasses.asdict(config),
+        "model": dataclasses.asdict(model_config),
+        "fingerprint": code_fingerprint(),
         "conditional_accuracy": judged.accuracy,
         "per_class_accuracy": judged.per_class.tolist(),
         "samples_per_class": PER_CLASS,
@@ -161,11 +190,13 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
         for seed in args.seeds:
-            batch = f"-b{args.batch_size}" if args.batch_size != 256 else ""
-            path = RESULTS / f"{recipe}-e{args.epochs}{batch}-seed{seed}.json"
+            epochs = RECIPES[recipe].get("epochs", args.epochs)
+            batch_size = RECIPES[recipe].get("batch_size", args.batch_size)
+            batch = f"-b{batch_size}" if batch_size != 256 else ""
+            path = RESULTS / f"{recipe}-e{epochs}{batch}-seed{seed}.json"
             if path.exists():
                 continue
-            record = measure(recipe, seed, args.epochs, args.batch_size)
+            record = measure(recipe, seed, epochs, batch_size)
             path.write_text(json.dumps(record, indent=1))
             print(
                 f"{recipe} seed {seed}: judged {record['conditional_accuracy']:.3f} "
