@@ -1,7 +1,7 @@
 """The two baselines the book compares the conditional-prior VAE against, and the model
 kinds a checkpoint may hold (:data:`MODEL_KINDS`). Both keep its encoder, decoder and
 negative ELBO, have the prior N(0, I) (the ``"standard_normal"`` prior family), are
-trained with :func:`standard_train_config`, and differ in *where the label goes*:
+trained with :func:`standard_train_config` and :func:`standard_model_config`, and differ in *where the label goes*:
 
 - :class:`UnconditionalVAE` (``"vae"``): nowhere in training, so the ELBO bounds -log p(x);
   class y is generated from N(mu_y, I), mu_y the mean encoding of its training
@@ -19,21 +19,28 @@ import dataclasses
 import numpy as np
 
 from .backend import keras, tf, tfd
-from .config import TrainConfig
+from .config import ModelConfig, TrainConfig
 from .data import fixed_binarization
 from .decoder import make_decoder
 from .encoder import make_encoder, posterior_distribution
 from .model import ConditionalVAE
 from .prior import Prior, StandardNormalPrior, prior_distribution
 
-#: Their training settings: the reference's Adam learning rate, no warm-up, no class term.
-STANDARD_TRAINING = {"learning_rate": 1e-3, "warmup_fraction": 0.0, "class_weight": 0.0}
+#: Their training settings: the reference's Adam learning rate, no warm-up ...
+STANDARD_TRAINING = {"learning_rate": 1e-3, "warmup_fraction": 0.0}
+#: ... and no class term in their loss.
+STANDARD_LOSS = {"class_weight": 0.0}
 
 
 def standard_train_config(settings: TrainConfig) -> TrainConfig:
     """``settings`` with :data:`STANDARD_TRAINING`: the book's warm-up and class term keep class
     means apart, which these models lack; with them the label-input CVAE ignored z, then diverged."""
     return dataclasses.replace(settings, **STANDARD_TRAINING)
+
+
+def standard_model_config(config: ModelConfig) -> ModelConfig:
+    """``config`` with :data:`STANDARD_LOSS` (see :func:`standard_train_config`)."""
+    return dataclasses.replace(config, **STANDARD_LOSS)
 
 
 class _StandardNormalPrior(ConditionalVAE):
@@ -81,7 +88,7 @@ class UnconditionalVAE(_StandardNormalPrior):
         self, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000
     ) -> np.ndarray:
         """Per-class average of E[z | x] over ``images`` (binarised as in training), (classes, latent)."""
-        if self.train_config.binarize:
+        if self.config.binarize:
             images = fixed_binarization(images)
         means = np.concatenate(
             [
@@ -109,14 +116,14 @@ class SohnCVAE(_StandardNormalPrior):
     def _make_encoder(self) -> keras.Model:
         return make_encoder(
             self.config,
-            seed=self.train_config.seed,
+            seed=self.seed,
             extra_inputs=self.config.num_classes,
         )
 
     def _make_decoder(self) -> keras.Model:
         return make_decoder(
             self.config,
-            seed=self.train_config.seed,
+            seed=self.seed,
             extra_inputs=self.config.num_classes,
         )
 

@@ -97,9 +97,12 @@ def cmd_train(args) -> None:
         **budget,
         learning_rate=args.learning_rate,
         prior_learning_rate=args.prior_learning_rate,
+        seed=args.seed,
+    )
+    model_config = config.ModelConfig(
+        latent_dim=args.latent_dim,
         class_weight=args.class_weight,
         kl_weighting=args.kl_weighting,
-        seed=args.seed,
     )
     announce = (
         f"training on {digits.description} for {train_config.epochs} epochs, "
@@ -108,7 +111,7 @@ def cmd_train(args) -> None:
     _, history, _ = train_or_load(
         digits,
         args.out,
-        model_config=config.ModelConfig(latent_dim=args.latent_dim),
+        model_config=model_config,
         train_config=train_config,
         progress="lines",
         announce=announce,
@@ -229,7 +232,7 @@ def _add_train(sub) -> None:
 def _add_training_settings(train) -> None:
     """The model's and training's settings; the budget's defaults follow
     :meth:`~cvae_lib.config.TrainConfig.for_data`."""
-    defaults = config.TrainConfig()
+    defaults, model = config.TrainConfig(), config.ModelConfig()
     full, small = (
         config.TrainConfig.for_data(n)
         for n in (config.FULL_DATA_SIZE, config.FULL_DATA_SIZE - 1)
@@ -254,13 +257,13 @@ def _add_training_settings(train) -> None:
     train.add_argument(
         "--class-weight",
         type=_non_negative_float,
-        default=defaults.class_weight,
+        default=model.class_weight,
         help="weight of the prior's class term -log p(y|z), not part of the ELBO (0: off)",
     )
     train.add_argument(
         "--kl-weighting",
         choices=config.KL_WEIGHTINGS,
-        default=defaults.kl_weighting,
+        default=model.kl_weighting,
         help="elbo (correct) or reference (KL x 1/batch, the reference recipe's mistake)",
     )
     train.add_argument("--latent-dim", type=_positive_int, default=2)

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from .baselines import SohnCVAE, UnconditionalVAE, standard_train_config
-from .config import TrainConfig
+from .baselines import (
+    SohnCVAE,
+    UnconditionalVAE,
+    standard_model_config,
+    standard_train_config,
+)
+from .config import ModelConfig, TrainConfig
 from .model import ConditionalVAE
 from .store.files import run_directory
 from .store.runs import train_or_load
@@ -20,18 +25,23 @@ LABEL_FREE = "(c) unconditional VAE"
 SOHN = "(d) label-input CVAE"
 
 
-def comparison_recipes(settings: TrainConfig) -> dict:
+def comparison_recipes(
+    settings: TrainConfig, model_config: ModelConfig = ModelConfig()
+) -> dict:
     """Name -> :func:`~cvae_lib.store.runs.train_or_load` arguments of each recipe at ``settings``
     (the profile's); the book's own model is ``None``: it is the profile's run."""
+    standard = dict(
+        model_config=standard_model_config(model_config),
+        train_config=standard_train_config(settings),
+    )
     return {
         BOOK: None,
         REFERENCE_KL: dict(
-            train_config=dataclasses.replace(settings, kl_weighting="reference")
+            model_config=dataclasses.replace(model_config, kl_weighting="reference"),
+            train_config=settings,
         ),
-        LABEL_FREE: dict(
-            train_config=standard_train_config(settings), model_class=UnconditionalVAE
-        ),
-        SOHN: dict(train_config=standard_train_config(settings), model_class=SohnCVAE),
+        LABEL_FREE: dict(**standard, model_class=UnconditionalVAE),
+        SOHN: dict(**standard, model_class=SohnCVAE),
     }
 
 
@@ -39,7 +49,7 @@ def comparison_directory(profile: str, recipe: dict, root=None):
     """The run directory of one of :func:`comparison_recipes`' recipes."""
     kind = recipe.get("model_class", ConditionalVAE).kind
     return run_directory(
-        f"{profile}-compare-{kind}-{recipe['train_config'].kl_weighting}", root
+        f"{profile}-compare-{kind}-{recipe['model_config'].kl_weighting}", root
     )
 
 

@@ -37,10 +37,19 @@ def _check_number(config, name: str, wanted: str, valid) -> None:
         raise CvaeError(f"{name} must be {wanted}, got {value!r}")
 
 
+def _check_choices(config, fields) -> None:
+    """A one-line error unless each ``config.<name>`` is one of its ``choices``."""
+    for name, choices in fields:
+        if getattr(config, name) not in choices:
+            raise CvaeError(
+                f"{name} must be one of {', '.join(choices)}, got {getattr(config, name)!r}"
+            )
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of the networks; defaults are the reference design. Images are MNIST's
-    (:data:`IMAGE_SHAPE`); the number of classes may differ."""
+    """The model: its networks' shape (defaults are the reference design), its prior and
+    its loss. Images are MNIST's (:data:`IMAGE_SHAPE`); the number of classes may differ."""
 
     latent_dim: int = 2
     base_depth: int = 16
@@ -49,10 +58,25 @@ class ModelConfig:
     image_shape: tuple = (28, 28, 1)
     #: The family of p(z | y), by its registered name (:data:`cvae_lib.prior.PRIOR_FAMILIES`).
     prior: str = "unit_gaussian"
+    #: Radius of the circle the class means start on (0: where Glorot puts them).
+    prior_init_radius: float = 10.0
+    #: The loss (:mod:`cvae_lib.model`): the class term's weight and codes, the KL's
+    #: weighting, free bits, and whether pixels are binarised (Bernoulli on 0/1 images).
+    class_weight: float = 20.0
+    class_codes: str = "posterior"
+    kl_weighting: str = "elbo"
+    #: Nats of KL per image that cost nothing (the batch's mean KL counts from there).
+    free_bits: float = 0.0
+    binarize: bool = True
 
     def __post_init__(self):
         for name in ("latent_dim", "base_depth", "kernel_size", "num_classes"):
             check_positive_int(getattr(self, name), name, allow_numpy=False)
+        _check_choices(
+            self, (("class_codes", CLASS_CODES), ("kl_weighting", KL_WEIGHTINGS))
+        )
+        for name in ("prior_init_radius", "class_weight", "free_bits"):
+            _check_number(self, name, "a number >= 0", lambda v: v >= 0)
         if not isinstance(self.prior, str) or not self.prior:
             raise CvaeError(
                 f"prior must be the name of a prior family, got {self.prior!r}"
@@ -77,25 +101,20 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How the networks are trained. See :mod:`cvae_lib.train` for why these defaults; the
-    budget (epochs and batch size) for a data set comes from :meth:`for_data`."""
+    """The training schedule, which :func:`cvae_lib.train.train` reads. See
+    :mod:`cvae_lib.train` for why these defaults; the budget (epochs and batch size) for a
+    data set comes from :meth:`for_data`."""
 
     epochs: int = 15
     batch_size: int = 256
     learning_rate: float = 3e-3
+    #: The class means' learning rate after the warm-up (0: frozen means).
     prior_learning_rate: float = 1e-3
-    prior_init_radius: float = 10.0
-    class_weight: float = 20.0
-    class_codes: str = "posterior"
     #: The class weight at the last epoch, reached linearly after the warm-up (None: constant).
     class_weight_final: float | None = None
     warmup_fraction: float = 1 / 3
     warmup_shape: str = "reconstruction"
     lr_schedule: str = "constant"
-    #: Nats of KL per image that cost nothing (the batch's mean KL counts from there).
-    free_bits: float = 0.0
-    kl_weighting: str = "elbo"
-    binarize: bool = True
     seed: int = 0
 
     @property
@@ -104,29 +123,16 @@ class TrainConfig:
         return int(round(self.warmup_fraction * self.epochs))
 
     def __post_init__(self):
-        for name, choices in (
-            ("class_codes", CLASS_CODES),
-            ("kl_weighting", KL_WEIGHTINGS),
-            ("warmup_shape", WARMUP_SHAPES),
-            ("lr_schedule", LR_SCHEDULES),
-        ):
-            if getattr(self, name) not in choices:
-                raise CvaeError(
-                    f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}"
-                )
+        _check_choices(
+            self, (("warmup_shape", WARMUP_SHAPES), ("lr_schedule", LR_SCHEDULES))
+        )
         _check_number(
             self, "warmup_fraction", "a number in [0, 1)", lambda v: 0 <= v < 1
         )
-        _check_number(self, "prior_init_radius", "a number >= 0", lambda v: v >= 0)
         for name in ("epochs", "batch_size"):
             check_positive_int(getattr(self, name), name, allow_numpy=False)
         _check_number(self, "learning_rate", "a positive number", lambda v: v > 0)
-        for name in (
-            "prior_learning_rate",
-            "class_weight",
-            "free_bits",
-        ):  # 0: frozen prior / no class term / no free bits
-            _check_number(self, name, "a number >= 0", lambda v: v >= 0)
+        _check_number(self, "prior_learning_rate", "a number >= 0", lambda v: v >= 0)
         if self.class_weight_final is not None:
             _check_number(self, "class_weight_final", "a number >= 0", lambda v: v >= 0)
 
@@ -146,24 +152,34 @@ class TrainConfig:
         )
 
 
-def to_dict(model: ModelConfig, train: TrainConfig, **extra) -> dict:
-    """The JSON-ready record written to ``config.json``."""
+#: The format of a ``config.json`` record; the loss settings moved into the model's part in 2.
+FORMAT = "cvae_lib/2"
+
+
+def to_dict(model: ModelConfig, train: TrainConfig | None, **extra) -> dict:
+    """The JSON-ready record written to ``config.json`` (``train`` None: not trained)."""
     return {
-        "format": "cvae_lib/1",
+        "format": FORMAT,
         "model": dataclasses.asdict(model),
-        "train": dataclasses.asdict(train),
+        "train": None if train is None else dataclasses.asdict(train),
         **extra,
     }
 
 
-def from_dict(record: dict) -> tuple[ModelConfig, TrainConfig]:
+def from_dict(record: dict) -> tuple[ModelConfig, TrainConfig | None]:
     """Inverse of :func:`to_dict`; raises :class:`~cvae_lib.errors.CvaeError` on a foreign record."""
-    if not isinstance(record, dict) or record.get("format") != "cvae_lib/1":
+    written = record.get("format") if isinstance(record, dict) else None
+    if written != FORMAT:
         raise CvaeError(
-            "config.json was not written by cvae_lib (missing format 'cvae_lib/1')"
+            f"config.json was written by an older cvae_lib (format {written!r}); train again"
+            if isinstance(written, str) and written.startswith("cvae_lib/")
+            else f"config.json was not written by cvae_lib (missing format {FORMAT!r})"
         )
     try:
-        return ModelConfig(**record["model"]), TrainConfig(**record["train"])
+        train = record["train"]
+        return ModelConfig(**record["model"]), (
+            None if train is None else TrainConfig(**train)
+        )
     except (KeyError, TypeError, ValueError) as err:
         raise CvaeError(
             f"config.json is incomplete or has unknown fields: {err}"

@@ -82,11 +82,7 @@ def scored_digits(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The test split as the model is scored on it: binarised once, reproducibly, then the
     first ``n`` (cut after binarising, so they are the first ``n`` of the full evaluation)."""
-    x = (
-        fixed_binarization(digits.x_test)
-        if model.train_config.binarize
-        else digits.x_test
-    )
+    x = fixed_binarization(digits.x_test) if model.config.binarize else digits.x_test
     return x[:n], digits.y_test[:n]
 
 

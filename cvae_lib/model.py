@@ -10,7 +10,7 @@ training objective; reported losses are always the true per-image ELBO parts."""
 from __future__ import annotations
 
 from .backend import keras, tf, tfd
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig
 from .decoder import make_decoder
 from .encoder import make_encoder, posterior_distribution
 from .prior import Prior, make_prior
@@ -22,12 +22,9 @@ class ConditionalVAE(tf.Module):
     #: Short name used in checkpoints, so a checkpoint of one model kind never loads as another.
     kind = "cvae"
 
-    def __init__(
-        self, config: ModelConfig = ModelConfig(), train: TrainConfig = TrainConfig()
-    ):
+    def __init__(self, config: ModelConfig = ModelConfig(), *, seed: int = 0):
         super().__init__(name=self.kind)
-        self.config = config
-        self.train_config = train
+        self.config, self.seed = config, seed
         self.class_prior = self._make_prior()
         self.encoder = self._make_encoder()
         self.decoder = self._make_decoder()
@@ -40,22 +37,18 @@ class ConditionalVAE(tf.Module):
             1.0, trainable=False, dtype=tf.float32, name="kl_anneal"
         )
         self.class_weight = tf.Variable(
-            float(train.class_weight), trainable=False, name="class_weight"
+            float(config.class_weight), trainable=False, name="class_weight"
         )
 
     # The baselines (cvae_lib.baselines) override these hooks.
     def _make_prior(self) -> Prior:
-        return make_prior(
-            self.config,
-            self.train_config.prior_init_radius,
-            seed=self.train_config.seed,
-        )
+        return make_prior(self.config, self.config.prior_init_radius, seed=self.seed)
 
     def _make_encoder(self) -> keras.Model:
-        return make_encoder(self.config, seed=self.train_config.seed)
+        return make_encoder(self.config, seed=self.seed)
 
     def _make_decoder(self) -> keras.Model:
-        return make_decoder(self.config, seed=self.train_config.seed)
+        return make_decoder(self.config, seed=self.seed)
 
     def networks(self) -> dict[str, keras.Model]:
         """Named networks, in checkpoint order."""
@@ -112,9 +105,9 @@ class ConditionalVAE(tf.Module):
         )
         prior = self.prior(labels)
         kl = tfd.kl_divergence(posterior, prior)
-        if self.train_config.class_codes == "prior":
+        if self.config.class_codes == "prior":
             z = prior.sample(seed=tf.random.experimental.stateless_fold_in(seed, 1))
-        elif self.train_config.class_codes == "posterior_mean":
+        elif self.config.class_codes == "posterior_mean":
             z = posterior.mean()
         return reconstruction, kl, self.class_nll(z, labels)
 
@@ -137,16 +130,14 @@ class ConditionalVAE(tf.Module):
         """The scalar training minimises, per image: ``recon_weight * reconstruction + kl_weight *
         KL + class_weight * class_nll``, the negative ELBO when the weights are 1, 1 and 0."""
         kl_weight = 1.0
-        if self.train_config.kl_weighting == "reference":
+        if self.config.kl_weighting == "reference":
             kl_weight = 1.0 / tf.cast(tf.shape(kl)[0], kl.dtype)
-        kl_term = tf.maximum(tf.reduce_mean(kl), self.train_config.free_bits)
+        kl_term = tf.maximum(tf.reduce_mean(kl), self.config.free_bits)
         loss = (
             self.recon_weight * tf.reduce_mean(reconstruction)
             + self.kl_anneal * kl_weight * kl_term
         )
-        if class_nll is not None and (
-            self.train_config.class_weight or self.train_config.class_weight_final
-        ):
+        if class_nll is not None:
             loss += self.class_weight * tf.reduce_mean(class_nll)
         return loss
 

@@ -281,3 +281,36 @@ def schedule_figure(history, size: tuple = (10.0, 3.0)) -> Figure:
         ax.set_title(title, fontsize=10)
         ax.set(xlabel="epoch", ylim=(0, None))
     return fig
+
+
+def frontier_figure(
+    points: dict, references: dict, accuracy_line: float | None = None, size=(7.0, 4.6)
+) -> Figure:
+    """Judged accuracy against test negative ELBO, one marker per recipe: ``points`` maps a
+    label to ``(elbos, accuracies)`` over its seeds (mean, with a standard-deviation bar
+    when there are several); ``references`` maps a label to the nats of a baseline, drawn
+    as a vertical line; ``accuracy_line`` is the judge's accuracy on real digits."""
+    fig = new_figure(size)
+    ax = fig.add_subplot()
+    for label, (elbos, accuracies) in points.items():
+        elbos, accuracies = np.asarray(elbos, float), np.asarray(accuracies, float)
+        several = len(elbos) > 1
+        ax.errorbar(
+            elbos.mean(),
+            accuracies.mean(),
+            xerr=elbos.std(ddof=1) if several else None,
+            yerr=accuracies.std(ddof=1) if several else None,
+            fmt="o" if several else "x",
+            capsize=3,
+            label=label,
+        )
+    for i, (label, nats) in enumerate(references.items()):
+        ax.axvline(nats, color="0.4", linestyle=("--", ":", "-.")[i % 3], label=label)
+    if accuracy_line is not None:
+        ax.axhline(
+            accuracy_line, color="0.6", linewidth=0.8, label="judge on real digits"
+        )
+    ax.set_xlabel("test negative ELBO, nats per digit (lower is better)")
+    ax.set_ylabel("generated digits judged as asked")
+    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return fig

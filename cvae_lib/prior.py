@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import keras, tf, tfb, tfd
+from .backend import keras, tf, tfd
 from .config import ModelConfig
 from .errors import CvaeError
 
@@ -133,43 +133,6 @@ class UnitGaussianPrior(Prior):
         return -0.5 * tf.reduce_sum(tf.square(z[:, None, :] - means[None]), axis=-1)
 
 
-class FullGaussianPrior(UnitGaussianPrior):
-    """N(mu_y, Sigma_y): the unit family's means, and a learned scale per class, a lower-
-    triangular L_y with positive diagonal (Sigma_y = L_y L_y^T) as the encoder's; a linear
-    map of the one-hot label, zero at the start, gives L_y = I. The class term
-    becomes a quadratic discriminant."""
-
-    def __init__(self, config: ModelConfig, init_radius: float = 0.0, seed: int = 0):
-        super().__init__(config, init_radius, seed)
-        d = config.latent_dim
-        self.scale_network = keras.Sequential(
-            [
-                keras.layers.InputLayer(input_shape=(config.num_classes,)),
-                keras.layers.Dense(
-                    d * (d + 1) // 2,
-                    use_bias=False,
-                    kernel_initializer="zeros",
-                    name="prior_scale",
-                ),
-            ],
-            name="prior_scale_network",
-        )
-        self.to_scale = tfb.FillScaleTriL(diag_bijector=tfb.Exp(), diag_shift=None)
-
-    def networks(self) -> dict[str, keras.Model]:
-        return {**super().networks(), "prior_scale_network": self.scale_network}
-
-    def distribution(self, labels: tf.Tensor) -> tfd.Distribution:
-        one_hot = tf.one_hot(tf.cast(labels, tf.int32), self.config.num_classes)
-        return tfd.MultivariateNormalTriL(
-            loc=self.network(one_hot),
-            scale_tril=self.to_scale(self.scale_network(one_hot)),
-        )
-
-    def class_log_probs(self, z: tf.Tensor) -> tf.Tensor:
-        return Prior.class_log_probs(self, z)
-
-
 class StandardNormalPrior(Prior):
     """N(0, I) for every class: nothing learned, no class regions."""
 
@@ -195,7 +158,6 @@ def register_prior(name: str, family: type) -> type:
 
 register_prior("unit_gaussian", UnitGaussianPrior)
 register_prior("standard_normal", StandardNormalPrior)
-register_prior("full_gaussian", FullGaussianPrior)
 
 
 def make_prior(config: ModelConfig, init_radius: float = 0.0, seed: int = 0) -> Prior:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import GPUS, keras, tf
+from .config import TrainConfig
 from .data import (
     Digits,
     binarize,
@@ -119,6 +120,7 @@ def evaluate_elbo(
 def train(
     model,
     digits: Digits,
+    config: TrainConfig | None = None,
     *,
     progress: str = "lines",
     jit_compile: bool | None = None,
@@ -126,14 +128,16 @@ def train(
     stream=None,
     state_dir=None,
 ) -> History:
-    """Train ``model`` on ``digits`` for the schedule of ``model.train_config``; returns its
-    :class:`History`. ``callback(model, record)`` runs after each epoch; ``state_dir`` keeps a
-    :class:`TrainingState`, and training resumes from one found there. A non-finite loss or
-    weight stops it with a one-line error."""
+    """Train ``model`` on ``digits`` with the schedule ``config`` (by default
+    :meth:`~cvae_lib.config.TrainConfig.for_data`); returns its :class:`History`.
+    ``callback(model, record)`` runs after each epoch; ``state_dir`` keeps a
+    :class:`TrainingState`, and training resumes from one found there. A non-finite loss
+    or weight stops it with a one-line error."""
     check_mode(
         progress
     )  # a misspelt mode fails now, not after minutes of silent training
-    config = model.train_config
+    if config is None:
+        config = TrainConfig.for_data(len(digits.x_train))
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
     stream = stream or sys.stdout
     # Same seed, data and machine give the same weights, bit for bit (process-wide and permanent).
@@ -146,7 +150,9 @@ def train(
     prior_optimizer = keras.optimizers.Adam(
         0.0 if warmup else config.prior_learning_rate
     )
-    epoch_runner = _EpochRunner(model, digits, optimizer, prior_optimizer, jit_compile)
+    epoch_runner = _EpochRunner(
+        model, digits, config, (optimizer, prior_optimizer), jit_compile
+    )
     state = (
         TrainingState(state_dir, model, optimizer, prior_optimizer)
         if state_dir is not None
@@ -196,7 +202,7 @@ def set_epoch_weights(model, config, epoch: int) -> None:
     ramp = min(1.0, (epoch - 1) / warmup) if warmup else 1.0
     model.recon_weight.assign(ramp if config.warmup_shape == "reconstruction" else 1.0)
     model.kl_anneal.assign(ramp if config.warmup_shape == "kl" else 1.0)
-    weight = config.class_weight
+    weight = model.config.class_weight
     if config.class_weight_final is not None and epoch > warmup:
         share = (epoch - warmup - 1) / max(1, config.epochs - warmup - 1)
         weight += share * (config.class_weight_final - weight)
@@ -227,10 +233,8 @@ def _progress_shower(progress: str, epochs: int, stream):
 class _EpochRunner:
     """One epoch of training and its record: the compiled steps, validation, the checks."""
 
-    def __init__(
-        self, model, digits: Digits, optimizer, prior_optimizer, jit_compile: bool
-    ):
-        config = model.train_config
+    def __init__(self, model, digits: Digits, config, optimizers, jit_compile: bool):
+        optimizer, prior_optimizer = optimizers
         self.model, self.digits, self.config, self.prior_optimizer = (
             model,
             digits,
@@ -242,11 +246,13 @@ class _EpochRunner:
             optimizer,
             prior_optimizer,
             jit_compile=jit_compile,
-            binarize_input=config.binarize,
+            binarize_input=model.config.binarize,
         )
         self.eval_step = make_eval_step(model, jit_compile=jit_compile)
         self.val_x = (
-            fixed_binarization(digits.x_test) if config.binarize else digits.x_test
+            fixed_binarization(digits.x_test)
+            if model.config.binarize
+            else digits.x_test
         )
         self.steps = steps_per_epoch(len(digits.x_train), config.batch_size)
         self.images_per_epoch = self.steps * effective_batch_size(

@@ -130,7 +130,7 @@ def test_unconditional_vae_centres_are_the_mean_encodings_of_each_class(
 
 
 def test_unconditional_vae_ignores_the_label_when_training():
-    model = baselines.UnconditionalVAE(TINY_MODEL, ONE_EPOCH)
+    model = baselines.UnconditionalVAE(TINY_MODEL)
     images = tf.constant(
         np.random.default_rng(0).random((4, 28, 28, 1)) > 0.5, tf.float32
     )
@@ -143,7 +143,7 @@ def test_unconditional_vae_ignores_the_label_when_training():
 
 
 def test_sohn_cvae_feeds_the_label_to_encoder_and_decoder():
-    model = baselines.SohnCVAE(TINY_MODEL, ONE_EPOCH)
+    model = baselines.SohnCVAE(TINY_MODEL)
     assert model.encoder.input_shape == (None, 28, 28, 11)
     assert model.decoder.input_shape == (None, 12)
     z = tf.zeros([2, 2])
@@ -164,3 +164,4 @@ def test_standard_training_keeps_the_budget_and_drops_the_book_changes():
     standard = baselines.standard_train_config(book)
     assert (standard.epochs, standard.batch_size, standard.seed) == (7, 64, 3)
     assert standard.learning_rate == 1e-3 and standard.warmup_epochs == 0
+    assert baselines.standard_model_config(TINY_MODEL).class_weight == 0.0

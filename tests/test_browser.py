@@ -560,11 +560,11 @@ def test_without_javascript_the_page_keeps_its_static_figures(browser):
 
 def test_the_page_decodes_as_the_library_without_a_built_book(browser, tmp_path):
     """A full-size decoder, its weights scaled and biases set so that the pixels span [0, 1]."""
-    from cvae_lib.config import ModelConfig, TrainConfig
+    from cvae_lib.config import ModelConfig
     from cvae_lib.explorer import write_explorer_data
     from cvae_lib.model import ConditionalVAE
 
-    model = ConditionalVAE(ModelConfig(), TrainConfig())
+    model = ConditionalVAE(ModelConfig())
     rng = np.random.default_rng(1)
     model.decoder.set_weights(
         [

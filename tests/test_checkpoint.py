@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import stat
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from cvae_lib.config import ModelConfig, TrainConfig
 from cvae_lib.errors import CvaeError
 from cvae_lib.model import ConditionalVAE
 from cvae_lib.store import checkpoint
-from cvae_lib.store.checkpoint import load_checkpoint, save_checkpoint
+from cvae_lib.store.checkpoint import load_checkpoint, read_settings, save_checkpoint
 from cvae_lib.store.files import atomic_write, atomic_write_text
 from cvae_lib.train import History
 
@@ -47,15 +48,12 @@ def test_round_trip_gives_identical_outputs(tiny_model, tmp_path):
     save_checkpoint(tiny_model, tmp_path / "again")
     loaded, history = load_checkpoint(tmp_path / "again")
     assert type(loaded) is type(tiny_model)
-    assert (
-        loaded.config == tiny_model.config
-        and loaded.train_config == tiny_model.train_config
-    )
+    assert loaded.config == tiny_model.config
     before, after = outputs(tiny_model), outputs(loaded)
     for key in before:
         np.testing.assert_array_equal(after[key], before[key], err_msg=key)
     # loading really set the weights: a fresh model of the same config differs
-    fresh = outputs(ConditionalVAE(tiny_model.config, tiny_model.train_config))
+    fresh = outputs(ConditionalVAE(tiny_model.config))
     assert not np.allclose(fresh["decoded"], before["decoded"])
     assert history.epochs == []  # saved without a history
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == [
@@ -68,7 +66,7 @@ def test_trained_run_records_config_metadata_and_history(
     tiny_checkpoint_dir, tiny_digits
 ):
     record = json.loads((tiny_checkpoint_dir / "config.json").read_text())
-    assert record["format"] == "cvae_lib/1" and record["kind"] == "cvae"
+    assert record["format"] == "cvae_lib/2" and record["kind"] == "cvae"
     assert record["complete"] is True
     assert record["data"]["source"] == "sample" and record["data"]["n_train"] == len(
         tiny_digits.x_train
@@ -170,7 +168,7 @@ def test_crash_while_saving_keeps_the_old_checkpoint(
 ):
     directory = copy_checkpoint()
     files_before = {p.name: p.read_bytes() for p in directory.iterdir()}
-    other = ConditionalVAE(TINY_MODEL, TrainConfig(seed=9))
+    other = ConditionalVAE(TINY_MODEL, seed=9)
 
     def crashing_savez(handle, **arrays):
         handle.write(b"PK\x03\x04 partial zip")
@@ -189,10 +187,11 @@ def test_crash_while_saving_keeps_the_old_checkpoint(
 
 def test_saving_over_a_checkpoint_replaces_it(copy_checkpoint):
     directory = copy_checkpoint()
-    other = ConditionalVAE(TINY_MODEL, TrainConfig(seed=9, kl_weighting="reference"))
-    save_checkpoint(other, directory)
+    other = ConditionalVAE(replace(TINY_MODEL, kl_weighting="reference"), seed=9)
+    save_checkpoint(other, directory, train_config=TrainConfig(seed=9))
     loaded, _ = load_checkpoint(directory)
-    assert loaded.train_config.kl_weighting == "reference"
+    assert loaded.config.kl_weighting == "reference"
+    assert read_settings(directory) == (other.config, TrainConfig(seed=9))
     np.testing.assert_array_equal(outputs(loaded)["decoded"], outputs(other)["decoded"])
     assert leftovers(directory) == []
 
@@ -321,9 +320,7 @@ def test_damaged_config_raises_cvae_error(copy_checkpoint, damage, match):
 
 def test_config_and_weights_from_different_runs_raise(copy_checkpoint, tmp_path):
     directory = copy_checkpoint()
-    other_run = save_checkpoint(
-        ConditionalVAE(TINY_MODEL, TrainConfig(seed=4)), tmp_path / "other"
-    )
+    other_run = save_checkpoint(ConditionalVAE(TINY_MODEL, seed=4), tmp_path / "other")
     shutil.copy(other_run / "weights.npz", directory / "weights.npz")
     with pytest.raises(CvaeError, match="come from different runs"):
         load_checkpoint(directory)

@@ -20,7 +20,7 @@ import pytest
 
 from cvae_lib import book, checks
 from cvae_lib.backend import tf
-from cvae_lib.config import ModelConfig, TrainConfig
+from cvae_lib.config import ModelConfig
 from cvae_lib.evaluate import (
     conditional_accuracy,
     importance_weighted_bound,
@@ -43,9 +43,7 @@ class TemplateModel(ConditionalVAE):
     with a stroke width set by z's offset from that mean unless ``styled`` is False."""
 
     def __init__(self, templates, *, radius=10.0, styled=True, shift=0):
-        super().__init__(
-            ModelConfig(base_depth=2), TrainConfig(epochs=1, batch_size=32)
-        )
+        super().__init__(ModelConfig(base_depth=2))
         self.means = tf.constant(circle_means(10, 2, radius))
         probabilities = np.roll(templates.probabilities, -shift, axis=0)
         self.template_logits = tf.constant(

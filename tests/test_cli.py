@@ -116,12 +116,12 @@ def test_train_writes_a_loadable_checkpoint(capsys, tmp_path, small_data):
     assert record["complete"] is True
     assert (
         record["train"]["epochs"] == 1
-        and record["train"]["kl_weighting"] == "reference"
+        and record["model"]["kl_weighting"] == "reference"
     )
     assert record["train"]["seed"] == 2 and record["train"]["batch_size"] == 256
     assert (
         record["train"]["prior_learning_rate"] == 0
-        and record["train"]["class_weight"] == 5
+        and record["model"]["class_weight"] == 5
     )
     model, history = load_checkpoint(out)
     assert model.config.latent_dim == 3 and model.config.base_depth == 16

@@ -130,7 +130,7 @@ def test_evaluation_never_imports_the_modules_it_leaves_out():
         "from cvae_lib.evaluate import cached_evaluation\n"
         "digits = load_digits('sample').subset(256, 64)\n"
         "judge = load_or_train_judge(digits, epochs=1, root=tempfile.mkdtemp())\n"
-        "model = ConditionalVAE(ModelConfig(base_depth=2), TrainConfig(epochs=1, batch_size=128))\n"
+        "model = ConditionalVAE(ModelConfig(base_depth=2))\n"
         "cached_evaluation(tempfile.mkdtemp(), model, digits, judge, progress='none', k=2, iw_digits=4,\n"
         "                  per_class=2, seed=0)\n"
     )

@@ -15,7 +15,7 @@ def test_defaults_are_the_reference_design():
     assert (model.latent_dim, model.base_depth, model.kernel_size) == (2, 16, 5)
     assert (model.num_classes, model.image_shape) == (10, (28, 28, 1))
     assert train.batch_size == 256
-    assert train.kl_weighting == "elbo"
+    assert model.kl_weighting == "elbo" and model.class_weight == 20.0
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,9 @@ def test_model_config_image_shape_becomes_a_tuple_of_ints():
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"prior_learning_rate": -0.1}, "prior_learning_rate"),
         ({"learning_rate": float("nan")}, "learning_rate"),
-        ({"kl_weighting": "beta"}, "kl_weighting"),
+        ({"warmup_shape": "beta"}, "warmup_shape"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"class_weight_final": -1.0}, "class_weight_final"),
     ],
 )
 def test_train_config_rejects_bad_values(kwargs, field):
@@ -56,12 +58,27 @@ def test_train_config_rejects_bad_values(kwargs, field):
         TrainConfig(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"kl_weighting": "beta"}, "kl_weighting"),
+        ({"class_codes": "labels"}, "class_codes"),
+        ({"class_weight": -1.0}, "class_weight"),
+        ({"free_bits": float("nan")}, "free_bits"),
+        ({"prior_init_radius": True}, "prior_init_radius"),
+    ],
+)
+def test_model_config_rejects_bad_loss_settings(kwargs, field):
+    with pytest.raises(CvaeError, match=field):
+        ModelConfig(**kwargs)
+
+
 def test_record_round_trips_through_json():
-    model = ModelConfig(latent_dim=3, base_depth=4)
-    train = TrainConfig(epochs=7, kl_weighting="reference", seed=5)
+    model = ModelConfig(latent_dim=3, base_depth=4, kl_weighting="reference")
+    train = TrainConfig(epochs=7, seed=5, lr_schedule="cosine")
     record = cfg.to_dict(model, train, kind="cvae", note="x")
     assert (
-        record["format"] == "cvae_lib/1"
+        record["format"] == "cvae_lib/2"
         and record["kind"] == "cvae"
         and record["note"] == "x"
     )
@@ -83,6 +100,19 @@ def test_foreign_records_are_rejected(record):
         cfg.from_dict(record)
 
 
+def test_an_older_format_asks_for_training_again():
+    record = {**_good_record(), "format": "cvae_lib/1"}
+    with pytest.raises(
+        CvaeError, match="older cvae_lib .format 'cvae_lib/1'.; train again"
+    ):
+        cfg.from_dict(record)
+
+
+def test_a_record_of_an_untrained_model_has_no_schedule():
+    record = cfg.to_dict(ModelConfig(), None)
+    assert record["train"] is None and cfg.from_dict(record) == (ModelConfig(), None)
+
+
 def _good_record():
     return json.loads(cfg.dumps(cfg.to_dict(ModelConfig(), TrainConfig())))
 
@@ -97,7 +127,7 @@ def _good_record():
         (lambda r: r["model"].update(image_shape="abc"), "image_shape"),
         (lambda r: r["model"].update(image_shape=[28, 28]), "image_shape"),
         (lambda r: r["train"].update(learning_rate="fast"), "learning_rate"),
-        (lambda r: r["train"].update(kl_weighting="none"), "kl_weighting"),
+        (lambda r: r["model"].update(kl_weighting="none"), "kl_weighting"),
     ],
     ids=[
         "no-model",

@@ -39,10 +39,10 @@ def test_the_file_reproduces_the_decoder_and_holds_the_plane(
 
 
 def test_models_the_page_cannot_draw_are_refused(tiny_digits, tmp_path):
-    from cvae_lib.config import ModelConfig, TrainConfig
+    from cvae_lib.config import ModelConfig
     from cvae_lib.model import ConditionalVAE
 
-    wide = ConditionalVAE(ModelConfig(latent_dim=3, base_depth=2), TrainConfig())
+    wide = ConditionalVAE(ModelConfig(latent_dim=3, base_depth=2))
     with pytest.raises(CvaeError, match="2-D latent plane"):
         write_explorer_data(
             wide, tiny_digits.x_test[:5], tiny_digits.y_test[:5], tmp_path / "data.js"

@@ -243,7 +243,8 @@ def test_the_public_api():
     assert callable(train_or_load) and callable(load_digits)
     assert (
         issubclass(CvaeError, Exception)
-        and ConditionalVAE(ModelConfig(base_depth=2), TrainConfig()).kind == "cvae"
+        and ConditionalVAE(ModelConfig(base_depth=2)).kind == "cvae"
+        and TrainConfig.for_data(100).batch_size == 128
     )
     # every name imported above is also exported by ``from cvae_lib import *``
     assert set(cvae_lib.__all__) >= imported

@@ -58,7 +58,7 @@ def scaled_gaussian(monkeypatch):
 
 
 def test_the_model_uses_the_registered_family(scaled_gaussian):
-    model = ConditionalVAE(scaled_gaussian, TrainConfig())
+    model = ConditionalVAE(scaled_gaussian)
     labels = tf.constant([0, 3, 3, 9])
     prior = model.prior(labels)
     np.testing.assert_allclose(

@@ -74,8 +74,7 @@ def test_full_is_the_reference_run():
     config = profiles.profile_train_config("full", fake_digits(60_000, "keras"))
     assert (config.epochs, config.batch_size) == (15, 256)
     defaults = TrainConfig()
-    assert (config.kl_weighting, config.learning_rate, config.seed) == (
-        defaults.kl_weighting,
+    assert (config.learning_rate, config.seed) == (
         defaults.learning_rate,
         defaults.seed,
     )

@@ -62,9 +62,9 @@ def test_a_misspelt_mode_is_an_error_not_silence(tiny_digits):
         CvaeError, match="progress must be 'bar', 'lines' or 'none', got 'bars'"
     ):
         Progress(1, "x", "y", "bars")
-    model = ConditionalVAE(TINY_MODEL, TrainConfig(epochs=1, batch_size=64))
+    model, settings = ConditionalVAE(TINY_MODEL), TrainConfig(epochs=1, batch_size=64)
     with pytest.raises(CvaeError, match="got 'Bar'"):
-        train(model, tiny_digits.subset(64, 20), progress="Bar")
+        train(model, tiny_digits.subset(64, 20), settings, progress="Bar")
 
 
 def test_a_misspelt_mode_leaves_no_run_directory(tiny_digits, tmp_path):

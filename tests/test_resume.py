@@ -22,7 +22,7 @@ from cvae_lib.cli import main
 from cvae_lib.config import ModelConfig, TrainConfig
 from cvae_lib.errors import CvaeError
 from cvae_lib.model import ConditionalVAE
-from cvae_lib.store import checkpoint, runs
+from cvae_lib.store import cache, checkpoint, runs
 from cvae_lib.store.checkpoint import load_checkpoint
 from cvae_lib.train import train
 
@@ -263,8 +263,9 @@ def test_two_trainings_with_the_same_seed_match(tiny_digits):
     digits = tiny_digits.subset(128, 50)
     results = []
     for _ in range(2):
-        model = ConditionalVAE(TINY_MODEL, TrainConfig(epochs=2, batch_size=64, seed=3))
-        history = train(model, digits, progress="none")
+        model = ConditionalVAE(TINY_MODEL, seed=3)
+        settings = TrainConfig(epochs=2, batch_size=64, seed=3)
+        history = train(model, digits, settings, progress="none")
         results.append(
             (
                 [v.numpy() for v in model.trainable_variables],
@@ -329,7 +330,7 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):
-    bad = ConditionalVAE(TINY_MODEL, TrainConfig())
+    bad = ConditionalVAE(TINY_MODEL)
     bad.decoder.trainable_variables[0].assign(
         np.full(bad.decoder.trainable_variables[0].shape, np.inf)
     )
@@ -408,8 +409,8 @@ def test_the_books_train_or_load_resumes_after_ctrl_c(
     err = capsys.readouterr().err
     assert not reused and err.count("\n") == 1
     assert (
-        "stored in cache format 'cvae_lib-cache/1', and this cvae_lib keeps runs in 'cvae_lib-cache/2'"
-        in err
+        "stored in cache format 'cvae_lib-cache/1', and this cvae_lib keeps runs in "
+        f"{cache.CACHE_FORMAT!r}" in err
     )
 
 

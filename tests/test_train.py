@@ -21,12 +21,13 @@ from cvae_lib.train import History, evaluate_elbo, format_record, train
 def one_epoch(tiny_digits):
     """A fresh tiny model trained one epoch on 256 digits, with everything it reported."""
     digits = tiny_digits.subset(256, 100)
-    model = ConditionalVAE(TINY_MODEL, TrainConfig(epochs=1, batch_size=64, seed=1))
+    model = ConditionalVAE(TINY_MODEL, seed=1)
     before = [v.numpy().copy() for v in model.network_variables]
     stream, seen = io.StringIO(), []
     history = train(
         model,
         digits,
+        TrainConfig(epochs=1, batch_size=64, seed=1),
         progress="lines",
         stream=stream,
         callback=lambda m, record: seen.append((m, dict(record))),
@@ -117,9 +118,15 @@ def test_closest_pair_of_class_means(tiny_model):
 
 def test_progress_bar(tiny_digits):
     digits = tiny_digits.subset(64, 20)
-    model = ConditionalVAE(TINY_MODEL, TrainConfig(epochs=2, batch_size=64))
+    model = ConditionalVAE(TINY_MODEL)
     stream = io.StringIO()
-    history = train(model, digits, progress="bar", stream=stream)
+    history = train(
+        model,
+        digits,
+        TrainConfig(epochs=2, batch_size=64),
+        progress="bar",
+        stream=stream,
+    )
     assert len(history.epochs) == 2
     out = stream.getvalue()
     assert out.count("\r") == 2 and "training: 2/2 epochs" in out and out.endswith("\n")

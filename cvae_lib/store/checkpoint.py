@@ -21,14 +21,18 @@ WEIGHTS_FILE = "weights.npz"
 HISTORY_FILE = "history.json"
 
 
-def config_record(model, **extra) -> dict:
-    return cfg.to_dict(model.config, model.train_config, kind=model.kind, **extra)
+def config_record(model, train_config=None, **extra) -> dict:
+    """``config.json``'s record: the model's settings, and the schedule it was trained with."""
+    return cfg.to_dict(model.config, train_config, kind=model.kind, **extra)
 
 
-def save_checkpoint(model, directory, history=None, **extra) -> Path:
-    """Write the model's config, weights and (optionally) training history to ``directory``."""
+def save_checkpoint(
+    model, directory, history=None, *, train_config=None, **extra
+) -> Path:
+    """Write the model's config (and ``train_config``, the schedule it was trained with), its
+    weights and (optionally) its training history to ``directory``."""
     directory = prepare_directory(directory)
-    text = cfg.dumps(config_record(model, **extra))
+    text = cfg.dumps(config_record(model, train_config, **extra))
     arrays = {"__config__": np.array(text)}
     for net_name, network in model.networks().items():
         for i, weight in enumerate(network.get_weights()):
@@ -63,11 +67,18 @@ def read_config(directory) -> dict:
     return record
 
 
+def read_settings(directory) -> tuple:
+    """``(ModelConfig, TrainConfig)`` of the checkpoint in ``directory`` (the second None if it
+    records no training)."""
+    return cfg.from_dict(read_config(directory))
+
+
 def load_checkpoint(directory):
     """``(model, history)`` from ``directory``, the :class:`~cvae_lib.train.History` empty if none was saved."""
     directory = Path(directory)
     record = read_config(directory)
     model_config, train_config = cfg.from_dict(record)
+    seed = 0 if train_config is None else train_config.seed
     kind = record.get("kind", "cvae")
     if kind not in MODEL_KINDS:
         raise CvaeError(f"{directory} holds a model of unknown kind {kind!r}")
@@ -89,7 +100,7 @@ def load_checkpoint(directory):
         raise CvaeError(
             f"{directory}: {WEIGHTS_FILE} and {CONFIG_FILE} come from different runs"
         )
-    model = MODEL_KINDS[kind](model_config, train_config)
+    model = MODEL_KINDS[kind](model_config, seed=seed)
     for net_name, network in model.networks().items():
         expected = network.get_weights()
         weights = [stored.get(f"{net_name}/{i:03d}") for i in range(len(expected))]

@@ -19,6 +19,7 @@ from ..model import ConditionalVAE
 from ..progress import check_mode
 from ..train import TrainingState, train
 from . import cache, checkpoint
+from .files import read_json
 from .fingerprint import code_fingerprint
 
 STATE_DIR = "training_state"
@@ -76,9 +77,9 @@ def run_state(out_dir, wanted: dict) -> str:
 
 def _why_other(out_dir: Path) -> str:
     """Why the run in ``out_dir`` is not reused, in a few words."""
-    try:
-        stored = checkpoint.read_config(out_dir).get("cache_format")
-    except CvaeError:
+    try:  # the raw record: an older format would not pass read_config
+        stored = read_json(out_dir / checkpoint.CONFIG_FILE).get("cache_format")
+    except (CvaeError, AttributeError):
         stored = None
     if stored and stored != cache.CACHE_FORMAT:
         return f"it was stored in cache format {stored!r}, and this cvae_lib keeps runs in {cache.CACHE_FORMAT!r}"
@@ -136,7 +137,8 @@ def train_or_load(
         return _train_into(
             out_dir,
             digits,
-            model_class(model_config, train_config),
+            model_class(model_config, seed=train_config.seed),
+            train_config,
             wanted,
             progress,
             resume=resume,
@@ -151,7 +153,15 @@ def train_or_load(
 
 
 def _train_into(
-    out_dir: Path, digits, model, wanted: dict, progress, *, resume: bool, jit_compile
+    out_dir: Path,
+    digits,
+    model,
+    train_config,
+    wanted: dict,
+    progress,
+    *,
+    resume: bool,
+    jit_compile,
 ):
     """Train (or resume) ``model`` into ``out_dir``, whose lock the caller holds; ``(model, history)``."""
     state_dir = out_dir / STATE_DIR
@@ -161,7 +171,11 @@ def _train_into(
         ".*.tmp"
     ):  # left by a process killed mid-write; we hold the lock
         partial.unlink(missing_ok=True)
-    meta = {**run_metadata(digits), "cache_format": wanted["cache_format"]}
+    meta = {
+        **run_metadata(digits),
+        "cache_format": wanted["cache_format"],
+        "train_config": train_config,
+    }
     history_so_far = TrainingState.saved_history(state_dir)
     if (
         not resume
@@ -185,12 +199,13 @@ def _train_into(
             out_dir,
             history_so_far,
             **meta,
-            complete=record["epoch"] == model.train_config.epochs,
+            complete=record["epoch"] == train_config.epochs,
         )
 
     history = train(
         model,
         digits,
+        train_config,
         progress=progress,
         callback=save,
         state_dir=state_dir,
