@@ -1,7 +1,6 @@
-"""Results kept on disk and reused: training runs, the judge and evaluation reports. A result is
-stored with its :func:`key`, made from all it depends on (settings, digits, the code that computes
-it: :mod:`cvae_lib.store.fingerprint`), reused only if that key matches, and looked up and made
-under its directory's lock (:func:`~cvae_lib.store.files.locked`), so never made twice."""
+"""Results kept on disk and reused (training runs, the judge, evaluation reports): each is
+stored with its :func:`key`, made from all it depends on (settings, digits, code), reused only
+if that key matches, and looked up and made under its directory's lock, so never made twice."""
 
 from __future__ import annotations
 
@@ -10,9 +9,8 @@ import json
 from ..errors import CvaeError
 from .files import locked
 
-#: Bump when the stored layout of any cached result changes. A change to what is
-#: computed needs no bump: every key holds the fingerprint of the code that computes it.
-#: 2: checkpoints name their prior family and the storage modules moved into cvae_lib/store/.
+#: Bump when the stored layout of any cached result changes (not what is computed: every
+#: key holds its code's fingerprint). 2: checkpoints name their prior family.
 CACHE_FORMAT = "cvae_lib-cache/2"
 #: What :func:`reuse_or_make` does with a result already stored in its directory.
 IF_EXISTS = ("reuse", "refuse", "replace")
@@ -37,14 +35,6 @@ def matches(stored, wanted: dict) -> bool:
     return stored == wanted
 
 
-def check_if_exists(if_exists: str) -> str:
-    if if_exists not in IF_EXISTS:
-        raise CvaeError(
-            f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}"
-        )
-    return if_exists
-
-
 def reuse_or_make(
     directory,
     wanted: dict,
@@ -54,12 +44,14 @@ def reuse_or_make(
     if_exists: str = "reuse",
     noun: str = "result",
 ):
-    """``(result, reused)``, under ``directory``'s lock. ``read()`` gives ``None`` (nothing stored)
-    or ``(stored_key, load)``, :class:`~cvae_lib.errors.CvaeError` if what is stored is damaged
-    or foreign. With ``if_exists="reuse"`` a result whose key matches ``wanted`` is ``load()``-ed;
-    ``"refuse"`` raises a one-line error if anything is stored; otherwise (and for ``"replace"``)
-    ``make(reason)`` computes and stores it, ``reason`` saying why (``None``: nothing stored)."""
-    check_if_exists(if_exists)
+    """``(result, reused)``, under ``directory``'s lock. ``read()`` gives ``None`` (nothing
+    stored), ``(stored_key, load)``, or raises :class:`~cvae_lib.errors.CvaeError` (damaged or
+    foreign). A match of ``wanted`` is ``load()``-ed if ``if_exists="reuse"``; ``"refuse"``
+    fails if anything is stored; else ``make(reason)`` computes and stores it."""
+    if if_exists not in IF_EXISTS:
+        raise CvaeError(
+            f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}"
+        )
     with locked(directory):
         try:
             found = read()
