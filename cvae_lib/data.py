@@ -112,8 +112,7 @@ def _load_keras_or_sample(*, seed: int = 0, test_per_class: int = 100) -> Digits
 
 
 def load_keras_mnist(*, seed: int = 0, test_per_class: int = 100) -> Digits:
-    """Full MNIST (60k/10k) via Keras's loader; it keeps its own test split."""
-    del test_per_class
+    """Full MNIST (60k/10k) via Keras's loader, with its own test split (``test_per_class`` unused)."""
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as err:  # network errors come in many types; all mean "not here"

@@ -9,8 +9,9 @@ import json
 from ..errors import CvaeError
 from .files import locked
 
-#: Bump when the stored layout of any cached result changes (not what is computed: every
-#: key holds its code's fingerprint). 2: checkpoints name their prior family.
+#: Bump when the stored layout of any cached result changes. A change to what is
+#: computed needs no bump: every key holds the fingerprint of the code that computes it.
+#: 2: checkpoints name their prior family and the storage modules moved into cvae_lib/store/.
 CACHE_FORMAT = "cvae_lib-cache/2"
 #: What :func:`reuse_or_make` does with a result already stored in its directory.
 IF_EXISTS = ("reuse", "refuse", "replace")
