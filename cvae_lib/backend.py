@@ -15,12 +15,9 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         stacklevel=2,
     )
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-# A GPU's memory is taken as needed, not all at once, so that two processes (the test
-# workers, or a chapter beside the CLI) can share one GPU.
+# GPU memory is taken as needed, so that two processes (test workers) can share one GPU.
 os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-os.environ.setdefault(
-    "TF_CPP_MIN_LOG_LEVEL", "3"
-)  # hide C++ log noise (e.g. grappler "remapper failed")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ log noise
 
 
 @contextlib.contextmanager

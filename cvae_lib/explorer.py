@@ -1,7 +1,6 @@
-"""The HTML book's latent explorer, which decodes any point of the 2-D latent plane in the reader's
-browser (``book/_static/cvae_explorer.js``). :func:`write_explorer_data` writes the decoder's weights
-and the plot's points as one script, ``window.CVAE_EXPLORER = {...};``, which loads from ``file://``
-too, where browsers refuse ``fetch``; :func:`explorer_images` checks that it reproduces the model."""
+"""Data for the HTML book's latent explorer (``book/_static/cvae_explorer.js``), which decodes
+any point of the 2-D latent plane in the browser: the decoder's weights and the plot's points as
+one script, ``window.CVAE_EXPLORER = {...};`` (a script loads from ``file://``, ``fetch`` does not)."""
 
 from __future__ import annotations
 
@@ -32,11 +31,8 @@ def _decode(text: str, shape) -> np.ndarray:
 
 
 def _activation(layer) -> dict:
-    if layer.activation is tf.nn.leaky_relu:
-        return {
-            "activation": "leaky_relu",
-            "alpha": 0.2,
-        }  # tf.nn.leaky_relu's default slope
+    if layer.activation is tf.nn.leaky_relu:  # its default slope is 0.2
+        return {"activation": "leaky_relu", "alpha": 0.2}
     if layer.activation is keras.activations.linear:
         return {"activation": "linear"}
     raise CvaeError(
@@ -50,11 +46,9 @@ def decoder_layers(decoder: keras.Model) -> list[dict]:
     for layer in decoder.layers:
         if isinstance(layer, keras.layers.Reshape):
             continue  # the page reshapes z to 1 x 1 x latent_dim itself
-        kind = (
+        kind = (  # a Conv2DTranspose is a Conv2D too: test it first
             "conv2d_transpose"
-            if isinstance(
-                layer, keras.layers.Conv2DTranspose
-            )  # a Conv2D: test it first
+            if isinstance(layer, keras.layers.Conv2DTranspose)
             else "conv2d"
             if isinstance(layer, keras.layers.Conv2D)
             else None
@@ -84,7 +78,7 @@ def decoder_layers(decoder: keras.Model) -> list[dict]:
 
 
 def explorer_data(model, images, labels) -> dict:
-    """Everything the page needs, as a JSON-ready dict (see the module docstring)."""
+    """Everything the page needs, as a JSON-ready dict."""
     config = model.config
     if config.latent_dim != 2 or model.decoder.input_shape[-1] != 2:
         raise CvaeError(
@@ -129,16 +123,20 @@ def read_explorer_data(path) -> dict:
 
 
 def explorer_images(data: dict, z) -> np.ndarray:
-    """Pixel probabilities (N, height, width) for codes ``z`` from this library's decoder with ``data``'s weights."""
+    """Pixel probabilities (N, height, width) of codes ``z`` by the library's decoder with
+    ``data``'s weights: the check that the exported file reproduces the model."""
     config = data["config"]
     decoder = make_decoder(
         ModelConfig(**{**config, "image_shape": tuple(config["image_shape"])})
     )
-    weights = []
-    for layer in data["layers"]:
-        weights += [
-            _decode(layer["kernel"], layer["kernel_shape"]),
-            _decode(layer["bias"], [-1]),
+    decoder.set_weights(
+        [
+            weight
+            for layer in data["layers"]
+            for weight in (
+                _decode(layer["kernel"], layer["kernel_shape"]),
+                _decode(layer["bias"], [-1]),
+            )
         ]
-    decoder.set_weights(weights)
+    )
     return tf.sigmoid(decoder(np.asarray(z, np.float32))).numpy()[..., 0]

@@ -1,9 +1,6 @@
-"""Digits written as MNIST's four IDX files, the format :func:`cvae_lib.data.load_mnist_files`
-reads: so the full profile's code path (``CVAE_DATA`` naming a folder of files) can run on
-small local data, such as the offline sample, without a download::
-
-    python -m cvae_lib.idx_files OUT_DIR     # the offline sample as OUT_DIR/*-idx?-ubyte
-"""
+"""Digits written as MNIST's four IDX files, so the full profile's path (``CVAE_DATA``
+naming a folder) runs on small local data: ``python -m cvae_lib.idx_files OUT_DIR``
+writes the offline sample there."""
 
 from __future__ import annotations
 
@@ -17,18 +14,9 @@ from .data import IDX_FILES, IDX_IMAGES, IDX_LABELS, Digits, load_digits
 from .errors import CvaeError
 
 
-def idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    """One IDX file: the magic number, each dimension as a big-endian int32, then the bytes."""
-    array = np.ascontiguousarray(array, np.uint8)
-    header = magic.to_bytes(4, "big") + b"".join(
-        int(n).to_bytes(4, "big") for n in array.shape
-    )
-    return header + array.tobytes()
-
-
 def write_idx_files(digits: Digits, directory) -> Path:
-    """Write ``digits``' two splits as the four uncompressed IDX files in ``directory`` (made
-    if missing), grey levels rounded to bytes; each file appears whole or not at all."""
+    """``digits`` as the four IDX files in ``directory``, grey levels rounded to bytes;
+    each file appears whole or not at all."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     splits = ((digits.x_train, digits.y_train), (digits.x_test, digits.y_test))
@@ -38,10 +26,12 @@ def write_idx_files(digits: Digits, directory) -> Path:
             (images_name, grey, IDX_IMAGES),
             (labels_name, labels, IDX_LABELS),
         ):
-            target = directory / name
-            partial = target.with_name(f".{name}.tmp")
-            partial.write_bytes(idx_bytes(array, magic))
-            os.replace(partial, target)
+            # the magic number, each dimension as a big-endian int32, then the bytes
+            array = np.ascontiguousarray(array, np.uint8)
+            dims = b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+            partial = directory / f".{name}.tmp"
+            partial.write_bytes(magic.to_bytes(4, "big") + dims + array.tobytes())
+            os.replace(partial, directory / name)
     return directory
 
 

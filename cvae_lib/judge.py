@@ -1,7 +1,6 @@
-"""An independent digit classifier that judges generated digits (:mod:`cvae_lib.evaluate`). Trained
-on the training split only, it never sees generated images; its test accuracy is the ceiling for
-conditional accuracy. :func:`load_or_train_judge` keeps it on disk, keyed by its settings, code and
-training digits, so a judge that saw today's test digits is never reused."""
+"""An independent digit classifier that judges generated digits (:mod:`cvae_lib.evaluate`),
+trained on the training split only; its test accuracy is the ceiling for conditional accuracy.
+:func:`load_or_train_judge` keeps it on disk, keyed by its settings, code and training digits."""
 
 from __future__ import annotations
 
@@ -66,9 +65,8 @@ def train_judge(
         metrics=["accuracy"],
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    n = len(digits.x_train)
     data = tf.data.Dataset.from_tensor_slices((digits.x_train, digits.y_train))
-    data = data.shuffle(n, seed=seed).batch(128).enumerate()
+    data = data.shuffle(len(digits.x_train), seed=seed).batch(128).enumerate()
     data = data.map(
         lambda i, xy: (_augment(xy[0], tf.stack([tf.cast(seed, tf.int64), i])), xy[1])
     )
@@ -108,8 +106,8 @@ def fingerprint(digits: Digits) -> str:
 def judge_directory(
     digits: Digits, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None
 ) -> Path:
-    """``<runs>/judge-<source>-<n_train>-s<seed>`` (:func:`cvae_lib.store.files.run_directory`), with
-    ``-e<epochs>`` for other than the default epochs, so a quick judge never replaces the book's."""
+    """``<runs>/judge-<source>-<n_train>-s<seed>``, with ``-e<epochs>`` for other than the
+    default epochs, so a quick judge never replaces the book's."""
     suffix = "" if epochs == DEFAULT_EPOCHS else f"-e{epochs}"
     return run_directory(
         f"judge-{digits.source}-{len(digits.x_train)}-s{seed}{suffix}", root
@@ -118,12 +116,11 @@ def judge_directory(
 
 def save_judge(judge: Judge, directory) -> Path:
     """Weights and metadata in one ``judge.npz``, written atomically (never half a judge)."""
-    directory = prepare_directory(directory)
+    path = prepare_directory(directory) / JUDGE_FILE
     arrays = {f"w{i:03d}": w for i, w in enumerate(judge.network.get_weights())}
     arrays["__meta__"] = np.array(
         json.dumps({**judge.meta, "test_accuracy": judge.test_accuracy}, sort_keys=True)
     )
-    path = directory / JUDGE_FILE
     atomic_write(path, lambda f: np.savez(f, **arrays))
     return path
 
@@ -169,8 +166,8 @@ def load_or_train_judge(
     verbose: bool = False,
     stream=None,
 ) -> Judge:
-    """The judge trained on ``digits.x_train`` and scored on ``digits.x_test``, reused if cached with
-    the same epochs, seed, code (:data:`~cvae_lib.store.fingerprint.JUDGE_MODULES`) and training digits."""
+    """The judge trained on ``digits.x_train`` and scored on ``digits.x_test``, reused if cached
+    with the same epochs, seed, code and training digits."""
     check_positive_int(epochs, "judge epochs")
     stream = stream or sys.stderr
     directory = judge_directory(digits, seed, epochs, root)
@@ -184,10 +181,8 @@ def load_or_train_judge(
     )
 
     def read():
-        if not (Path(directory) / JUDGE_FILE).exists():
-            return None
-        judge = load_judge(directory)
-        return judge.meta, lambda: judge
+        judge = load_judge(directory) if (directory / JUDGE_FILE).exists() else None
+        return None if judge is None else (judge.meta, lambda: judge)
 
     def make(reason):
         if reason is not None:

@@ -12,8 +12,7 @@ from .data import check_digit
 
 
 def new_figure(figsize) -> Figure:
-    """A figure on an opaque white ground, so that it reads on the book's dark theme too
-    (Jupyter's inline backend draws figures on a transparent ground by default)."""
+    """A figure on an opaque white ground, so that it reads on the book's dark theme too."""
     return Figure(figsize=figsize, layout="constrained", facecolor="white")
 
 
@@ -44,8 +43,7 @@ def all_manifolds_figure(
     model, n: int = sampling.GRID_SIZE, size: float = 2.4
 ) -> Figure:
     """The manifold of every class, two rows of five."""
-    classes = model.config.num_classes
-    cols = 5
+    classes, cols = model.config.num_classes, 5
     rows = int(np.ceil(classes / cols))
     fig = new_figure((cols * size, rows * size))
     for digit in range(classes):
@@ -83,20 +81,18 @@ def latent_scatter_figure(
 ) -> Figure:
     """Posterior means of encoded digits, coloured by class, with each class mean marked."""
     z = np.asarray(model.posterior(tf.constant(images), tf.constant(labels)).mean())
-    means = sampling.class_means(model)
     fig = new_figure((size, size))
     ax = fig.add_subplot()
     for c in range(model.config.num_classes):
-        members = labels == c
         ax.scatter(
-            z[members, 0],
-            z[members, 1],
+            z[labels == c, 0],
+            z[labels == c, 1],
             s=4,
             alpha=0.5,
             color=f"C{c % 10}",
             label=str(c),
         )
-    for c, (mx, my) in enumerate(means[:, :2]):
+    for c, (mx, my) in enumerate(sampling.class_means(model)[:, :2]):
         ax.scatter(
             [mx],
             [my],
@@ -237,8 +233,8 @@ def separation_figure(
 
 
 def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
-    """The path of every class mean from ``start`` (circle) through the ``class_means`` of each epoch
-    of a :class:`~cvae_lib.train.History` (dots) to the end (digit), in the first two dimensions."""
+    """Every class mean's path in the first two dimensions, from ``start`` (circle) through
+    each epoch's ``class_means`` in ``history`` (dots) to the end (digit)."""
     paths = np.concatenate(
         [np.asarray(start)[None], history.series("class_means")]
     )  # (epochs + 1, C, d)

@@ -1,7 +1,6 @@
-"""Results kept on disk and reused: training runs, the judge and evaluation reports. A result is
-stored with its :func:`key`, made from all it depends on (settings, digits, the code that computes
-it: :mod:`cvae_lib.store.fingerprint`), reused only if that key matches, and looked up and made
-under its directory's lock (:func:`~cvae_lib.store.files.locked`), so never made twice."""
+"""Results kept on disk and reused (training runs, the judge, evaluation reports): each is
+stored with its :func:`key`, made from all it depends on (settings, digits, code), reused only
+if that key matches, and looked up and made under its directory's lock, so never made twice."""
 
 from __future__ import annotations
 
@@ -38,14 +37,6 @@ def matches(stored, wanted: dict) -> bool:
     return stored == wanted
 
 
-def check_if_exists(if_exists: str) -> str:
-    if if_exists not in IF_EXISTS:
-        raise CvaeError(
-            f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}"
-        )
-    return if_exists
-
-
 def reuse_or_make(
     directory,
     wanted: dict,
@@ -55,12 +46,14 @@ def reuse_or_make(
     if_exists: str = "reuse",
     noun: str = "result",
 ):
-    """``(result, reused)``, under ``directory``'s lock. ``read()`` gives ``None`` (nothing stored)
-    or ``(stored_key, load)``, :class:`~cvae_lib.errors.CvaeError` if what is stored is damaged
-    or foreign. With ``if_exists="reuse"`` a result whose key matches ``wanted`` is ``load()``-ed;
-    ``"refuse"`` raises a one-line error if anything is stored; otherwise (and for ``"replace"``)
-    ``make(reason)`` computes and stores it, ``reason`` saying why (``None``: nothing stored)."""
-    check_if_exists(if_exists)
+    """``(result, reused)``, under ``directory``'s lock. ``read()`` gives ``None`` (nothing
+    stored), ``(stored_key, load)``, or raises :class:`~cvae_lib.errors.CvaeError` (damaged or
+    foreign). A match of ``wanted`` is ``load()``-ed if ``if_exists="reuse"``; ``"refuse"``
+    fails if anything is stored; else ``make(reason)`` computes and stores it."""
+    if if_exists not in IF_EXISTS:
+        raise CvaeError(
+            f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}"
+        )
     with locked(directory):
         try:
             found = read()

@@ -3,12 +3,12 @@ where runs are kept (``$CVAE_RUNS`` or ``_runs/``)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import CvaeError
@@ -39,10 +39,8 @@ def atomic_write(path: Path, write) -> None:
             os.fsync(handle.fileno())
         os.replace(handle.name, path)
     except BaseException as err:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(handle.name)
-        except OSError:
-            pass
         if isinstance(err, OSError):
             raise CvaeError(f"cannot write {path}: {err.strerror or err}") from None
         raise
@@ -76,10 +74,10 @@ def read_json(path: Path):
         raise CvaeError(f"{path} is corrupt: {err}") from None
 
 
-@contextmanager
+@contextlib.contextmanager
 def locked(directory, stream=None):
-    """Hold ``directory``'s lock (``flock`` on ``.lock``, which the kernel releases however the
-    holder exits) for the ``with`` block, saying so in one line if it must wait; yields the directory."""
+    """Hold ``directory``'s lock (``flock`` on ``.lock``: released however the holder exits)
+    for the ``with`` block, saying so if it must wait; yields the directory."""
     directory = prepare_directory(directory)
     with open(directory / LOCK_FILE, "a") as handle:
         try:

@@ -1,9 +1,7 @@
-"""Fingerprints of the code that computes a cached result (a run, the judge, an evaluation), so
-that a changed loss, network or bound never leaves an old result looking valid. A module counts by
-its syntax tree without docstrings, so prose and layout can change freely. Modules that cannot
-change a result are listed (:data:`NOT_TRAINING`, :data:`NOT_EVALUATION`, by their path in the
-package); every other module counts, one added later included: the default errs towards
-recomputing."""
+"""Fingerprints of the code that computes a cached result, so that changed code never leaves
+an old result looking valid. A module counts by its syntax tree without docstrings (prose and
+layout may change). Every module counts, new ones included, but those listed in
+:data:`NOT_TRAINING` or :data:`NOT_EVALUATION`: the default errs towards recomputing."""
 
 from __future__ import annotations
 
@@ -15,16 +13,16 @@ from pathlib import Path
 NOT_TRAINING = frozenset(
     {
         "__main__.py",
-        "cli.py",  # command line: parses arguments, calls the rest
+        "cli.py",
         "evaluate.py",
         "judge.py",
-        "plots.py",  # use a trained model
+        "plots.py",
         "checks.py",
-        "pixel_models.py",  # check a model's claims; latent-free baselines
-        "idx_files.py",  # writes digits as files for the data loader
-        "comparison_runs.py",
+        "pixel_models.py",
+        "idx_files.py",
+        "comparison_runs.py",  # names the compared runs; each run's key holds its settings
     }
-)  # names the compared runs; their settings are in each run's key
+)
 #: Modules of the package that never run while a model is evaluated.
 NOT_EVALUATION = frozenset(
     {
@@ -45,29 +43,23 @@ def module_digest(source: str) -> str:
     """SHA-256 of one module's code, blind to comments, docstrings and layout."""
     tree = ast.parse(source)
     for node in ast.walk(tree):  # drop every statement that is only a string constant
-        body = getattr(node, "body", None)
-        if isinstance(body, list):
-            kept = [
+        if isinstance(getattr(node, "body", None), list):
+            node.body = [
                 stmt
-                for stmt in body
+                for stmt in node.body
                 if not (
                     isinstance(stmt, ast.Expr)
                     and isinstance(stmt.value, ast.Constant)
                     and isinstance(stmt.value.value, str)
                 )
-            ]
-            node.body = kept or [ast.Pass()]
+            ] or [ast.Pass()]
     return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
 
 
 def code_fingerprint(package_dir=None, *, leave_out=NOT_TRAINING, only=None) -> str:
     """SHA-256 over the package's modules (``cvae_lib`` by default): all but ``leave_out``,
     or just the file names in ``only``. The default is the code that training runs."""
-    package_dir = (
-        Path(package_dir)
-        if package_dir is not None
-        else Path(__file__).resolve().parents[1]
-    )
+    package_dir = Path(package_dir or Path(__file__).resolve().parents[1])
     digest = hashlib.sha256()
     for path in sorted(package_dir.rglob("*.py")):
         name = path.relative_to(package_dir).as_posix()
