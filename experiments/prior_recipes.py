@@ -88,6 +88,7 @@ SEARCH.update(
         "mean-cos10": {**_MEAN_COS6, "learning_rate": 1e-2},
         "mean-cos6-b64": {**_MEAN_COS6, "batch_size": 64},
         "mean-cos6-cw10": {**_MEAN_COS6, "class_weight": 10.0},
+        "mean-cos6-cw10-e30": {**_MEAN_COS6, "class_weight": 10.0, "epochs": 30},
         # a reference: chapter 7's label-free VAE (baselines.standard_*_config)
         "label-free-vae": {
             **_QUICK,
