@@ -94,8 +94,8 @@ class ConditionalVAE(tf.Module):
 
     def loss_terms(self, images: tf.Tensor, labels: tf.Tensor, seed):
         """Per-image reconstruction, KL (the negative ELBO) and :meth:`class_nll`, each (N,); the
-        class term's codes are the posterior samples, or one draw of N(mu_y, I) per image
-        with ``class_codes="prior"``."""
+        class term's codes are the posterior means (``class_codes``: or its samples, or one
+        draw of p(z | y) per image)."""
         posterior = self.posterior(images, labels)
         z = posterior.sample(seed=seed)
         logits = self.decode_logits(z, labels)
