@@ -27,7 +27,6 @@ ROOMS = [
     ("foundation", {"backend", "errors"}),
     ("settings", {"config", "progress"}),
     ("data", {"data"}),
-    ("data files", {"idx_files"}),
     ("networks", {"prior", "encoder", "decoder"}),
     ("model", {"model"}),
     ("baselines", {"baselines", "pixel_models"}),

@@ -19,7 +19,6 @@ NOT_TRAINING = frozenset(
         "plots.py",
         "checks.py",
         "pixel_models.py",
-        "idx_files.py",
         "comparison_runs.py",  # names the compared runs; each run's key holds its settings
     }
 )
@@ -31,7 +30,6 @@ NOT_EVALUATION = frozenset(
         "plots.py",
         "checks.py",
         "pixel_models.py",
-        "idx_files.py",
         "comparison_runs.py",
     }
 )
