@@ -1,6 +1,6 @@
 """Data for the HTML book's latent explorer (``book/_static/cvae_explorer.js``), which decodes
-any point of the 2-D latent plane in the browser: the decoder's weights and the plot's points as
-one script, ``window.CVAE_EXPLORER = {...};`` (a script loads from ``file://``, ``fetch`` does not)."""
+any point of the latent plane in the browser: the decoder's weights and the plot's points as
+one script (a script loads from ``file://``, ``fetch`` does not)."""
 
 from __future__ import annotations
 

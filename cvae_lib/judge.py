@@ -1,6 +1,6 @@
 """An independent digit classifier that judges generated digits (:mod:`cvae_lib.evaluate`),
-trained on the training split only; its test accuracy is the ceiling for conditional accuracy.
-:func:`load_or_train_judge` keeps it on disk, keyed by its settings, code and training digits."""
+trained on the training split only, and kept on disk by :func:`load_or_train_judge`; its test
+accuracy is the ceiling for conditional accuracy."""
 
 from __future__ import annotations
 
