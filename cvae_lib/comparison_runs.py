@@ -43,14 +43,6 @@ def comparison_recipes(
     }
 
 
-def comparison_directory(profile: str, recipe: dict, root=None):
-    """The run directory of one of :func:`comparison_recipes`' recipes."""
-    kind = recipe.get("model_class", ConditionalVAE).kind
-    return run_directory(
-        f"{profile}-compare-{kind}-{recipe['model_config'].kl_weighting}", root
-    )
-
-
 def comparison_run(
     name: str,
     profile: str,
@@ -67,5 +59,8 @@ def comparison_run(
         raise ValueError(
             "the book's own model is the profile's run: cvae_lib.book.profile_model"
         )
-    directory = comparison_directory(profile, recipe, root)
+    kind = recipe.get("model_class", ConditionalVAE).kind
+    directory = run_directory(
+        f"{profile}-compare-{kind}-{recipe['model_config'].kl_weighting}", root
+    )
     return (directory, *train_or_load(digits, directory, progress=progress, **recipe))

@@ -5,6 +5,7 @@ digits? :func:`evaluate_model` measures the conditional accuracy (by an independ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -315,17 +316,10 @@ def cached_evaluation(
 
     def make(reason):
         report = evaluate_model(model, digits, judge, progress=progress, **settings)
-        for old in path.parent.glob(
-            "evaluation-*.json"
-        ):  # reports of other weights: the run was retrained
-            try:
-                if (
-                    json.loads(old.read_text(encoding="utf-8"))["cache_key"]["weights"]
-                    != key["weights"]
-                ):
+        for old in path.parent.glob("evaluation-*.json"):  # the run was retrained
+            with contextlib.suppress(CvaeError, OSError, KeyError, TypeError):
+                if read_json(old)["cache_key"]["weights"] != key["weights"]:
                     old.unlink()
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
         atomic_write_text(path, report_to_json({"cache_key": key, "report": report}))
         return json.loads(report_to_json(report))
 
