@@ -1,9 +1,7 @@
-"""cvae_lib: a conditional VAE on MNIST with TensorFlow Probability. Importing it sets
-``TF_USE_LEGACY_KERAS=1`` before TensorFlow loads (:mod:`cvae_lib.backend`), so TFP's Keras-2 layers work.
-
-The public API: the model and its settings, the digits, training (:func:`~cvae_lib.store.runs.train_or_load`, a
-run kept on disk and reused; the loop itself is :func:`cvae_lib.train.train`, not exported
-here, where it would hide the module of the same name) and the one error type."""
+"""cvae_lib: a conditional VAE on MNIST with TensorFlow Probability (importing it selects Keras 2
+first: :mod:`cvae_lib.backend`). The public API: the model, its settings, the digits, runs kept
+on disk (:func:`~cvae_lib.store.runs.train_or_load`; the loop ``cvae_lib.train.train`` is not
+exported, where it would hide its module) and the one error type."""
 
 from . import backend  # noqa: F401  (must come first: sets TF_USE_LEGACY_KERAS)
 from .config import ModelConfig, TrainConfig

@@ -1,6 +1,5 @@
-"""The one place that imports TensorFlow, tf-keras and TensorFlow Probability: TFP's Keras layers
-need Keras 2, which ``tf.keras`` is only if ``TF_USE_LEGACY_KERAS=1`` is set before TensorFlow's
-first import, so this module sets it and the others import from here."""
+"""The one place that imports TensorFlow, tf-keras and TensorFlow Probability, with
+``TF_USE_LEGACY_KERAS=1`` set first, so that ``tf.keras`` is the Keras 2 that TFP's layers need."""
 
 import contextlib
 import os
@@ -22,8 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ log noise
 
 @contextlib.contextmanager
 def _native_stderr_silenced():
-    """Hide the chatter TensorFlow's C++ writes to file descriptor 2 before it reads
-    TF_CPP_MIN_LOG_LEVEL (``CVAE_VERBOSE_TF=1`` shows it); Python errors still show."""
+    """Hide TensorFlow's C++ chatter on file descriptor 2 (``CVAE_VERBOSE_TF=1`` shows it)."""
     if os.environ.get("CVAE_VERBOSE_TF") == "1":
         yield
         return

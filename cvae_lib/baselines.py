@@ -1,16 +1,9 @@
-"""The two baselines the book compares the conditional-prior VAE against, and the model
-kinds a checkpoint may hold (:data:`MODEL_KINDS`). Both keep its encoder, decoder and
-negative ELBO, have the prior N(0, I) (the ``"standard_normal"`` prior family), are
-trained with :func:`standard_train_config` and :func:`standard_model_config`, and differ in *where the label goes*:
-
-- :class:`UnconditionalVAE` (``"vae"``): nowhere in training, so the ELBO bounds -log p(x);
-  class y is generated from N(mu_y, I), mu_y the mean encoding of its training
-  digits. It asks whether a prior that knows the labels during training beats finding
-  the classes in a label-free latent space afterwards.
-- :class:`SohnCVAE` (``"sohn_cvae"``): the label-input CVAE, after Sohn, Lee and Yan
-  (2015) but with their prior network relaxed to N(0, I); the label goes into the encoder
-  (as extra channels) and the decoder (next to z); class y is decoded from z ~ N(0, I)
-  *with* y, so z carries only the style and latent space has no class regions."""
+"""The two baselines the book compares the conditional-prior VAE against, and the model kinds
+a checkpoint may hold (:data:`MODEL_KINDS`). Both keep its encoder, decoder and negative ELBO,
+have the prior N(0, I) and differ in *where the label goes*: nowhere in training for
+:class:`UnconditionalVAE` (class y is generated from N(mu_y, I), mu_y the mean encoding of its
+training digits), into encoder and decoder for :class:`SohnCVAE` (Sohn, Lee and Yan, 2015, with
+their prior network relaxed to N(0, I): z carries only the style)."""
 
 from __future__ import annotations
 
@@ -33,13 +26,13 @@ STANDARD_LOSS = {"class_weight": 0.0}
 
 
 def standard_train_config(settings: TrainConfig) -> TrainConfig:
-    """``settings`` with :data:`STANDARD_TRAINING`: the book's warm-up and class term keep class
-    means apart, which these models lack; with them the label-input CVAE ignored z, then diverged."""
+    """``settings`` with :data:`STANDARD_TRAINING`: the book's warm-up keeps class means apart,
+    which these models lack (with it the label-input CVAE ignored z, then diverged)."""
     return dataclasses.replace(settings, **STANDARD_TRAINING)
 
 
 def standard_model_config(config: ModelConfig) -> ModelConfig:
-    """``config`` with :data:`STANDARD_LOSS` (see :func:`standard_train_config`)."""
+    """``config`` without the class term."""
     return dataclasses.replace(config, **STANDARD_LOSS)
 
 
@@ -87,7 +80,7 @@ class UnconditionalVAE(_StandardNormalPrior):
     def encoded_class_means(
         self, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000
     ) -> np.ndarray:
-        """Per-class average of E[z | x] over ``images`` (binarised as in training), (classes, latent)."""
+        """Per-class average of E[z | x] over ``images`` (binarised as in training)."""
         if self.config.binarize:
             images = fixed_binarization(images)
         means = np.concatenate(

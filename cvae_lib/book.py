@@ -1,17 +1,8 @@
-"""What the book runs: the run profiles, chosen by ``$CVAE_PROFILE`` (the data and training
-of the one model the book trains, :func:`profile_model`, the run ``<profile>-cvae``, which
-every chapter studies), the book's evaluation settings and its comparison table.
-
-- ``quick``: the 4,000 offline training digits, default settings with the budget of
-  :meth:`cvae_lib.config.TrainConfig.for_data`: minutes on a laptop CPU;
-- ``full``: the reference's run on all 60,000 MNIST digits (the files that ``data`` or
-  ``$CVAE_DATA`` names, else Keras's download), 15 epochs of batch 256, for a GPU;
-- ``auto`` (default): ``full`` on a GPU, else ``quick``; ``quick`` also, with one line on
-  stderr, when full MNIST cannot be loaded (an explicit ``full`` fails instead).
-
-``$CVAE_EPOCHS`` replaces either profile's number of epochs (everything else stays): a
-short run through a profile's whole code path, such as CI's run of every chapter under
-``full`` on small local data. Its runs are other runs (the epochs are part of a run's key)."""
+"""What the book runs: the run profile of ``$CVAE_PROFILE``, ``quick`` (the 4,000 offline
+training digits, minutes on a laptop CPU), ``full`` (all 60,000 MNIST digits, for a GPU) or
+``auto`` (``full`` on a GPU, ``quick`` without one or without full MNIST), and the model each
+trains (:func:`profile_model`), which every chapter studies; ``$CVAE_EPOCHS`` replaces its
+epochs (a short run of the same code path). Also the evaluation settings and table."""
 
 from __future__ import annotations
 
@@ -51,8 +42,7 @@ def requested_profile(value: str | None = None) -> str:
 
 
 def resolve_profile(value: str | None = None, *, has_gpu: bool | None = None) -> str:
-    """The concrete profile, ``quick`` or ``full``: ``auto`` becomes ``full`` on a GPU
-    (``has_gpu``, by default whether TensorFlow sees one: :data:`cvae_lib.backend.GPUS`)."""
+    """``quick`` or ``full``: ``auto`` becomes ``full`` if ``has_gpu`` (default: TensorFlow sees one)."""
     name = requested_profile(value)
     if name != "auto":
         return name
@@ -82,9 +72,8 @@ def epochs_override(value: str | None = None) -> int | None:
 
 
 def profile_train_config(profile: str, digits) -> TrainConfig:
-    """Training settings of a concrete profile for these digits: the library's defaults with the
-    budget of :meth:`~cvae_lib.config.TrainConfig.for_data` (the same rule for both profiles),
-    with ``$CVAE_EPOCHS`` epochs when it is set."""
+    """:meth:`~cvae_lib.config.TrainConfig.for_data` of these digits (the same rule for both
+    profiles), with ``$CVAE_EPOCHS`` epochs when it is set."""
     if profile not in PROFILE_DATA:
         raise CvaeError(f"profile must be 'quick' or 'full' here, got {profile!r}")
     config = TrainConfig.for_data(len(digits.x_train))
@@ -93,9 +82,8 @@ def profile_train_config(profile: str, digits) -> TrainConfig:
 
 
 def shown_path(path) -> str:
-    """``path`` as the book prints it: under ``$CVAE_RUNS`` by that name, else relative to
-    the repository (``_runs/quick-cvae``), else its last part; never the build machine's
-    absolute path."""
+    """``path`` as the book prints it, never the build machine's absolute path: under
+    ``$CVAE_RUNS`` by that name, else relative to the repository, else its last part."""
     path = Path(path).resolve()
     bases = (
         (os.environ.get("CVAE_RUNS"), "$CVAE_RUNS/"),
@@ -163,7 +151,7 @@ def profile_model(
     progress: str = "bar",
     data: str | None = None,
 ) -> ProfileRun:
-    """The book's model for profile ``value`` (default ``$CVAE_PROFILE``) from :func:`cvae_lib.store.runs.train_or_load`
+    """The book's model for profile ``value`` (default ``$CVAE_PROFILE``), trained or reused
     under ``root`` (default ``$CVAE_RUNS`` or ``_runs/``); ``data``: MNIST files for ``full``."""
     profile, digits = load_profile_digits(value, data=data)
     train_config = profile_train_config(profile, digits)
@@ -175,18 +163,15 @@ def profile_model(
 
 
 def book_settings() -> dict:
-    """The book's evaluation settings. On a GPU the bound uses k = 1000 on every test digit;
-    on a CPU, where each digit costs k decoder passes, k = 100 on the first 200 digits
-    (chapter 9 shows the bound moves by a fraction of a nat beyond k = 100, less than its
-    standard error). Seed 1, so the generated digits differ from chapter 6's (seed 0)."""
-    if GPUS:
-        return {
-            "k": DEFAULT_K,
-            "iw_digits": None,
-            "per_class": DEFAULT_PER_CLASS,
-            "seed": 1,
-        }
-    return {"k": 100, "iw_digits": 200, "per_class": DEFAULT_PER_CLASS, "seed": 1}
+    """The book's evaluation settings: the bound at k = 1000 on every test digit on a GPU, on
+    a CPU at k = 100 on the first 200 (chapter 9: beyond k = 100 it moves by less than its
+    standard error); seed 1, so the generated digits differ from chapter 6's (seed 0)."""
+    return {
+        "k": DEFAULT_K if GPUS else 100,
+        "iw_digits": None if GPUS else 200,
+        "per_class": DEFAULT_PER_CLASS,
+        "seed": 1,
+    }
 
 
 def comparison_table(reports: dict) -> str:

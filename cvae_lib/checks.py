@@ -1,22 +1,8 @@
-"""The claims the chapters make about a trained model, as checks that raise ``AssertionError``
-with one sentence when the model does not bear them out. Each can fail (``tests/test_checks.py``
-feeds them broken models), and each is stated relative to what the data allows, so the same
-chapter holds on MNIST, on another data set of the same format and at any budget:
-
-- the classes are apart: :func:`check_classes_apart` (means that collapse);
-- generated digits are the asked class, as often as the judge recognises real ones
-  (:func:`check_generated_class`: samples of the wrong class);
-- z carries the style, not just the class (:func:`check_style_in_z`: a decoder that reads only
-  the class from z), and the likelihood beats the latent-free class templates
-  (:func:`check_beats_baseline`, :mod:`cvae_lib.pixel_models`);
-- training after the warm-up still improved the model (:func:`check_loss_fell`);
-- the importance-weighted bound has settled at the k used (:func:`check_bound_settled`);
-- anything else a chapter claims of its run: :func:`claim`.
-
-These claims are about a model trained at its profile's budget. A run shortened with
-``$CVAE_EPOCHS`` (:func:`cvae_lib.book.epochs_override`) exists to run the chapters' code
-path quickly, not to train a good model: there a claim that fails prints one line marked "not
-asserted" instead of raising, and everything that leads to it is still computed."""
+"""The chapters' claims about a trained model, as checks that raise ``AssertionError`` with
+one sentence when the model does not bear them out (``tests/test_checks.py`` feeds them broken
+models). Each is stated relative to what the data allows, so a chapter holds on any MNIST-format
+data and budget. In a run shortened by ``$CVAE_EPOCHS``, which exercises the code path rather
+than training a good model, a failed claim prints one line marked "not asserted" instead."""
 
 from __future__ import annotations
 
@@ -41,17 +27,14 @@ __all__ = [
     "check_bound_settled",
 ]
 
-#: Generated digits must be judged the asked class at least this share of the judge's accuracy on real ones.
-GENERATED_SHARE = 0.9
-#: ... and no class may be judged right less than this share of the judge's accuracy: not mostly another class.
-WORST_CLASS_SHARE = 0.5
-#: Median grey-level change (mean absolute, per pixel) between neighbouring manifold tiles (see
-#: :func:`style_in_z`): the quick profile's model changed by 0.002 (class 1) to 0.007 per pixel, a
-#: decoder that reads only the class from z by 0.
+#: Shares of the judge's accuracy on real digits that generated digits must reach, on
+#: average and in their worst class.
+GENERATED_SHARE, WORST_CLASS_SHARE = 0.9, 0.5
+#: Least median change per pixel between neighbouring manifold tiles (:func:`style_in_z`):
+#: the quick profile's model changes by 0.002 to 0.007, a decoder blind to style by 0.
 LEAST_STYLE = 0.001
-#: Nats per digit by which the book's bound must beat the class templates: on the quick profile's
-#: first 200 test digits the bound (k = 100) was 167.5 and the templates 175.5; a decoder that reads
-#: only the class from z cannot beat them (it draws templates), one that draws style does by more.
+#: Nats per digit by which the bound must beat the class templates (quick profile: 167.5
+#: against 175.5); a decoder that reads only the class from z draws templates.
 TEMPLATE_MARGIN = 4.0
 
 
@@ -61,6 +44,7 @@ def claims_asserted() -> bool:
 
 
 def _fail(message: str) -> None:
+    """``AssertionError(message)``, or in a shortened run one line on stderr."""
     if claims_asserted():
         raise AssertionError(message)
     print(
@@ -71,16 +55,14 @@ def _fail(message: str) -> None:
 
 
 def claim(holds: bool, message: str) -> None:
-    """A chapter's claim about its trained model: ``AssertionError(message)`` unless it ``holds``
-    (in a shortened run, see the module docstring, one line on stderr instead)."""
+    """A chapter's claim about its trained model: :func:`_fail` unless it ``holds``."""
     if not holds:
         _fail(message)
 
 
 def check_classes_apart(model, least: float = 2.0) -> float:
-    """The distance of the closest two class means, which must exceed ``least`` standard
-    deviations of the generating distribution (at 2, a draw lands nearer its own mean with
-    probability Phi(1) > 84%); means that collapse fail it."""
+    """The distance of the closest two class means, in standard deviations of the generating
+    distribution, which must exceed ``least`` (at 2, a draw is nearer its own mean > 84%)."""
     i, j, distance = closest_pair(sampling.class_separation(model))
     if not distance > least:
         _fail(
@@ -98,7 +80,7 @@ def check_generated_class(
     worst_share: float = WORST_CLASS_SHARE,
 ) -> None:
     """Generated digits judged the asked class at ``share`` times the judge's accuracy on real
-    test digits or more, and every class at ``worst_share`` times it or more."""
+    test digits or more, every class at ``worst_share`` times it or more."""
     per_class = np.asarray(per_class, float)
     if not accuracy >= share * judge_accuracy:
         _fail(
@@ -114,10 +96,8 @@ def check_generated_class(
 
 
 def style_in_z(model, digit: int, n: int = GRID_SIZE) -> float:
-    """How much the decoded digit changes from one cell of class ``digit``'s manifold to the next:
-    the median, over all pairs of neighbouring tiles, of their mean absolute grey-level difference.
-    A decoder that reads only the class from z draws the same tile throughout the class's region,
-    so most neighbours are equal and the median is 0."""
+    """The median, over neighbouring tiles of class ``digit``'s manifold, of their mean absolute
+    grey-level difference: 0 for a decoder that reads only the class from z."""
     tiles = manifold_tiles(model, digit, n)
     across = np.abs(np.diff(tiles, axis=1)).mean(axis=(2, 3)).ravel()
     down = np.abs(np.diff(tiles, axis=0)).mean(axis=(2, 3)).ravel()
@@ -153,9 +133,8 @@ def check_beats_baseline(
 
 
 def check_loss_fell(history, warmup_epochs: int, least: float = 5.0) -> float:
-    """The validation negative ELBO after the last epoch at least ``least`` nats below its value
-    after the last warm-up epoch (or the first epoch, without a warm-up): the full objective
-    still taught the model something. Returns the fall."""
+    """The fall of the validation negative ELBO from the last warm-up epoch (or the first) to the
+    last epoch, which must be ``least`` nats or more: the full objective still taught something."""
     val_loss = history.series("val_loss")
     before = val_loss[max(warmup_epochs, 1) - 1]
     fall = float(before - val_loss[-1])
@@ -168,9 +147,8 @@ def check_loss_fell(history, warmup_epochs: int, least: float = 5.0) -> float:
 
 
 def check_bound_settled(by_k: dict, stderr: float) -> None:
-    """Importance-weighted bounds ``{k: nats}`` that fall as k grows, the last step by less than
-    the previous one and by less than ``stderr`` (the bound's standard error over digits): more
-    samples than the largest k would not change the figure beyond its noise."""
+    """Bounds ``{k: nats}`` that fall as k grows, the last step by less than the one before and
+    than ``stderr``, the bound's standard error: a larger k would not move it beyond its noise."""
     ks = sorted(by_k)
     values = np.array([by_k[k] for k in ks])
     gains = -np.diff(values)

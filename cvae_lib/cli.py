@@ -104,22 +104,19 @@ def cmd_train(args) -> None:
         class_weight=args.class_weight,
         kl_weighting=args.kl_weighting,
     )
-    announce = (
-        f"training on {digits.description} for {train_config.epochs} epochs, "
-        f"batch {train_config.batch_size}"
-    )
     _, history, _ = train_or_load(
         digits,
         args.out,
         model_config=model_config,
         train_config=train_config,
         progress="lines",
-        announce=announce,
+        announce=f"training on {digits.description} for {train_config.epochs} epochs, "
+        f"batch {train_config.batch_size}",
         if_exists="replace" if args.overwrite else "refuse",
     )
-    last = history.epochs[-1]
     print(
-        f"wrote {args.out}/ (validation negative ELBO {last['val_loss']:.2f} nats/image)"
+        f"wrote {args.out}/ (validation negative ELBO "
+        f"{history.epochs[-1]['val_loss']:.2f} nats/image)"
     )
 
 
@@ -169,7 +166,6 @@ def cmd_evaluate(args) -> None:
         )
     digits, n_test = run_digits(record, args.dir)
     judge = load_or_train_judge(digits, epochs=args.judge_epochs)
-    progress = "bar" if sys.stderr.isatty() else "lines"
     report = evaluate_model(
         model,
         digits.subset(None, n_test),
@@ -178,7 +174,7 @@ def cmd_evaluate(args) -> None:
         iw_digits=args.iw_digits,
         per_class=args.per_class,
         seed=args.seed,
-        progress=progress,
+        progress="bar" if sys.stderr.isatty() else "lines",
     )
     report = {
         "checkpoint": str(args.dir),
@@ -200,13 +196,21 @@ def cmd_evaluate(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m cvae_lib", description="Conditional VAE on MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_sample, _add_grid, _add_evaluate):
-        add(sub)
+    for add, name, description in (
+        (_add_train, "train", "train a model and write its checkpoint"),
+        (_add_sample, "sample", "generate digits of every class"),
+        (_add_grid, "grid", "draw the 15x15 manifold around one class mean"),
+        (
+            _add_evaluate,
+            "evaluate",
+            "judge generated digits and bound the test likelihood -> JSON",
+        ),
+    ):
+        add(sub.add_parser(name, help=description))
     return parser
 
 
-def _add_train(sub) -> None:
-    train = sub.add_parser("train", help="train a model and write its checkpoint")
+def _add_train(train) -> None:
     train.add_argument(
         "--data",
         default=None,
@@ -230,8 +234,7 @@ def _add_train(sub) -> None:
 
 
 def _add_training_settings(train) -> None:
-    """The model's and training's settings; the budget's defaults follow
-    :meth:`~cvae_lib.config.TrainConfig.for_data`."""
+    """The model's and training's settings; the budget's defaults follow ``TrainConfig.for_data``."""
     defaults, model = config.TrainConfig(), config.ModelConfig()
     full, small = (
         config.TrainConfig.for_data(n)
@@ -270,29 +273,17 @@ def _add_training_settings(train) -> None:
     train.add_argument("--seed", type=int, default=0)
 
 
-def _checkpoint_command(
-    sub, name: str, description: str, func, dir_help: str = "checkpoint directory"
-):
-    """A subcommand that reads the checkpoint in its ``dir`` and writes ``--out``."""
-    parser = sub.add_parser(name, help=description)
-    parser.add_argument("dir", type=Path, help=dir_help)
-    parser.set_defaults(func=func)
-    return parser
-
-
-def _add_sample(sub) -> None:
-    sample = _checkpoint_command(
-        sub, "sample", "generate digits of every class", cmd_sample
-    )
+def _add_sample(sample) -> None:
+    sample.add_argument("dir", type=Path, help="checkpoint directory")
+    sample.set_defaults(func=cmd_sample)
     sample.add_argument("--per-class", type=_positive_int, default=10)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", type=Path, required=True, help="output .npz")
 
 
-def _add_grid(sub) -> None:
-    grid = _checkpoint_command(
-        sub, "grid", "draw the 15x15 manifold around one class mean", cmd_grid
-    )
+def _add_grid(grid) -> None:
+    grid.add_argument("dir", type=Path, help="checkpoint directory")
+    grid.set_defaults(func=cmd_grid)
     grid.add_argument("--digit", type=int, required=True)
     grid.add_argument("--size", type=_positive_int, default=15)
     grid.add_argument(
@@ -300,14 +291,11 @@ def _add_grid(sub) -> None:
     )
 
 
-def _add_evaluate(sub) -> None:
-    evaluate = _checkpoint_command(
-        sub,
-        "evaluate",
-        "judge generated digits and bound the test likelihood -> JSON",
-        cmd_evaluate,
-        dir_help="checkpoint directory (its config.json names the data)",
+def _add_evaluate(evaluate) -> None:
+    evaluate.add_argument(
+        "dir", type=Path, help="checkpoint directory (its config.json names the data)"
     )
+    evaluate.set_defaults(func=cmd_evaluate)
     evaluate.add_argument(
         "--out", type=Path, required=True, help="output report (.json)"
     )

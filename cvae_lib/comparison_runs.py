@@ -1,8 +1,6 @@
-"""The four recipes the book compares, as runs on disk: the book's model and three others
-trained on the same digits with the same budget (the comparison chapter trains them, the
-results chapter reads their reports). Each has its own run directory,
-``<runs>/<profile>-compare-<kind>-<kl weighting>``, so any chapter gets the same run back
-through :func:`cvae_lib.store.runs.train_or_load` instead of training it again."""
+"""The four recipes the book compares, as runs on disk: the book's model and three others,
+trained on the same digits with the same budget, each in its own run directory
+(``<runs>/<profile>-compare-<kind>-<kl weighting>``), so every chapter gets the same run back."""
 
 from __future__ import annotations
 
@@ -28,8 +26,8 @@ SOHN = "(d) label-input CVAE"
 def comparison_recipes(
     settings: TrainConfig, model_config: ModelConfig = ModelConfig()
 ) -> dict:
-    """Name -> :func:`~cvae_lib.store.runs.train_or_load` arguments of each recipe at ``settings``
-    (the profile's); the book's own model is ``None``: it is the profile's run."""
+    """Name -> :func:`~cvae_lib.store.runs.train_or_load` arguments of each recipe at the
+    profile's ``settings``; ``None`` for the book's own model, the profile's run."""
     standard = dict(
         model_config=standard_model_config(model_config),
         train_config=standard_train_config(settings),
@@ -43,14 +41,6 @@ def comparison_recipes(
         LABEL_FREE: dict(**standard, model_class=UnconditionalVAE),
         SOHN: dict(**standard, model_class=SohnCVAE),
     }
-
-
-def comparison_directory(profile: str, recipe: dict, root=None):
-    """The run directory of one of :func:`comparison_recipes`' recipes."""
-    kind = recipe.get("model_class", ConditionalVAE).kind
-    return run_directory(
-        f"{profile}-compare-{kind}-{recipe['model_config'].kl_weighting}", root
-    )
 
 
 def comparison_run(
@@ -69,5 +59,8 @@ def comparison_run(
         raise ValueError(
             "the book's own model is the profile's run: cvae_lib.book.profile_model"
         )
-    directory = comparison_directory(profile, recipe, root)
+    kind = recipe.get("model_class", ConditionalVAE).kind
+    directory = run_directory(
+        f"{profile}-compare-{kind}-{recipe['model_config'].kl_weighting}", root
+    )
     return (directory, *train_or_load(digits, directory, progress=progress, **recipe))

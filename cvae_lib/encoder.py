@@ -1,6 +1,5 @@
-"""The encoder q(z | x): the reference convolution stack -> a full-covariance Gaussian, parametrised
-exactly as by ``tfp.layers.MultivariateNormalTriL`` but built outside Keras, so the training step
-can be XLA-compiled. The encoder never sees the label."""
+"""The encoder q(z | x), blind to the label: the reference convolution stack -> a full-covariance
+Gaussian, as ``tfp.layers.MultivariateNormalTriL`` makes it but outside Keras, for XLA."""
 
 from __future__ import annotations
 
@@ -16,8 +15,7 @@ def posterior_params_size(latent_dim: int) -> int:
 def make_encoder(
     config: ModelConfig, seed: int = 0, extra_inputs: int = 0
 ) -> keras.Model:
-    """image (28, 28, 1 + extra_inputs) -> raw posterior parameters (params_size,);
-    ``extra_inputs`` > 0 takes a one-hot label as extra channels (Sohn et al.'s CVAE)."""
+    """image (28, 28, 1 + ``extra_inputs``: a one-hot label for Sohn et al.'s CVAE) -> raw posterior parameters."""
     depth, k = config.base_depth, config.kernel_size
     act = tf.nn.leaky_relu
     init = lambda i: keras.initializers.GlorotUniform(seed=seed + i)  # noqa: E731

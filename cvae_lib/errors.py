@@ -1,5 +1,5 @@
-"""User-facing errors: everything a user can get wrong raises :class:`CvaeError` with one
-sentence saying what is wrong and what to do, which the CLI prints instead of a stack trace."""
+"""User-facing errors: one sentence saying what is wrong and what to do, which the CLI prints
+instead of a stack trace."""
 
 import numpy as np
 
@@ -9,8 +9,7 @@ class CvaeError(Exception):
 
 
 def check_positive_int(value, name: str, *, allow_numpy: bool = True) -> int:
-    """``value`` as an ``int`` if it is a whole number >= 1, else :class:`CvaeError`; booleans
-    are refused (``per_class=True`` is a mistake), and NumPy integers with ``allow_numpy=False``."""
+    """``value`` as an ``int`` if a whole number >= 1 (not a bool; not NumPy's unless ``allow_numpy``)."""
     kinds = (int, np.integer) if allow_numpy else int
     if isinstance(value, bool) or not isinstance(value, kinds) or value < 1:
         raise CvaeError(f"{name} must be a positive integer, got {value!r}")

@@ -1,16 +1,11 @@
 """Does the model generate the digit it is asked for, and how well does it model the test
-digits? Four measurements (:func:`evaluate_model`):
-
-- conditional accuracy: the share of digits generated for class y that an independent
-  classifier (:mod:`cvae_lib.judge`) labels y, per class, with the confusion matrix;
-- the test negative ELBO, on the test split binarised once, so runs compare on the same digits;
-- the importance-weighted bound on -log p(x|y) (Burda et al., 2016), tighter as k grows, at
-  k decoder passes per digit, so it may cover the first N test digits, next to their ELBO;
-- class separation (:func:`cvae_lib.sampling.class_separation`): with a label-blind
-  decoder, classes closer than about two standard deviations decode as one another."""
+digits? :func:`evaluate_model` measures the conditional accuracy (by an independent judge,
+:mod:`cvae_lib.judge`), the test negative ELBO, the importance-weighted bound on -log p(x|y)
+(Burda et al., 2016) and the separation of the classes."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -80,8 +75,8 @@ def conditional_accuracy(
 def scored_digits(
     model, digits: Digits, n: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The test split as the model is scored on it: binarised once, reproducibly, then the
-    first ``n`` (cut after binarising, so they are the first ``n`` of the full evaluation)."""
+    """The first ``n`` test digits as the model is scored on them: binarised once, reproducibly
+    (before the cut, so they are the first ``n`` of the full evaluation)."""
     x = fixed_binarization(digits.x_test) if model.config.binarize else digits.x_test
     return x[:n], digits.y_test[:n]
 
@@ -137,8 +132,7 @@ def importance_weighted_bound(
     jit_compile: bool | None = None,
 ) -> np.ndarray:
     """Per-image -log (1/k sum_i p(x|z_i) p(z_i|y) / q(z_i|x)) in nats, z_i ~ q(z|x), for
-    ``images`` as the model is scored on them (:func:`scored_digits`); no compiled call
-    decodes more than ``chunk`` codes, and the parts are combined in float64."""
+    :func:`scored_digits`; no compiled call decodes more than ``chunk`` codes."""
     k = check_positive_int(k, "k (importance samples per digit)")
     chunk = check_positive_int(chunk, "chunk")
     images = np.asarray(images, np.float32)
@@ -247,8 +241,8 @@ def _judged_report(judged: ConditionalAccuracy, judge) -> dict:
 
 
 def run_digits(record: dict, directory="the checkpoint") -> tuple[Digits, int]:
-    """``(digits, n_test)``: the full splits a run's config record names, checked against its
-    fingerprint, and how many test digits (the first ``n_test``) the run was validated on."""
+    """``(digits, n_test)``: the digits a run's config record names, checked against its
+    fingerprint, and how many test digits (the first) the run was validated on."""
     data = record.get("data") or {}
     source = data.get("source")
     if source not in RECORDED_SOURCES:
@@ -295,8 +289,8 @@ def report_to_json(report: dict) -> str:
 def cached_evaluation(
     directory, model, digits: Digits, judge, *, progress: str = "bar", **settings
 ) -> tuple[dict, bool]:
-    """``(report, reused)``: :func:`evaluate_model`'s report, kept in ``directory`` (the run's)
-    with :mod:`cvae_lib.store.cache` and keyed by the weights, test digits, judge, settings and code."""
+    """``(report, reused)``: :func:`evaluate_model`'s report, kept in the run's ``directory``,
+    keyed by the weights, test digits, judge, settings and code."""
     weights = [
         w for network in model.networks().values() for w in network.get_weights()
     ]
@@ -322,17 +316,10 @@ def cached_evaluation(
 
     def make(reason):
         report = evaluate_model(model, digits, judge, progress=progress, **settings)
-        for old in path.parent.glob(
-            "evaluation-*.json"
-        ):  # reports of other weights: the run was retrained
-            try:
-                if (
-                    json.loads(old.read_text(encoding="utf-8"))["cache_key"]["weights"]
-                    != key["weights"]
-                ):
+        for old in path.parent.glob("evaluation-*.json"):  # the run was retrained
+            with contextlib.suppress(CvaeError, OSError, KeyError, TypeError):
+                if read_json(old)["cache_key"]["weights"] != key["weights"]:
                     old.unlink()
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
         atomic_write_text(path, report_to_json({"cache_key": key, "report": report}))
         return json.loads(report_to_json(report))
 

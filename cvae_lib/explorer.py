@@ -1,6 +1,6 @@
 """Data for the HTML book's latent explorer (``book/_static/cvae_explorer.js``), which decodes
-any point of the 2-D latent plane in the browser: the decoder's weights and the plot's points as
-one script, ``window.CVAE_EXPLORER = {...};`` (a script loads from ``file://``, ``fetch`` does not)."""
+any point of the latent plane in the browser: the decoder's weights and the plot's points as
+one script (a script loads from ``file://``, ``fetch`` does not)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ from .store.files import atomic_write_text, prepare_directory
 PREFIX = "window.CVAE_EXPLORER = "
 SUFFIX = ";\n"
 FORMAT = "cvae-explorer/1"
+#: The activations the page runs (leaky ReLU at TensorFlow's default slope, 0.2).
+ACTIVATIONS = {
+    tf.nn.leaky_relu: {"activation": "leaky_relu", "alpha": 0.2},
+    keras.activations.linear: {"activation": "linear"},
+}
 
 
 def _encode(array) -> str:
@@ -28,16 +33,6 @@ def _encode(array) -> str:
 
 def _decode(text: str, shape) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), "<f4").reshape(shape).copy()
-
-
-def _activation(layer) -> dict:
-    if layer.activation is tf.nn.leaky_relu:  # its default slope is 0.2
-        return {"activation": "leaky_relu", "alpha": 0.2}
-    if layer.activation is keras.activations.linear:
-        return {"activation": "linear"}
-    raise CvaeError(
-        f"the explorer cannot run activation {layer.activation!r} of {layer.name}"
-    )
 
 
 def decoder_layers(decoder: keras.Model) -> list[dict]:
@@ -53,14 +48,17 @@ def decoder_layers(decoder: keras.Model) -> list[dict]:
             if isinstance(layer, keras.layers.Conv2D)
             else None
         )
+        activation = ACTIVATIONS.get(getattr(layer, "activation", None))
         if (
             kind is None
+            or activation is None
             or not layer.use_bias
             or tuple(layer.dilation_rate) != (1, 1)
             or layer.groups != 1
         ):
             raise CvaeError(
-                f"the explorer cannot run layer {layer.name} ({type(layer).__name__})"
+                f"the explorer cannot run layer {layer.name} ({type(layer).__name__}, "
+                f"activation {getattr(layer, 'activation', None)!r})"
             )
         kernel, bias = layer.get_weights()
         layers.append(
@@ -68,7 +66,7 @@ def decoder_layers(decoder: keras.Model) -> list[dict]:
                 "kind": kind,
                 "strides": list(layer.strides),
                 "padding": layer.padding,
-                **_activation(layer),
+                **activation,
                 "kernel_shape": list(kernel.shape),
                 "kernel": _encode(kernel),
                 "bias": _encode(bias),

@@ -1,6 +1,6 @@
 """An independent digit classifier that judges generated digits (:mod:`cvae_lib.evaluate`),
-trained on the training split only; its test accuracy is the ceiling for conditional accuracy.
-:func:`load_or_train_judge` keeps it on disk, keyed by its settings, code and training digits."""
+trained on the training split only, and kept on disk by :func:`load_or_train_judge`; its test
+accuracy is the ceiling for conditional accuracy."""
 
 from __future__ import annotations
 
@@ -98,11 +98,6 @@ class Judge:
         return float(np.mean(self.labels(images) == np.asarray(labels)))
 
 
-def fingerprint(digits: Digits) -> str:
-    """A short hash of the training split alone (its :attr:`~cvae_lib.data.Digits.fingerprint`)."""
-    return digits.subset(n_test=0).fingerprint[:16]
-
-
 def judge_directory(
     digits: Digits, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None
 ) -> Path:
@@ -177,7 +172,7 @@ def load_or_train_judge(
         n_train=int(len(digits.x_train)),
         seed=int(seed),
         epochs=int(epochs),
-        fingerprint=fingerprint(digits),
+        fingerprint=digits.subset(n_test=0).fingerprint[:16],  # the training split's
     )
 
     def read():

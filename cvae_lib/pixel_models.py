@@ -23,7 +23,7 @@ class PixelModel:
     name: str
 
     def _flat(self, images: np.ndarray):
-        """``images`` and the probabilities, one row per image or class, in float64."""
+        """``images`` and the probabilities, one float64 row per image or class."""
         p = self.probabilities.reshape(len(self.probabilities), -1).astype(np.float64)
         return np.asarray(images, np.float64).reshape(len(images), -1), p
 
@@ -60,16 +60,9 @@ def mean_image(digits: Digits) -> PixelModel:
     )
 
 
-def baseline_nll(model: PixelModel, digits: Digits, n: int | None = None) -> float:
-    """Mean negative log-likelihood, nats per digit, of the first ``n`` test digits (default
-    all), binarised as the VAEs are scored on them."""
-    x, y = fixed_binarization(digits.x_test)[:n], digits.y_test[:n]
-    return float(-model.log_likelihood(x, y).mean())
-
-
 def baseline_report(digits: Digits, n: int | None = None) -> dict:
-    """Both baselines' nats on the first ``n`` test digits, their count, and the share of
-    them the templates classify right (``template_accuracy``)."""
+    """Both baselines' nats per digit on the first ``n`` test digits (binarised as the VAEs are
+    scored on them), their count, and the share the templates classify right."""
     templates, single = class_templates(digits), mean_image(digits)
     x, y = fixed_binarization(digits.x_test)[:n], digits.y_test[:n]
     return {

@@ -1,6 +1,5 @@
-"""Progress of long work (training, the importance-weighted bound), shown one way everywhere:
-done, elapsed and about how long is left, redrawn in place (``"bar"``, for notebooks and
-terminals), one line at a time (``"lines"``, for logs) or not at all (``"none"``)."""
+"""Progress of long work, shown one way everywhere (done, elapsed, about how long is left):
+redrawn in place (``"bar"``), one line at a time (``"lines"``) or not at all (``"none"``)."""
 
 from __future__ import annotations
 

@@ -18,9 +18,8 @@ GRID_QUANTILES = (0.05, 0.95)
 
 
 def class_means(model) -> np.ndarray:
-    """mu_y of every class, shape (num_classes, latent_dim): the centre of the distribution
-    each class is generated from (:meth:`~cvae_lib.model.ConditionalVAE.generation_prior`),
-    for the conditional VAE the prior's class means."""
+    """mu_y of every class, (num_classes, latent_dim): the centre of the distribution each class
+    is generated from (:meth:`~cvae_lib.model.ConditionalVAE.generation_prior`)."""
     return np.asarray(model.generation_prior(tf.range(model.config.num_classes)).mean())
 
 
@@ -50,15 +49,13 @@ def decode_images(model, z, labels, batch_size: int = 2048) -> np.ndarray:
 
 
 def reconstructions(model, images, labels) -> np.ndarray:
-    """Mean images decoded from each image's posterior mean, shape (N, height, width): what
-    the model's two latent numbers keep of a digit."""
+    """Mean images (N, height, width) decoded from each image's posterior mean."""
     posterior = model.posterior(tf.constant(images, tf.float32), tf.constant(labels))
     return decode_images(model, posterior.mean().numpy(), labels)
 
 
 def bernoulli_samples(mean_images: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Binary images drawn pixel by pixel from ``mean_images``: what p(x | z) itself
-    generates (the book shows the mean images, which are smoother)."""
+    """Binary images drawn pixel by pixel from ``mean_images``, as p(x | z) generates them."""
     rng = np.random.default_rng(seed)
     return (rng.random(np.shape(mean_images)) < mean_images).astype(np.float32)
 
@@ -93,8 +90,8 @@ def grid_offsets(n: int = GRID_SIZE, quantiles=GRID_QUANTILES) -> np.ndarray:
 
 
 def manifold_latents(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
-    """Latent codes of the manifold around class ``digit``'s centre, shape (n, n, latent_dim);
-    the grid spans the first two latent dimensions, any others stay at the centre."""
+    """Codes (n, n, latent_dim) of the manifold around class ``digit``'s centre, spanning the
+    first two latent dimensions (any others stay at the centre)."""
     digit = check_digit(digit, model.config.num_classes)
     if model.config.latent_dim < 2:
         raise CvaeError(

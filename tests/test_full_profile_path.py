@@ -1,11 +1,13 @@
 """The full profile's code path on small local data: digits written as IDX files
-(cvae_lib.idx_files), read back through ``$CVAE_DATA``, and ``$CVAE_EPOCHS``, which CI uses to
+(scripts/idx_files.py), read back through ``$CVAE_DATA``, and ``$CVAE_EPOCHS``, which CI uses to
 run every chapter under ``CVAE_PROFILE=full`` in minutes (``.ci/run``). The epochs asked for
 must be the epochs trained: read back from the run's files, not from the setting."""
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +16,11 @@ from cvae_lib import book
 from cvae_lib.config import TrainConfig
 from cvae_lib.data import load_digits
 from cvae_lib.errors import CvaeError
-from cvae_lib.idx_files import main as idx_main
-from cvae_lib.idx_files import write_idx_files
 from cvae_lib.pixel_models import baseline_report, class_templates, mean_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from idx_files import main as idx_main  # noqa: E402
+from idx_files import write_idx_files  # noqa: E402
 
 
 @pytest.fixture
@@ -122,8 +126,6 @@ def test_pixel_models_are_exact_bernoulli_likelihoods(sample_digits):
 def test_ci_executes_every_chapter_on_the_full_profiles_path_before_the_build():
     """The step that catches a chapter breaking under ``CVAE_PROFILE=full`` (chapter 7 once
     did when no stored run had the profile's budget) stays in CI, on local data and its own runs."""
-    from pathlib import Path
-
     script = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     lines = [
         line.strip() for line in script.splitlines() if not line.strip().startswith("#")
@@ -140,7 +142,7 @@ def test_ci_executes_every_chapter_on_the_full_profiles_path_before_the_build():
     ):
         assert part in command, part
     assert any(
-        'python -m cvae_lib.idx_files "$full_path/idx"' in line for line in lines[:step]
+        'python scripts/idx_files.py "$full_path/idx"' in line for line in lines[:step]
     )
     tests = next(
         i

@@ -1,6 +1,6 @@
 """Results kept on disk and reused (training runs, the judge, evaluation reports): each is
-stored with its :func:`key`, made from all it depends on (settings, digits, code), reused only
-if that key matches, and looked up and made under its directory's lock, so never made twice."""
+stored with its :func:`key`, made from all it depends on, reused only if that key matches,
+and looked up and made under its directory's lock, so never made twice."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import json
 from ..errors import CvaeError
 from .files import locked
 
-#: Bump when the stored layout of any cached result changes. A change to what is
-#: computed needs no bump: every key holds the fingerprint of the code that computes it.
-#: 2: checkpoints name their prior family and the storage modules moved into cvae_lib/store/.
-#: 3: the loss settings moved from the training schedule into the model's config.
+#: Bump when the stored layout of a cached result changes (each key holds the code's
+#: fingerprint). 3: the loss settings moved from the training schedule into the model's config.
 CACHE_FORMAT = "cvae_lib-cache/3"
 #: What :func:`reuse_or_make` does with a result already stored in its directory.
 IF_EXISTS = ("reuse", "refuse", "replace")

@@ -1,6 +1,5 @@
-"""Checkpoints: a directory with ``config.json``, ``weights.npz`` and ``history.json``, each written
-under a temporary name and renamed into place. ``config.json`` comes last, so its ``complete`` flag
-follows the final weights; ``weights.npz`` holds a copy of it that must match on load."""
+"""Checkpoints: a directory with ``config.json``, ``weights.npz`` (holding a copy of the
+config that must match) and ``history.json``, each written atomically, the config last."""
 
 from __future__ import annotations
 
@@ -29,8 +28,7 @@ def config_record(model, train_config=None, **extra) -> dict:
 def save_checkpoint(
     model, directory, history=None, *, train_config=None, **extra
 ) -> Path:
-    """Write the model's config (and ``train_config``, the schedule it was trained with), its
-    weights and (optionally) its training history to ``directory``."""
+    """Write the model's config (and ``train_config``, its schedule), weights and history."""
     directory = prepare_directory(directory)
     text = cfg.dumps(config_record(model, train_config, **extra))
     arrays = {"__config__": np.array(text)}
@@ -68,8 +66,7 @@ def read_config(directory) -> dict:
 
 
 def read_settings(directory) -> tuple:
-    """``(ModelConfig, TrainConfig)`` of the checkpoint in ``directory`` (the second None if it
-    records no training)."""
+    """``(ModelConfig, TrainConfig or None)`` of the checkpoint in ``directory``."""
     return cfg.from_dict(read_config(directory))
 
 

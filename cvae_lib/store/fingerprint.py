@@ -1,7 +1,6 @@
 """Fingerprints of the code that computes a cached result, so that changed code never leaves
-an old result looking valid. A module counts by its syntax tree without docstrings (prose and
-layout may change). Every module counts, new ones included, but those listed in
-:data:`NOT_TRAINING` or :data:`NOT_EVALUATION`: the default errs towards recomputing."""
+an old result looking valid: every module counts, by its syntax tree without docstrings,
+except those listed in :data:`NOT_TRAINING` or :data:`NOT_EVALUATION`."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ NOT_TRAINING = frozenset(
         "plots.py",
         "checks.py",
         "pixel_models.py",
-        "idx_files.py",
         "comparison_runs.py",  # names the compared runs; each run's key holds its settings
     }
 )
@@ -31,7 +29,6 @@ NOT_EVALUATION = frozenset(
         "plots.py",
         "checks.py",
         "pixel_models.py",
-        "idx_files.py",
         "comparison_runs.py",
     }
 )

@@ -1,11 +1,9 @@
-"""Training runs on disk, for the CLI's ``train``, the chapters and the tests: one function,
-:func:`train_or_load`, trains into a run directory and checkpoints each epoch, resumes an
-unfinished run, and reuses (or refuses, or replaces) a finished one, on the one cache
-mechanism (:func:`cvae_lib.store.cache.reuse_or_make`) that the judge and reports use."""
+"""Training runs on disk: :func:`train_or_load` trains into a run directory, checkpointing
+each epoch, resumes an unfinished run, and reuses, refuses or replaces a finished one through
+:func:`cvae_lib.store.cache.reuse_or_make`, as the judge and the reports do."""
 
 from __future__ import annotations
 
-import functools
 import platform
 import shutil
 import sys
@@ -17,7 +15,7 @@ from ..data import Digits
 from ..errors import CvaeError
 from ..model import ConditionalVAE
 from ..progress import check_mode
-from ..train import TrainingState, train
+from ..train import History, TrainingState, train
 from . import cache, checkpoint
 from .files import read_json
 from .fingerprint import code_fingerprint
@@ -75,26 +73,25 @@ def run_state(out_dir, wanted: dict) -> str:
     return "finished" if record.get("complete") else "unfinished"
 
 
-def _why_other(out_dir: Path) -> str:
-    """Why the run in ``out_dir`` is not reused, in a few words."""
-    try:  # the raw record: an older format would not pass read_config
-        stored = read_json(out_dir / checkpoint.CONFIG_FILE).get("cache_format")
-    except (CvaeError, AttributeError):
-        stored = None
-    if stored and stored != cache.CACHE_FORMAT:
-        return f"it was stored in cache format {stored!r}, and this cvae_lib keeps runs in {cache.CACHE_FORMAT!r}"
-    return "it holds another run (other settings, data or code) or other files"
-
-
 def _finished_run(out_dir: Path, wanted: dict):
-    """:func:`~cvae_lib.store.cache.reuse_or_make`'s ``read`` for a run: ``None`` if no finished
-    run is there (an unfinished one of these settings is resumed), else its loader."""
+    """``read`` of :func:`~cvae_lib.store.cache.reuse_or_make` for a run: ``None`` unless a
+    finished run is there (an unfinished one of these settings is resumed), else its loader."""
     state = run_state(out_dir, wanted)
-    if state in ("empty", "unfinished"):
-        return None
+    if state == "finished":
+        return wanted, lambda: checkpoint.load_checkpoint(out_dir)
     if state == "other":
-        raise CvaeError(_why_other(out_dir))
-    return wanted, lambda: checkpoint.load_checkpoint(out_dir)
+        try:  # the raw record: an older format would not pass read_config
+            stored = read_json(out_dir / checkpoint.CONFIG_FILE).get("cache_format")
+        except (CvaeError, AttributeError):
+            stored = None
+        if stored and stored != cache.CACHE_FORMAT:
+            raise CvaeError(
+                f"it was stored in cache format {stored!r}, and this cvae_lib keeps runs in {cache.CACHE_FORMAT!r}"
+            )
+        raise CvaeError(
+            "it holds another run (other settings, data or code) or other files"
+        )
+    return None
 
 
 def train_or_load(
@@ -109,18 +106,13 @@ def train_or_load(
     announce: str | None = None,
     jit_compile: bool | None = None,
 ):
-    """``(model, history, reused)`` for a run of these settings in ``out_dir``; ``train_config``
-    defaults to :meth:`~cvae_lib.config.TrainConfig.for_data`. An unfinished run of the same settings, data and
-    code is resumed. A finished one, another run or other files are, by ``if_exists``: ``"reuse"``
-    (the finished run loaded; anything else trained over, with a line on stderr), ``"refuse"``
-    (a one-line error) or ``"replace"`` (trained afresh). ``announce`` is printed once training
-    starts. Under the directory's lock: a second process waits, then reuses the run."""
+    """``(model, history, reused)`` for a run of these settings (``train_config`` by default
+    :meth:`~cvae_lib.config.TrainConfig.for_data`) in ``out_dir``, under its lock. An unfinished
+    run of the same settings, data and code is resumed; a finished one, another run or other
+    files are, by ``if_exists``: ``"reuse"`` (the finished run loaded, anything else trained
+    over with a line on stderr), ``"refuse"`` (a one-line error) or ``"replace"``."""
     check_mode(progress)  # a misspelt mode fails before the output directory is made
-    train_config = (
-        TrainConfig.for_data(len(digits.x_train))
-        if train_config is None
-        else train_config
-    )
+    train_config = train_config or TrainConfig.for_data(len(digits.x_train))
     wanted = run_key(digits, model_config, train_config, model_class)
     out_dir = Path(out_dir)
 
@@ -145,9 +137,13 @@ def train_or_load(
             jit_compile=jit_compile,
         )
 
-    read = functools.partial(_finished_run, out_dir, wanted)
     (model, history), reused = cache.reuse_or_make(
-        out_dir, wanted, read, make, if_exists=if_exists, noun="run"
+        out_dir,
+        wanted,
+        lambda: _finished_run(out_dir, wanted),
+        make,
+        if_exists=if_exists,
+        noun="run",
     )
     return model, history, reused
 
@@ -165,28 +161,21 @@ def _train_into(
 ):
     """Train (or resume) ``model`` into ``out_dir``, whose lock the caller holds; ``(model, history)``."""
     state_dir = out_dir / STATE_DIR
-    if not resume:
-        shutil.rmtree(state_dir, ignore_errors=True)
-    for partial in out_dir.glob(
-        ".*.tmp"
-    ):  # left by a process killed mid-write; we hold the lock
+    for partial in out_dir.glob(".*.tmp"):  # left by a process killed mid-write
         partial.unlink(missing_ok=True)
     meta = {
         **run_metadata(digits),
         "cache_format": wanted["cache_format"],
         "train_config": train_config,
     }
-    history_so_far = TrainingState.saved_history(state_dir)
-    if (
-        not resume
-    ):  # claim the directory for this run (its config first) before the first epoch
+    if not resume:  # a new run claims the directory (its config first) before epoch 1
+        shutil.rmtree(state_dir, ignore_errors=True)
         checkpoint.atomic_write_text(
             out_dir / checkpoint.CONFIG_FILE,
             dumps(checkpoint.config_record(model, **meta, complete=False)),
         )
-        checkpoint.save_checkpoint(
-            model, out_dir, history_so_far, **meta, complete=False
-        )
+        checkpoint.save_checkpoint(model, out_dir, History(), **meta, complete=False)
+    history_so_far = TrainingState.saved_history(state_dir)
 
     def save(model, record):
         if (

@@ -1,6 +1,6 @@
 """Digits written as MNIST's four IDX files, so the full profile's path (``CVAE_DATA``
-naming a folder) runs on small local data: ``python -m cvae_lib.idx_files OUT_DIR``
-writes the offline sample there."""
+naming a folder) runs on small local data: ``python scripts/idx_files.py OUT_DIR``
+writes the offline sample there (CI does, in ``.ci/run``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import IDX_FILES, IDX_IMAGES, IDX_LABELS, Digits, load_digits
-from .errors import CvaeError
+from cvae_lib.data import IDX_FILES, IDX_IMAGES, IDX_LABELS, Digits, load_digits
+from cvae_lib.errors import CvaeError
 
 
 def write_idx_files(digits: Digits, directory) -> Path:
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print(
-            "usage: python -m cvae_lib.idx_files OUT_DIR  (writes the offline sample as IDX files)",
+            "usage: python scripts/idx_files.py OUT_DIR  (writes the offline sample as IDX files)",
             file=sys.stderr,
         )
         return 2
