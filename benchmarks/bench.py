@@ -112,9 +112,8 @@ def benchmark_training(
     from cvae_lib.train import train
 
     total = warmup + windows
-    model = ConditionalVAE(
-        ModelConfig(), TrainConfig(epochs=total, batch_size=batch_size)
-    )
+    model = ConditionalVAE(ModelConfig())
+    schedule = TrainConfig(epochs=total, batch_size=batch_size)
     trainer = (
         ReferenceTrainer(digits.x_train, digits.y_train, batch_size)
         if reference
@@ -145,7 +144,14 @@ def benchmark_training(
         print(line, file=stream, flush=True)
         cpu_mark[0] = time.process_time()
 
-    train(model, digits, progress="none", jit_compile=jit_compile, callback=after_epoch)
+    train(
+        model,
+        digits,
+        schedule,
+        progress="none",
+        jit_compile=jit_compile,
+        callback=after_epoch,
+    )
     return model, speeds
 
 

@@ -28,7 +28,7 @@ def library_step(steps: int):
 
     digits = load_digits("sample")
     config = TrainConfig()
-    model = ConditionalVAE(ModelConfig(), config)
+    model = ConditionalVAE(ModelConfig())
     step = make_train_step(
         model,
         keras.optimizers.Adam(config.learning_rate),

@@ -133,9 +133,7 @@ def train(
     ``callback(model, record)`` runs after each epoch; ``state_dir`` keeps a
     :class:`TrainingState`, and training resumes from one found there. A non-finite loss
     or weight stops it with a one-line error."""
-    check_mode(
-        progress
-    )  # a misspelt mode fails now, not after minutes of silent training
+    check_mode(progress)  # a misspelt mode fails now, not after minutes of training
     if config is None:
         config = TrainConfig.for_data(len(digits.x_train))
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
@@ -143,13 +141,7 @@ def train(
     # Same seed, data and machine give the same weights, bit for bit (process-wide and permanent).
     tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(config.seed)
-    steps = steps_per_epoch(len(digits.x_train), config.batch_size)
-    optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps))
-    warmup = config.warmup_epochs
-    # The optimizer copies a learning rate passed in: the warm-up switches its own variable.
-    prior_optimizer = keras.optimizers.Adam(
-        0.0 if warmup else config.prior_learning_rate
-    )
+    optimizer, prior_optimizer = _optimizers(config, len(digits.x_train))
     epoch_runner = _EpochRunner(
         model, digits, config, (optimizer, prior_optimizer), jit_compile
     )
@@ -162,17 +154,13 @@ def train(
     first = len(history.epochs) + 1
     if history.epochs and progress != "none":
         print(f"resuming at epoch {first} of {config.epochs}", file=stream, flush=True)
-    if (
-        first > config.epochs and callback is not None
-    ):  # stopped after the last state, before its checkpoint
+    if first > config.epochs and callback is not None:  # stopped before the checkpoint
         callback(model, history.epochs[-1])
     show = _progress_shower(progress, config.epochs, stream)
     for epoch in range(first, config.epochs + 1):
         set_epoch_weights(model, config, epoch)
-        if epoch == warmup + 1:
-            prior_optimizer.learning_rate.assign(
-                config.prior_learning_rate
-            )  # the means may move
+        if epoch == config.warmup_epochs + 1:  # the means may move
+            prior_optimizer.learning_rate.assign(config.prior_learning_rate)
         record = epoch_runner.run(epoch)
         history.append(record)
         if state is not None:
@@ -181,6 +169,16 @@ def train(
         if callback is not None:
             callback(model, record)
     return history
+
+
+def _optimizers(config, n_train: int):
+    """Adam for the encoder and decoder, on :func:`learning_rate_schedule`, and Adam for
+    the prior, still (rate 0) through the warm-up: the optimizer copies a learning rate
+    passed in, so the warm-up's end switches its own variable."""
+    steps = steps_per_epoch(n_train, config.batch_size)
+    optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps))
+    prior_rate = 0.0 if config.warmup_epochs else config.prior_learning_rate
+    return optimizer, keras.optimizers.Adam(prior_rate)
 
 
 def learning_rate_schedule(config, steps_per_epoch: int):

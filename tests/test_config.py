@@ -158,7 +158,7 @@ def test_the_budget_rule_depends_on_the_data_size_only():
         TrainConfig.for_data(cfg.FULL_DATA_SIZE - 1),
     )
     assert (full.epochs, full.batch_size) == (15, 256)  # the reference
-    assert (small.epochs, small.batch_size) == (20, 128)
+    assert (small.epochs, small.batch_size) == (30, 128)
     assert TrainConfig.for_data(60_000, seed=3, epochs=2) == TrainConfig(
         epochs=2, batch_size=256, seed=3
     )

@@ -67,7 +67,7 @@ def test_quick_uses_the_library_defaults_and_the_budget_rule():
     digits = fake_digits(4000, "sample")
     config = profiles.profile_train_config("quick", digits)
     assert config == TrainConfig.for_data(len(digits.x_train))
-    assert (config.epochs, config.batch_size) == (20, 128)
+    assert (config.epochs, config.batch_size) == (30, 128)
 
 
 def test_full_is_the_reference_run():
