@@ -106,6 +106,11 @@ RECIPES.update(
     {
         "full-mean-cos6": _FULL,
         "full-mean-cos6-slow-prior": {**_FULL, "prior_learning_rate": 2e-4},
+        "full-mean-cos3-slow-prior": {
+            **_FULL,
+            "learning_rate": 3e-3,
+            "prior_learning_rate": 2e-4,
+        },
     }
 )
 

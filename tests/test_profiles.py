@@ -73,11 +73,8 @@ def test_quick_uses_the_library_defaults_and_the_budget_rule():
 def test_full_is_the_reference_run():
     config = profiles.profile_train_config("full", fake_digits(60_000, "keras"))
     assert (config.epochs, config.batch_size) == (15, 256)
-    defaults = TrainConfig()
-    assert (config.learning_rate, config.seed) == (
-        defaults.learning_rate,
-        defaults.seed,
-    )
+    assert config == TrainConfig.for_data(60_000)  # the budget rule's full run
+    assert config.seed == TrainConfig().seed
 
 
 @pytest.mark.parametrize("bad", ["auto", "other"])
