@@ -288,15 +288,17 @@ def frontier_figure(
     as a vertical line; ``accuracy_line`` is the judge's accuracy on real digits."""
     fig = new_figure(size)
     ax = fig.add_subplot()
-    for label, (elbos, accuracies) in points.items():
+    for i, (label, (elbos, accuracies)) in enumerate(points.items()):
         elbos, accuracies = np.asarray(elbos, float), np.asarray(accuracies, float)
         several = len(elbos) > 1
-        ax.errorbar(
+        ax.errorbar(  # colour and marker together tell up to 40 recipes apart
             elbos.mean(),
             accuracies.mean(),
             xerr=elbos.std(ddof=1) if several else None,
             yerr=accuracies.std(ddof=1) if several else None,
-            fmt="o" if several else "x",
+            fmt=("oDHp" if several else "x^vs")[i // 10 % 4],
+            color=f"C{i % 10}",
+            markersize=8 if several else 6,
             capsize=3,
             label=label,
         )

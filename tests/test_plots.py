@@ -151,3 +151,19 @@ def test_rows_figure_labels_each_row():
     assert shown.shape == (2 * 28, 3 * 28)
     assert shown[:28].max() == 0 and shown[28:].min() == 1
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+
+
+def test_frontier_figure_tells_every_recipe_apart():
+    from cvae_lib.plots import frontier_figure
+
+    points = {f"r{i}": ([170.0 - i], [0.9 + i / 100]) for i in range(12)}
+    points["three seeds"] = ([159.0, 160.0, 158.0], [0.98, 0.97, 0.99])
+    fig = frontier_figure(points, {"templates": 174.5, "vae": 167.4}, 0.977)
+    ax = fig.axes[0]
+    styles = [(c.lines[0].get_color(), c.lines[0].get_marker()) for c in ax.containers]
+    assert len(styles) == 13 and len(set(styles)) == 13  # no two recipes look alike
+    bars = ax.containers[-1]  # the three-seed recipe has error bars both ways
+    assert bars.has_xerr and bars.has_yerr
+    assert not ax.containers[0].has_xerr
+    lines = [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() != "None"]
+    assert {174.5, 167.4} <= set(lines)  # the references, drawn as vertical lines
