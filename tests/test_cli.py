@@ -6,13 +6,12 @@ half-written: no output file, no temporary file, no empty checkpoint directory.
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_settings import library_environment
 
 import cvae_lib.data
 from cvae_lib import sampling
@@ -20,7 +19,6 @@ from cvae_lib.backend import keras
 from cvae_lib.cli import main
 from cvae_lib.store.checkpoint import load_checkpoint
 
-REPO = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -437,12 +435,10 @@ def test_no_command_and_help(capsys):
 
 
 def _python_m(*args, cwd):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("CVAE_VERBOSE_TF", None)
     return subprocess.run(
         [sys.executable, "-m", "cvae_lib", *map(str, args)],
         cwd=cwd,
-        env=env,
+        env=library_environment(),
         capture_output=True,
         text=True,
         timeout=240,

@@ -34,3 +34,16 @@ def save_npz(path, digits) -> None:
         x_test=digits.x_test,
         y_test=digits.y_test,
     )
+
+
+def library_environment() -> dict:
+    """The environment for a child process that runs the library as a user would: the
+    repository importable, and TensorFlow's log as quiet as the library keeps it (a
+    ``TF_CPP_MIN_LOG_LEVEL`` or ``CVAE_VERBOSE_TF`` set in the caller's shell would let
+    TensorFlow's own lines into the output the tests count)."""
+    import os
+    from pathlib import Path
+
+    loud = ("TF_CPP_MIN_LOG_LEVEL", "CVAE_VERBOSE_TF")
+    env = {k: v for k, v in os.environ.items() if k not in loud}
+    return {**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
