@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import platform
 import time
 
 import cvae_lib  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -33,17 +32,6 @@ def recipes(n_train: int) -> dict:
         "first recipe": (ModelConfig(class_codes="posterior"), first),
         "book's recipe": (ModelConfig(), TrainConfig.for_data(n_train)),
     }
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def epoch_seconds(model_config, schedule, digits) -> float:
@@ -76,9 +64,10 @@ def main(argv=None) -> int:
             f"{name}: {per_epoch:.2f} s per epoch x {schedule.epochs} = {runs[name]:.0f} s"
         )
     ratio = runs["book's recipe"] / runs["first recipe"]
-    print(
-        f"ratio {ratio:.2f} on {cpu_name()}, {len(seconds['first recipe'])} epochs each"
-    )
+    from hardware import describe_device  # benchmarks/, beside this script
+
+    device = describe_device()["name"]
+    print(f"ratio {ratio:.2f} on {device}, {len(seconds['first recipe'])} epochs each")
     return 0
 
 

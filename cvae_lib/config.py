@@ -147,13 +147,12 @@ class TrainConfig:
         learning rate is 3e-3: at 6e-3 a full-size run blew up when its warm-up began to
         weigh the reconstruction (both measured on a 60,000-image stand-in:
         ``experiments/README.md``). ``settings`` set the rest."""
-        full = n_train >= FULL_DATA_SIZE
-        budget = dict(
+        full = dict(
             epochs=15, batch_size=256, learning_rate=3e-3, prior_learning_rate=2e-4
         )
-        return cls(
-            **{**(budget if full else dict(epochs=30, batch_size=128)), **settings}
-        )
+        small = dict(epochs=30, batch_size=128)
+        budget = full if n_train >= FULL_DATA_SIZE else small
+        return cls(**{**budget, **settings})
 
 
 #: The format of a ``config.json`` record; the loss settings moved into the model's part in 2.
