@@ -215,3 +215,24 @@ def test_loss_falls_when_overfitting_one_batch(batch, weighting):
     assert all(np.isfinite(step_losses))
     assert after < 0.8 * before, (before, after)
     assert np.mean(step_losses[-5:]) < 0.8 * np.mean(step_losses[:5])
+
+
+def test_the_class_term_reads_the_posterior_mean_by_default():
+    model = ConditionalVAE(TINY)
+    assert model.config.class_codes == "posterior_mean"
+    images = tf.constant(
+        np.random.default_rng(1).random((4, 28, 28, 1)) > 0.5, tf.float32
+    )
+    labels = tf.constant([0, 3, 5, 9])
+    _, _, class_nll = model.loss_terms(images, labels, tf.constant([1, 2]))
+    mean = model.posterior(images, labels).mean()
+    np.testing.assert_allclose(class_nll, model.class_nll(mean, labels), rtol=1e-6)
+
+
+def test_free_bits_charge_nothing_below_their_floor():
+    free = ConditionalVAE(replace(TINY, free_bits=4.0))
+    recon, nll = tf.constant([100.0, 120.0]), tf.constant([0.0, 0.0])
+    below, above = tf.constant([1.0, 3.0]), tf.constant([5.0, 7.0])
+    # a batch mean KL of 2 is charged as 4; of 6, as itself
+    assert float(free.objective(recon, below, nll)) == pytest.approx(110.0 + 4.0)
+    assert float(free.objective(recon, above, nll)) == pytest.approx(110.0 + 6.0)

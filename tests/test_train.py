@@ -2,6 +2,7 @@
 
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -209,3 +210,35 @@ def test_run_directory(monkeypatch, tmp_path):
         files.run_directory("x").name == "x"
         and files.run_directory("x").parent.name == "_runs"
     )
+
+
+def test_the_cosine_schedule_warms_up_peaks_and_decays_to_zero():
+    from cvae_lib.train import learning_rate_schedule
+
+    config = TrainConfig(epochs=10, learning_rate=6e-3, lr_schedule="cosine")
+    schedule = learning_rate_schedule(config, steps_per_epoch=20)  # 200 steps
+    rate = [float(schedule(step)) for step in range(201)]
+    assert rate[0] == 0.0 and rate[10] == pytest.approx(6e-3)  # 5%: the peak
+    assert rate[5] == pytest.approx(3e-3)  # linear on the way up
+    assert all(a >= b for a, b in zip(rate[10:], rate[11:]))  # falls from there
+    assert rate[200] == pytest.approx(0.0, abs=1e-9)
+    constant = TrainConfig(learning_rate=3e-3, lr_schedule="constant")
+    assert learning_rate_schedule(constant, 20) == 3e-3
+
+
+def test_training_applies_the_warmup_shape_and_the_class_weight_schedule(tiny_digits):
+    """Read back from the model's own weights after each epoch, not from the settings."""
+    digits = tiny_digits.subset(64, 20)
+    config = TrainConfig(
+        epochs=4,
+        batch_size=64,
+        warmup_fraction=0.5,
+        warmup_shape="kl",
+        class_weight_final=5.0,
+    )
+    model = ConditionalVAE(replace(TINY_MODEL, class_weight=20.0))
+    history = train(model, digits, config, progress="none")
+    assert history.series("kl_anneal").tolist() == [0.0, 0.5, 1.0, 1.0]
+    assert history.series("recon_weight").tolist() == [1.0, 1.0, 1.0, 1.0]
+    # constant through the warm-up, then linear to the final weight
+    assert history.series("class_weight").tolist() == [20.0, 20.0, 20.0, 5.0]
