@@ -55,37 +55,28 @@ def _iw_digits(text: str):
     return None if text.strip().lower() == "all" else _positive_int(text)
 
 
-def _check_output_file(path: Path) -> None:
-    """Fail before any long work if ``path`` cannot be written."""
-    parent = path.parent
-    if path.is_dir():
-        raise CvaeError(f"{path} is a directory, expected a file name")
-    if parent.exists() and not parent.is_dir():
-        raise CvaeError(f"cannot write {path}: {parent} is not a directory")
-    if not parent.is_dir():
-        raise CvaeError(f"cannot write {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
+def _check_output(path: Path, *, directory: bool = False) -> None:
+    """Fail before any long work if file ``path``, or the ``directory`` ``path``, cannot be
+    written; create nothing, so a run that fails later (say, no data) leaves nothing behind."""
+    if path.exists() and path.is_dir() != directory:
+        raise CvaeError(
+            f"{path} exists and is not a directory"
+            if directory
+            else f"{path} is a directory, expected a file name"
+        )
+    existing = path if directory else path.parent
+    while directory and not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise CvaeError(f"cannot write {path}: {existing} is not a directory")
+    if not existing.is_dir():
+        raise CvaeError(f"cannot write {path}: directory {existing} does not exist")
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise CvaeError(f"cannot write {path}: permission denied")
 
 
-def _check_output_dir(path: Path) -> None:
-    """Fail before any long work if directory ``path`` cannot be created or written; create
-    nothing, so a run that fails later (say, no data) leaves no empty directory."""
-    if path.exists() and not path.is_dir():
-        raise CvaeError(f"{path} exists and is not a directory")
-    existing = path
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise CvaeError(
-            f"cannot create directory {path}: {existing} is not a directory"
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise CvaeError(f"cannot write to directory {existing}: permission denied")
-
-
 def cmd_train(args) -> None:
-    _check_output_dir(args.out)
+    _check_output(args.out, directory=True)
     digits = data.load_digits(args.data, seed=args.seed)
     budget = {
         name: value
@@ -121,7 +112,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_sample(args) -> None:
-    _check_output_file(args.out)
+    _check_output(args.out)
     model, _ = load_checkpoint(args.dir)
     samples = sample_images(model, args.per_class, seed=args.seed)
     labels = np.repeat(np.arange(samples.shape[0]), samples.shape[1]).reshape(
@@ -142,7 +133,7 @@ def cmd_grid(args) -> None:
 
     from .plots import manifold_figure
 
-    _check_output_file(args.out)
+    _check_output(args.out)
     fmt = args.out.suffix.lstrip(".").lower() or "png"
     if fmt not in Figure().canvas.get_supported_filetypes():
         raise CvaeError(f"cannot save a figure as .{fmt}: use .png, .pdf or .svg")
@@ -155,7 +146,7 @@ def cmd_grid(args) -> None:
 
 def cmd_evaluate(args) -> None:
     """Conditional accuracy, test ELBO, importance-weighted bound and separation -> JSON."""
-    _check_output_file(args.out)
+    _check_output(args.out)
     record = read_config(args.dir)
     model, _ = load_checkpoint(args.dir)
     if not record.get("complete", True):
@@ -193,24 +184,83 @@ def cmd_evaluate(args) -> None:
     )
 
 
+def _command(sub, func, description: str, out: str, directory: str | None = None):
+    """The subcommand of ``cmd_<name>`` ``func``, with its ``--out`` and, if ``directory``
+    describes one, the checkpoint directory it reads."""
+    command = sub.add_parser(func.__name__.removeprefix("cmd_"), help=description)
+    if directory:
+        command.add_argument("dir", type=Path, help=directory)
+    command.add_argument("--out", type=Path, required=True, help=out)
+    command.set_defaults(func=func)
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m cvae_lib``, one subcommand per ``cmd_*`` function."""
     parser = _Parser(prog="python -m cvae_lib", description="Conditional VAE on MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add, name, description in (
-        (_add_train, "train", "train a model and write its checkpoint"),
-        (_add_sample, "sample", "generate digits of every class"),
-        (_add_grid, "grid", "draw the 15x15 manifold around one class mean"),
+    checkpoint = "checkpoint directory"
+    train = _command(
+        sub,
+        cmd_train,
+        "train a model and write its checkpoint",
+        "checkpoint directory; an unfinished run of the same settings there is resumed",
+    )
+    _add_training_settings(train)
+    sample = _command(
+        sub, cmd_sample, "generate digits of every class", "output .npz", checkpoint
+    )
+    sample.add_argument("--per-class", type=_positive_int, default=10)
+    grid = _command(
+        sub,
+        cmd_grid,
+        "draw the 15x15 manifold around one class mean",
+        "output image (.png, .pdf, .svg)",
+        checkpoint,
+    )
+    grid.add_argument("--digit", type=int, required=True)
+    grid.add_argument("--size", type=_positive_int, default=15)
+    evaluate = _command(
+        sub,
+        cmd_evaluate,
+        "judge generated digits and bound the test likelihood -> JSON",
+        "output report (.json)",
+        f"{checkpoint} (its config.json names the data)",
+    )
+    evaluate.add_argument(
+        "--iw-digits",
+        type=_iw_digits,
+        default=1000,
+        help="bound the first N test digits, or 'all' (default 1000: k decodes each)",
+    )
+    for flag, default, what in (
+        ("--k", DEFAULT_K, "importance samples per digit for the bound"),
         (
-            _add_evaluate,
-            "evaluate",
-            "judge generated digits and bound the test likelihood -> JSON",
+            "--per-class",
+            DEFAULT_PER_CLASS,
+            "generated digits per class for conditional accuracy",
+        ),
+        (
+            "--judge-epochs",
+            JUDGE_EPOCHS,
+            "epochs of the judge classifier, cached per setting",
         ),
     ):
-        add(sub.add_parser(name, help=description))
+        evaluate.add_argument(
+            flag,
+            type=_positive_int,
+            default=default,
+            help=f"{what} (default {default})",
+        )
+    for command in (train, sample, evaluate):
+        command.add_argument("--seed", type=int, default=0)
     return parser
 
 
-def _add_train(train) -> None:
+def _add_training_settings(train) -> None:
+    """The digits, the model's and training's settings (the budget's defaults follow
+    ``TrainConfig.for_data``) and whether to replace a run."""
+    defaults, model = config.TrainConfig(), config.ModelConfig()
     train.add_argument(
         "--data",
         default=None,
@@ -218,24 +268,6 @@ def _add_train(train) -> None:
         help="digits: auto (default; $CVAE_DATA), full MNIST (keras), the offline sample, or "
         "PATH: an MNIST .npz or a directory of the four IDX files, read offline",
     )
-    _add_training_settings(train)
-    train.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="checkpoint directory; an unfinished run of the same settings there is resumed",
-    )
-    train.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a finished run, or another run, in --out instead of refusing",
-    )
-    train.set_defaults(func=cmd_train)
-
-
-def _add_training_settings(train) -> None:
-    """The model's and training's settings; the budget's defaults follow ``TrainConfig.for_data``."""
-    defaults, model = config.TrainConfig(), config.ModelConfig()
     full, small = (
         config.TrainConfig.for_data(n)
         for n in (config.FULL_DATA_SIZE, config.FULL_DATA_SIZE - 1)
@@ -270,60 +302,11 @@ def _add_training_settings(train) -> None:
         help="elbo (correct) or reference (KL x 1/batch, the reference recipe's mistake)",
     )
     train.add_argument("--latent-dim", type=_positive_int, default=2)
-    train.add_argument("--seed", type=int, default=0)
-
-
-def _add_sample(sample) -> None:
-    sample.add_argument("dir", type=Path, help="checkpoint directory")
-    sample.set_defaults(func=cmd_sample)
-    sample.add_argument("--per-class", type=_positive_int, default=10)
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--out", type=Path, required=True, help="output .npz")
-
-
-def _add_grid(grid) -> None:
-    grid.add_argument("dir", type=Path, help="checkpoint directory")
-    grid.set_defaults(func=cmd_grid)
-    grid.add_argument("--digit", type=int, required=True)
-    grid.add_argument("--size", type=_positive_int, default=15)
-    grid.add_argument(
-        "--out", type=Path, required=True, help="output image (.png, .pdf, .svg)"
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished run, or another run, in --out instead of refusing",
     )
-
-
-def _add_evaluate(evaluate) -> None:
-    evaluate.add_argument(
-        "dir", type=Path, help="checkpoint directory (its config.json names the data)"
-    )
-    evaluate.set_defaults(func=cmd_evaluate)
-    evaluate.add_argument(
-        "--out", type=Path, required=True, help="output report (.json)"
-    )
-    evaluate.add_argument(
-        "--k",
-        type=_positive_int,
-        default=DEFAULT_K,
-        help=f"importance samples per digit for the bound (default {DEFAULT_K})",
-    )
-    evaluate.add_argument(
-        "--iw-digits",
-        type=_iw_digits,
-        default=1000,
-        help="bound the first N test digits, or 'all' (default 1000: k decodes each)",
-    )
-    evaluate.add_argument(
-        "--per-class",
-        type=_positive_int,
-        default=DEFAULT_PER_CLASS,
-        help=f"generated digits per class for conditional accuracy (default {DEFAULT_PER_CLASS})",
-    )
-    evaluate.add_argument(
-        "--judge-epochs",
-        type=_positive_int,
-        default=JUDGE_EPOCHS,
-        help=f"epochs of the judge classifier, cached per setting (default {JUDGE_EPOCHS})",
-    )
-    evaluate.add_argument("--seed", type=int, default=0)
 
 
 class _Parser(argparse.ArgumentParser):
