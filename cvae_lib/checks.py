@@ -43,8 +43,11 @@ def claims_asserted() -> bool:
     return epochs_override() is None
 
 
-def _fail(message: str) -> None:
-    """``AssertionError(message)``, or in a shortened run one line on stderr."""
+def claim(holds: bool, message: str) -> None:
+    """A chapter's claim about its trained model: an ``AssertionError(message)`` unless it
+    ``holds`` (in a run shortened by ``$CVAE_EPOCHS``, one line on stderr instead)."""
+    if holds:
+        return
     if claims_asserted():
         raise AssertionError(message)
     print(
@@ -54,21 +57,14 @@ def _fail(message: str) -> None:
     )
 
 
-def claim(holds: bool, message: str) -> None:
-    """A chapter's claim about its trained model: an ``AssertionError(message)`` unless it
-    ``holds`` (in a run shortened by ``$CVAE_EPOCHS``, one line on stderr instead)."""
-    if not holds:
-        _fail(message)
-
-
 def check_classes_apart(model, least: float = 2.0) -> float:
     """The distance of the closest two class means, in standard deviations of the generating
     distribution, which must exceed ``least`` (at 2, a draw is nearer its own mean > 84%)."""
     i, j, distance = closest_pair(sampling.class_separation(model))
-    if not distance > least:
-        _fail(
-            f"the means of classes {i} and {j} are only {distance:.2f} apart (need > {least:g})"
-        )
+    claim(
+        distance > least,
+        f"the means of classes {i} and {j} are only {distance:.2f} apart (need > {least:g})",
+    )
     return distance
 
 
@@ -83,17 +79,17 @@ def check_generated_class(
     """Generated digits judged the asked class at ``share`` times the judge's accuracy on real
     test digits or more, every class at ``worst_share`` times it or more."""
     per_class = np.asarray(per_class, float)
-    if not accuracy >= share * judge_accuracy:
-        _fail(
-            f"generated digits are judged the asked class {accuracy:.1%} of the time, less than "
-            f"{share:g} x the judge's {judge_accuracy:.1%} on real digits"
-        )
+    claim(
+        accuracy >= share * judge_accuracy,
+        f"generated digits are judged the asked class {accuracy:.1%} of the time, less than "
+        f"{share:g} x the judge's {judge_accuracy:.1%} on real digits",
+    )
     worst = int(np.argmin(per_class))
-    if not per_class[worst] >= worst_share * judge_accuracy:
-        _fail(
-            f"digits generated for class {worst} are judged {worst} only {per_class[worst]:.1%} "
-            f"of the time, less than {worst_share:g} x the judge's {judge_accuracy:.1%}"
-        )
+    claim(
+        per_class[worst] >= worst_share * judge_accuracy,
+        f"digits generated for class {worst} are judged {worst} only {per_class[worst]:.1%} "
+        f"of the time, less than {worst_share:g} x the judge's {judge_accuracy:.1%}",
+    )
 
 
 def style_in_z(model, digit: int, n: int = GRID_SIZE) -> float:
@@ -110,12 +106,12 @@ def check_style_in_z(model, digits=None, least: float = LEAST_STYLE) -> np.ndarr
     digits = range(model.config.num_classes) if digits is None else digits
     changes = np.array([style_in_z(model, d) for d in digits])
     worst = int(np.argmin(changes))
-    if not changes[worst] > least:
-        _fail(
-            f"the manifold of class {list(digits)[worst]} barely changes from tile to tile "
-            f"(median {changes[worst]:.4f} per pixel, need > {least:g}): z carries the class "
-            "but not the style"
-        )
+    claim(
+        changes[worst] > least,
+        f"the manifold of class {list(digits)[worst]} barely changes from tile to tile "
+        f"(median {changes[worst]:.4f} per pixel, need > {least:g}): z carries the class "
+        "but not the style",
+    )
     return changes
 
 
@@ -125,11 +121,11 @@ def check_beats_baseline(
     """``nats`` (a negative log-likelihood or a bound on one, nats per digit) at least ``margin``
     below ``baseline``'s on the same digits; returns how far below it is."""
     gain = baseline - nats
-    if not gain >= margin:
-        where = f"only {gain:.1f} below" if gain > 0 else f"{-gain:.1f} above"
-        _fail(
-            f"{nats:.1f} nats per digit is {where} {what} ({baseline:.1f}; need {margin:g} below)"
-        )
+    where = f"only {gain:.1f} below" if gain > 0 else f"{-gain:.1f} above"
+    claim(
+        gain >= margin,
+        f"{nats:.1f} nats per digit is {where} {what} ({baseline:.1f}; need {margin:g} below)",
+    )
     return gain
 
 
@@ -139,11 +135,11 @@ def check_loss_fell(history, warmup_epochs: int, least: float = 5.0) -> float:
     val_loss = history.series("val_loss")
     before = val_loss[max(warmup_epochs, 1) - 1]
     fall = float(before - val_loss[-1])
-    if not fall >= least:
-        _fail(
-            f"the validation negative ELBO went from {before:.1f} after the warm-up to "
-            f"{val_loss[-1]:.1f} at the end, a fall of {fall:.1f} nats (need {least:g})"
-        )
+    claim(
+        fall >= least,
+        f"the validation negative ELBO went from {before:.1f} after the warm-up to "
+        f"{val_loss[-1]:.1f} at the end, a fall of {fall:.1f} nats (need {least:g})",
+    )
     return fall
 
 
@@ -153,15 +149,18 @@ def check_bound_settled(by_k: dict, stderr: float) -> None:
     ks = sorted(by_k)
     values = np.array([by_k[k] for k in ks])
     gains = -np.diff(values)
-    if not np.all(gains > 0):
-        _fail(f"the bound does not fall as k grows: {dict(zip(ks, values.round(2)))}")
-    if len(gains) > 1 and not gains[-1] < gains[-2]:
-        _fail(
+    claim(
+        np.all(gains > 0),
+        f"the bound does not fall as k grows: {dict(zip(ks, values.round(2)))}",
+    )
+    if len(gains) > 1:
+        claim(
+            gains[-1] < gains[-2],
             f"the bound's gain from k = {ks[-2]} to {ks[-1]} ({gains[-1]:.2f} nats) is not "
-            f"smaller than the one before ({gains[-2]:.2f})"
+            f"smaller than the one before ({gains[-2]:.2f})",
         )
-    if not gains[-1] < stderr:
-        _fail(
-            f"the bound still falls by {gains[-1]:.2f} nats from k = {ks[-2]} to {ks[-1]}, "
-            f"more than its standard error {stderr:.2f}"
-        )
+    claim(
+        gains[-1] < stderr,
+        f"the bound still falls by {gains[-1]:.2f} nats from k = {ks[-2]} to {ks[-1]}, "
+        f"more than its standard error {stderr:.2f}",
+    )
