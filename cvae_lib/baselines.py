@@ -1,9 +1,6 @@
-"""The two baselines the book compares the conditional-prior VAE against, and the model kinds
-a checkpoint may hold (:data:`MODEL_KINDS`). Both keep its encoder, decoder and negative ELBO,
-have the prior N(0, I) and differ in *where the label goes*: nowhere in training for
-:class:`UnconditionalVAE` (class y is generated from N(mu_y, I), mu_y the mean encoding of its
-training digits), into encoder and decoder for :class:`SohnCVAE` (Sohn, Lee and Yan, 2015, with
-their prior network relaxed to N(0, I): z carries only the style)."""
+"""The two baselines the book compares against, both with the prior N(0, I) and differing
+in where the label goes: nowhere in training (:class:`UnconditionalVAE`) or into encoder and
+decoder (:class:`SohnCVAE`, Sohn et al., 2015); and the model kinds a checkpoint may hold."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""What the book runs: the run profile of ``$CVAE_PROFILE``, ``quick`` (the 4,000 offline
-training digits, minutes on a laptop CPU), ``full`` (all 60,000 MNIST digits, for a GPU) or
-``auto`` (``full`` on a GPU, ``quick`` without one or without full MNIST), and the model each
-trains (:func:`profile_model`), which every chapter studies; ``$CVAE_EPOCHS`` replaces its
-epochs (a short run of the same code path). Also the evaluation settings and table."""
+"""What the book runs: the run profile of ``$CVAE_PROFILE`` (``quick``: the offline digits,
+``full``: all of MNIST, ``auto``: full on a GPU), the model it trains (:func:`profile_model`),
+``$CVAE_EPOCHS`` to shorten it, and the evaluation settings and table."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
 """The chapters' claims about a trained model, as checks that raise ``AssertionError`` with
-one sentence when the model does not bear them out (``tests/test_checks.py`` feeds them broken
-models). Each is stated relative to what the data allows, so a chapter holds on any MNIST-format
-data and budget. In a run shortened by ``$CVAE_EPOCHS``, which exercises the code path rather
-than training a good model, a failed claim prints one line marked "not asserted" instead."""
+one sentence, each relative to what the data allows; in a run shortened by ``$CVAE_EPOCHS`` a
+failed claim prints one line marked "not asserted" instead."""
 
 from __future__ import annotations
 

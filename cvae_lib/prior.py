@@ -1,12 +1,7 @@
-"""The class-conditional prior p(z | y), and the seam for other prior families.
-
-A family is a :class:`Prior` subclass, registered by name with :func:`register_prior`; a
-model builds the one its :attr:`~cvae_lib.config.ModelConfig.prior` names. The book's
-family, ``"unit_gaussian"`` (:class:`UnitGaussianPrior`), is N(mu_y, I): two linear Dense
-layers map the one-hot label to mu_y, any point of latent space; the covariance is fixed,
-so it only says *where* a class lives. ``"standard_normal"`` is N(0, I) for every class,
-the prior of the baselines (:mod:`cvae_lib.baselines`). :func:`closest_pair` is the
-geometry every chapter reads: the two closest classes, in prior standard deviations."""
+"""The class-conditional prior p(z | y) and the seam for other families: a :class:`Prior`
+subclass registered by name (:func:`register_prior`). The book's ``"unit_gaussian"`` is
+N(mu_y, I), mu_y learned from the label; ``"standard_normal"`` is N(0, I), the baselines'.
+:func:`closest_pair` gives the two closest classes, in prior standard deviations."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
 """Training: a compiled step, validation each epoch, progress, history, resumable state.
-
-The defaults keep the classes apart (the training chapter shows why): the class means
-start spread on a circle of ``prior_init_radius`` (:func:`cvae_lib.prior.spread_class_means`);
-in the warm-up (the first ``warmup_fraction`` of the epochs) the reconstruction's weight
-ramps from 0 to 1 and the prior is still, so the KL first places each class; the prior
-then learns at ``prior_learning_rate``; and ``class_weight`` times the prior's class loss
-(:meth:`cvae_lib.model.ConditionalVAE.class_nll`) stops learned means drifting together.
-Reported losses are always the true negative ELBO and its parts."""
+The warm-up ramps the reconstruction's weight while the prior stands still, then the class
+means learn at ``prior_learning_rate``, kept apart by ``class_weight`` times the class term
+(the training chapter shows why); reported losses are always the true negative ELBO."""
 
 from __future__ import annotations
 
