@@ -85,10 +85,6 @@ class ModelConfig:
             shape = tuple(int(v) for v in self.image_shape)
         except (TypeError, ValueError):
             shape = ()
-        if len(shape) != 3 or min(shape) < 1:
-            raise CvaeError(
-                f"image_shape must be (height, width, channels), got {self.image_shape!r}"
-            )
         if (
             shape != IMAGE_SHAPE
         ):  # the strides of the networks, the judge and the figures

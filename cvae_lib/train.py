@@ -37,9 +37,6 @@ class History:
 
     epochs: list = field(default_factory=list)
 
-    def append(self, record: dict) -> None:
-        self.epochs.append(record)
-
     def series(self, key: str) -> np.ndarray:
         return np.array([record[key] for record in self.epochs], dtype=float)
 
@@ -157,7 +154,7 @@ def train(
         if epoch == config.warmup_epochs + 1:  # the means may move
             prior_optimizer.learning_rate.assign(config.prior_learning_rate)
         record = epoch_runner.run(epoch)
-        history.append(record)
+        history.epochs.append(record)
         if state is not None:
             state.save(history)
         show(record)

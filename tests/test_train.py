@@ -136,8 +136,8 @@ def test_progress_bar(tiny_digits):
 
 def test_history_series_and_json():
     history = History()
-    history.append({"epoch": 1, "loss": 2.0})
-    history.append({"epoch": 2, "loss": 1.0})
+    history.epochs.append({"epoch": 1, "loss": 2.0})
+    history.epochs.append({"epoch": 2, "loss": 1.0})
     np.testing.assert_array_equal(history.series("loss"), [2.0, 1.0])
     assert History.from_dict(json.loads(history.to_json())).epochs == history.epochs
     assert History.from_dict({}).epochs == []

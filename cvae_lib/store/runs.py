@@ -182,7 +182,7 @@ def _train_into(
             not history_so_far.epochs
             or history_so_far.epochs[-1]["epoch"] != record["epoch"]
         ):
-            history_so_far.append(record)
+            history_so_far.epochs.append(record)
         checkpoint.save_checkpoint(
             model,
             out_dir,
