@@ -11,26 +11,21 @@ import numpy as np
 from .backend import keras, tf, tfd
 from .config import ModelConfig, TrainConfig
 from .data import fixed_binarization
-from .decoder import make_decoder
-from .encoder import make_encoder, posterior_distribution
+from .encoder import posterior_distribution
 from .model import ConditionalVAE
 from .prior import Prior, StandardNormalPrior, prior_distribution
 
-#: Their training settings: the reference's Adam learning rate, no warm-up ...
-STANDARD_TRAINING = {"learning_rate": 1e-3, "warmup_fraction": 0.0}
-#: ... and no class term in their loss.
-STANDARD_LOSS = {"class_weight": 0.0}
-
 
 def standard_train_config(settings: TrainConfig) -> TrainConfig:
-    """``settings`` with :data:`STANDARD_TRAINING`: the book's warm-up keeps class means apart,
-    which these models lack (with it the label-input CVAE ignored z, then diverged)."""
-    return dataclasses.replace(settings, **STANDARD_TRAINING)
+    """``settings`` at the reference's Adam learning rate without warm-up: the book's warm-up
+    keeps class means apart, which these models lack (with it the label-input CVAE ignored z,
+    then diverged)."""
+    return dataclasses.replace(settings, learning_rate=1e-3, warmup_fraction=0.0)
 
 
 def standard_model_config(config: ModelConfig) -> ModelConfig:
     """``config`` without the class term."""
-    return dataclasses.replace(config, **STANDARD_LOSS)
+    return dataclasses.replace(config, class_weight=0.0)
 
 
 class _StandardNormalPrior(ConditionalVAE):
@@ -50,15 +45,17 @@ class UnconditionalVAE(_StandardNormalPrior):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # one-hot y -> mu_y: the kernel's rows, set by finish_training, saved with the other weights
-        means = keras.layers.Dense(
-            self.config.latent_dim,
-            use_bias=False,
-            kernel_initializer="zeros",
-            trainable=False,
-            name="means",
-        )
         self.class_means_network = keras.Sequential(
-            [keras.layers.InputLayer(input_shape=(self.config.num_classes,)), means],
+            [
+                keras.layers.InputLayer(input_shape=(self.config.num_classes,)),
+                keras.layers.Dense(
+                    self.config.latent_dim,
+                    use_bias=False,
+                    kernel_initializer="zeros",
+                    trainable=False,
+                    name="means",
+                ),
+            ],
             name="class_means",
         )
 
@@ -102,20 +99,7 @@ class SohnCVAE(_StandardNormalPrior):
     """Sohn et al.'s CVAE: the label enters encoder and decoder; prior N(0, I)."""
 
     kind = "sohn_cvae"
-
-    def _make_encoder(self) -> keras.Model:
-        return make_encoder(
-            self.config,
-            seed=self.seed,
-            extra_inputs=self.config.num_classes,
-        )
-
-    def _make_decoder(self) -> keras.Model:
-        return make_decoder(
-            self.config,
-            seed=self.seed,
-            extra_inputs=self.config.num_classes,
-        )
+    label_inputs = True
 
     def posterior(self, images: tf.Tensor, labels: tf.Tensor) -> tfd.Distribution:
         """q(z | x, y): the one-hot label as extra channels of every pixel."""

@@ -21,13 +21,16 @@ class ConditionalVAE(tf.Module):
 
     #: Short name used in checkpoints, so a checkpoint of one model kind never loads as another.
     kind = "cvae"
+    #: Whether encoder and decoder also read the one-hot label (:class:`~cvae_lib.baselines.SohnCVAE`).
+    label_inputs = False
 
     def __init__(self, config: ModelConfig = ModelConfig(), *, seed: int = 0):
         super().__init__(name=self.kind)
         self.config, self.seed = config, seed
         self.class_prior = self._make_prior()
-        self.encoder = self._make_encoder()
-        self.decoder = self._make_decoder()
+        extra = config.num_classes if self.label_inputs else 0
+        self.encoder = make_encoder(config, seed=seed, extra_inputs=extra)
+        self.decoder = make_decoder(config, seed=seed, extra_inputs=extra)
         # The reconstruction's weight in the training objective, ramped from 0 to 1 in warm-up.
         self.recon_weight = tf.Variable(
             1.0, trainable=False, dtype=tf.float32, name="recon_weight"
@@ -40,15 +43,9 @@ class ConditionalVAE(tf.Module):
             float(config.class_weight), trainable=False, name="class_weight"
         )
 
-    # The baselines (cvae_lib.baselines) override these hooks.
     def _make_prior(self) -> Prior:
+        """p(z | y) of the family the config names (the baselines override it)."""
         return make_prior(self.config, self.config.prior_init_radius, seed=self.seed)
-
-    def _make_encoder(self) -> keras.Model:
-        return make_encoder(self.config, seed=self.seed)
-
-    def _make_decoder(self) -> keras.Model:
-        return make_decoder(self.config, seed=self.seed)
 
     def networks(self) -> dict[str, keras.Model]:
         """Named networks, in checkpoint order."""
