@@ -133,12 +133,9 @@ def train(
     # Same seed, data and machine give the same weights, bit for bit (process-wide and permanent).
     tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(config.seed)
-    optimizer, prior_optimizer = _optimizers(config, len(digits.x_train))
-    epoch_runner = _EpochRunner(
-        model, digits, config, (optimizer, prior_optimizer), jit_compile
-    )
+    runner = _EpochRunner(model, digits, config, jit_compile)
     state = (
-        TrainingState(state_dir, model, optimizer, prior_optimizer)
+        TrainingState(state_dir, model, runner.optimizer, runner.prior_optimizer)
         if state_dir is not None
         else None
     )
@@ -152,8 +149,8 @@ def train(
     for epoch in range(first, config.epochs + 1):
         set_epoch_weights(model, config, epoch)
         if epoch == config.warmup_epochs + 1:  # the means may move
-            prior_optimizer.learning_rate.assign(config.prior_learning_rate)
-        record = epoch_runner.run(epoch)
+            runner.prior_optimizer.learning_rate.assign(config.prior_learning_rate)
+        record = runner.run(epoch)
         history.epochs.append(record)
         if state is not None:
             state.save(history)
@@ -161,16 +158,6 @@ def train(
         if callback is not None:
             callback(model, record)
     return history
-
-
-def _optimizers(config, n_train: int):
-    """Adam for the encoder and decoder, on :func:`learning_rate_schedule`, and Adam for
-    the prior, still (rate 0) through the warm-up: the optimizer copies a learning rate
-    passed in, so the warm-up's end switches its own variable."""
-    steps = steps_per_epoch(n_train, config.batch_size)
-    optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps))
-    prior_rate = 0.0 if config.warmup_epochs else config.prior_learning_rate
-    return optimizer, keras.optimizers.Adam(prior_rate)
 
 
 def learning_rate_schedule(config, steps_per_epoch: int):
@@ -221,20 +208,23 @@ def _progress_shower(progress: str, epochs: int, stream):
 
 
 class _EpochRunner:
-    """One epoch of training and its record: the compiled steps, validation, the checks."""
+    """One epoch of training and its record: optimizers, compiled steps, validation, checks."""
 
-    def __init__(self, model, digits: Digits, config, optimizers, jit_compile: bool):
-        optimizer, prior_optimizer = optimizers
-        self.model, self.digits, self.config, self.prior_optimizer = (
-            model,
-            digits,
-            config,
-            prior_optimizer,
+    def __init__(self, model, digits: Digits, config, jit_compile: bool):
+        self.model, self.digits, self.config = model, digits, config
+        self.steps = steps_per_epoch(len(digits.x_train), config.batch_size)
+        # Adam for the encoder and decoder; for the prior, Adam still (rate 0) through the
+        # warm-up: it copies a rate passed in, so the warm-up's end assigns its own variable.
+        self.optimizer = keras.optimizers.Adam(
+            learning_rate_schedule(config, self.steps)
+        )
+        self.prior_optimizer = keras.optimizers.Adam(
+            0.0 if config.warmup_epochs else config.prior_learning_rate
         )
         self.step = make_train_step(
             model,
-            optimizer,
-            prior_optimizer,
+            self.optimizer,
+            self.prior_optimizer,
             jit_compile=jit_compile,
             binarize_input=model.config.binarize,
         )
@@ -244,7 +234,6 @@ class _EpochRunner:
             if model.config.binarize
             else digits.x_test
         )
-        self.steps = steps_per_epoch(len(digits.x_train), config.batch_size)
         self.images_per_epoch = self.steps * effective_batch_size(
             len(digits.x_train), config.batch_size
         )
