@@ -22,13 +22,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ log noise
 @contextlib.contextmanager
 def _native_stderr_silenced():
     """Hide TensorFlow's C++ chatter on file descriptor 2 (``CVAE_VERBOSE_TF=1`` shows it)."""
-    if os.environ.get("CVAE_VERBOSE_TF") == "1":
-        yield
-        return
     try:
         sys.stderr.flush()
-        saved = os.dup(2)
+        saved = None if os.environ.get("CVAE_VERBOSE_TF") == "1" else os.dup(2)
     except (OSError, ValueError):
+        saved = None
+    if saved is None:
         yield
         return
     devnull = os.open(os.devnull, os.O_WRONLY)

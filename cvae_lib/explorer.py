@@ -31,10 +31,6 @@ def _encode(array) -> str:
     return base64.b64encode(np.asarray(array, "<f4").tobytes()).decode("ascii")
 
 
-def _decode(text: str, shape) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), "<f4").reshape(shape).copy()
-
-
 def decoder_layers(decoder: keras.Model) -> list[dict]:
     """The decoder's convolutions as the page runs them, kernel (Keras's layout) and bias in base64."""
     layers = []
@@ -129,12 +125,9 @@ def explorer_images(data: dict, z) -> np.ndarray:
     )
     decoder.set_weights(
         [
-            weight
+            np.frombuffer(base64.b64decode(layer[name]), "<f4").reshape(shape).copy()
             for layer in data["layers"]
-            for weight in (
-                _decode(layer["kernel"], layer["kernel_shape"]),
-                _decode(layer["bias"], [-1]),
-            )
+            for name, shape in (("kernel", layer["kernel_shape"]), ("bias", [-1]))
         ]
     )
     return tf.sigmoid(decoder(np.asarray(z, np.float32))).numpy()[..., 0]
