@@ -272,18 +272,9 @@ def run_digits(record: dict, directory="the checkpoint") -> tuple[Digits, int]:
 
 
 def report_to_json(report: dict) -> str:
-    """Strict JSON (non-finite numbers become null, which ``json.dumps`` would write as NaN)."""
-
-    def clean(value):
-        if isinstance(value, dict):
-            return {key: clean(item) for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(item) for item in value]
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        return value
-
-    return json.dumps(clean(report), indent=2, allow_nan=False) + "\n"
+    """Strict JSON: non-finite numbers become null (``json.dumps`` would write them as NaN)."""
+    strict = json.loads(json.dumps(report), parse_constant=lambda name: None)
+    return json.dumps(strict, indent=2, allow_nan=False) + "\n"
 
 
 def cached_evaluation(

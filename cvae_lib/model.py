@@ -109,10 +109,8 @@ class ConditionalVAE(tf.Module):
         return reconstruction, kl, self.class_nll(z, labels)
 
     def class_nll(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        """-log p(y | z) under the prior (a softmax over log p(z | c); for N(mu_c, I), over
-        -||z - mu_c||^2 / 2), small when z is nearest its own class mean: not part of the ELBO,
-        but weighted in (``class_weight``) it keeps classes apart, as the classification term
-        of Kingma et al. (2014) does for their M2."""
+        """-log p(y | z) under the prior (a softmax over log p(z | c)): not part of the ELBO, but
+        weighted in (``class_weight``) it keeps classes apart, like Kingma et al.'s (2014) M2."""
         logits = self.class_prior.class_log_probs(z)
         return tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=tf.cast(labels, tf.int32), logits=logits
@@ -126,9 +124,8 @@ class ConditionalVAE(tf.Module):
     ) -> tf.Tensor:
         """The scalar training minimises, per image: ``recon_weight * reconstruction + kl_weight *
         KL + class_weight * class_nll``, the negative ELBO when the weights are 1, 1 and 0."""
-        kl_weight = 1.0
-        if self.config.kl_weighting == "reference":
-            kl_weight = 1.0 / tf.cast(tf.shape(kl)[0], kl.dtype)
+        reference = self.config.kl_weighting == "reference"  # KL x 1/batch
+        kl_weight = 1.0 / tf.cast(tf.shape(kl)[0], kl.dtype) if reference else 1.0
         kl_term = tf.maximum(tf.reduce_mean(kl), self.config.free_bits)
         loss = (
             self.recon_weight * tf.reduce_mean(reconstruction)

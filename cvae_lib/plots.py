@@ -144,47 +144,41 @@ def training_curves_figure(history, size: tuple = (10.0, 3.2)) -> Figure:
     return fig
 
 
-def _draw_confusion(ax, confusion: np.ndarray, title: str) -> None:
-    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    for (row, col), rate in np.ndenumerate(rates):
-        if rate >= 0.005:
-            ax.text(
-                col,
-                row,
-                f"{100 * rate:.0f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if rate > 0.6 else "black",
-            )
-    ax.set(
-        xticks=range(rates.shape[1]),
-        yticks=range(rates.shape[0]),
-        xlabel="judge's label",
-        ylabel="requested digit",
-    )
-    ax.set_title(title, fontsize=10)
-
-
 def confusion_figure(
     confusion: np.ndarray,
     title: str = "judge's label of generated digits",
     size: float = 5.0,
 ) -> Figure:
     """Row-normalised confusion matrix in percent: row = requested digit, column = judge's label."""
-    fig = new_figure((size, size))
-    _draw_confusion(fig.add_subplot(), confusion, f"{title} (%)")
-    return fig
+    return confusions_figure({f"{title} (%)": confusion}, size)
 
 
 def confusions_figure(confusions: dict, size: float = 3.6) -> Figure:
-    """Several confusion matrices side by side, titled by the dict's keys."""
+    """Several confusion matrices (in percent) side by side, titled by the dict's keys."""
     fig = new_figure((size * len(confusions), size + 0.3))
     for i, (name, confusion) in enumerate(confusions.items()):
-        _draw_confusion(
-            fig.add_subplot(1, len(confusions), i + 1), np.asarray(confusion), name
+        ax = fig.add_subplot(1, len(confusions), i + 1)
+        confusion = np.asarray(confusion)
+        rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+        ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+        for (row, col), rate in np.ndenumerate(rates):
+            if rate >= 0.005:
+                ax.text(
+                    col,
+                    row,
+                    f"{100 * rate:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if rate > 0.6 else "black",
+                )
+        ax.set(
+            xticks=range(rates.shape[1]),
+            yticks=range(rates.shape[0]),
+            xlabel="judge's label",
+            ylabel="requested digit",
         )
+        ax.set_title(name, fontsize=10)
     return fig
 
 

@@ -77,10 +77,8 @@ def prior_distribution(class_means: tf.Tensor) -> tfd.Distribution:
 
 
 class Prior(tf.Module):
-    """A family of class-conditional priors p(z | y). Subclasses give :meth:`distribution`
-    (a batch of distributions over z, one per label); the rest follows from it. What it
-    learns is its ``trainable_variables`` (a ``tf.Module``'s, so training states keep them),
-    held in :meth:`networks`, which checkpoints save."""
+    """A family of class-conditional priors p(z | y): subclasses give :meth:`distribution`, the
+    rest follows; what it learns lives in :meth:`networks`, which checkpoints save."""
 
     def __init__(self, config: ModelConfig, init_radius: float = 0.0, seed: int = 0):
         super().__init__(name=type(self).__name__)

@@ -9,7 +9,7 @@ from scipy.stats import norm
 
 from . import prior as prior_geometry
 from .backend import tf
-from .data import check_digit
+from .data import check_digit, fixed_binarization
 from .errors import CvaeError, check_positive_int
 
 #: Size and quantile range of the reference's manifold grid.
@@ -56,8 +56,7 @@ def reconstructions(model, images, labels) -> np.ndarray:
 
 def bernoulli_samples(mean_images: np.ndarray, seed: int = 0) -> np.ndarray:
     """Binary images drawn pixel by pixel from ``mean_images``, as p(x | z) generates them."""
-    rng = np.random.default_rng(seed)
-    return (rng.random(np.shape(mean_images)) < mean_images).astype(np.float32)
+    return fixed_binarization(np.asarray(mean_images, np.float32), seed)
 
 
 def sample_latents(model, per_class: int, seed: int = 0) -> np.ndarray:
