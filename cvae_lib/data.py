@@ -371,12 +371,6 @@ def binarize(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.cast(noise < images, images.dtype)
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The order of the ``n`` training digits in ``epoch``, a function of (seed, epoch) alone,
-    so a resumed run sees the batches an uninterrupted one would."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
-
-
 def effective_batch_size(n: int, batch_size: int) -> int:
     """The batch :func:`training_dataset` really uses: ``batch_size``, capped at the ``n`` digits."""
     return min(batch_size, n)
@@ -385,8 +379,9 @@ def effective_batch_size(n: int, batch_size: int) -> int:
 def training_dataset(
     x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int = 1
 ):
-    """Epoch ``epoch``'s whole batches (one shape to compile) of (image, label), prefetched."""
-    order = epoch_order(len(x), seed, epoch)
+    """Epoch ``epoch``'s whole batches (one shape to compile) of (image, label), prefetched, in
+    an order of (seed, epoch) alone, so a resumed run sees the batches an uninterrupted one would."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(x))
     dataset = tf.data.Dataset.from_tensor_slices((x[order], y[order]))
     return prefetched(
         dataset.batch(effective_batch_size(len(x), batch_size), drop_remainder=True)

@@ -195,8 +195,15 @@ def _progress_shower(progress: str, epochs: int, stream):
     )
 
     def show(record: dict) -> None:
-        if progress == "lines":
-            print(format_record(record, epochs), file=stream, flush=True)
+        if progress == "lines":  # epoch, loss parts, validation loss, separation, speed
+            print(
+                f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  "
+                f"loss {record['loss']:9.2f} (recon {record['recon']:8.2f} + KL {record['kl']:6.2f})  "
+                f"val {record['val_loss']:9.2f}  means >= {record['min_mean_distance']:5.2f} apart  "
+                f"{record['images_per_s']:7.0f} img/s",
+                file=stream,
+                flush=True,
+            )
         elif bar is not None:
             bar.update(
                 record["epoch"],
@@ -366,13 +373,3 @@ class TrainingState:
             raise CvaeError(
                 f"cannot write the training state to {self.manager.directory}: {reason}"
             ) from None
-
-
-def format_record(record: dict, epochs: int) -> str:
-    """One progress line: epoch, loss parts, validation loss, speed."""
-    return (
-        f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  "
-        f"loss {record['loss']:9.2f} (recon {record['recon']:8.2f} + KL {record['kl']:6.2f})  "
-        f"val {record['val_loss']:9.2f}  means >= {record['min_mean_distance']:5.2f} apart  "
-        f"{record['images_per_s']:7.0f} img/s"
-    )

@@ -177,7 +177,6 @@ def test_a_bound_still_falling_at_the_largest_k_fails():
 
 def test_a_shortened_run_reports_a_failed_claim_instead_of_raising(monkeypatch, capsys):
     monkeypatch.setenv(book.EPOCHS_ENV, "3")
-    assert not checks.claims_asserted()
     checks.claim(False, "the judge accepts too few digits")
     assert (
         "not asserted in a run shortened by CVAE_EPOCHS=3: the judge accepts too few"
