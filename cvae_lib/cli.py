@@ -118,10 +118,11 @@ def cmd_sample(args) -> None:
     labels = np.repeat(np.arange(samples.shape[0]), samples.shape[1]).reshape(
         samples.shape[:2]
     )
-    means = class_means(model)
     atomic_write(
         args.out,
-        lambda f: np.savez(f, samples=samples, labels=labels, class_means=means),
+        lambda f: np.savez(
+            f, samples=samples, labels=labels, class_means=class_means(model)
+        ),
     )
     print(f"wrote {args.out}: samples {samples.shape} (row c generated for digit c)")
 
@@ -137,11 +138,10 @@ def cmd_grid(args) -> None:
     fmt = args.out.suffix.lstrip(".").lower() or "png"
     if fmt not in Figure().canvas.get_supported_filetypes():
         raise CvaeError(f"cannot save a figure as .{fmt}: use .png, .pdf or .svg")
-    digit = data.check_digit(args.digit)
     model, _ = load_checkpoint(args.dir)
-    fig = manifold_figure(model, digit, n=args.size)
+    fig = manifold_figure(model, args.digit, n=args.size)  # which checks the digit
     atomic_write(args.out, lambda f: fig.savefig(f, format=fmt, dpi=120))
-    print(f"wrote {args.out}: {args.size}x{args.size} manifold of digit {digit}")
+    print(f"wrote {args.out}: {args.size}x{args.size} manifold of digit {args.digit}")
 
 
 def cmd_evaluate(args) -> None:
