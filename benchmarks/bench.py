@@ -123,7 +123,8 @@ def benchmark_training(
     images_per_epoch = (len(digits.x_train) // batch_size) * batch_size
     cpu_mark = [time.process_time()]
 
-    def after_epoch(_model, record):
+    def after_epoch(_model, history):
+        record = history.epochs[-1]
         timed = record["epoch"] > warmup
         library_cpu = time.process_time() - cpu_mark[0]
         line = (

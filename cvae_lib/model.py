@@ -31,11 +31,11 @@ class ConditionalVAE(tf.Module):
         extra = config.num_classes if self.label_inputs else 0
         self.encoder = make_encoder(config, seed=seed, extra_inputs=extra)
         self.decoder = make_decoder(config, seed=seed, extra_inputs=extra)
-        # The reconstruction's weight in the training objective, ramped from 0 to 1 in warm-up.
+        # The objective's weights of the reconstruction, the KL and the class term, which
+        # the warm-up and the schedule set (cvae_lib.train.set_epoch_weights).
         self.recon_weight = tf.Variable(
             1.0, trainable=False, dtype=tf.float32, name="recon_weight"
         )
-        # The KL's and the class term's weights, which the warm-up and schedule set likewise.
         self.kl_anneal = tf.Variable(
             1.0, trainable=False, dtype=tf.float32, name="kl_anneal"
         )

@@ -72,10 +72,9 @@ def sample_latents(model, per_class: int, seed: int = 0) -> np.ndarray:
 def sample_images(model, per_class: int, seed: int = 0) -> np.ndarray:
     """Decoded samples, shape (num_classes, per_class, height, width), floats in [0, 1]; row c is class c."""
     z = sample_latents(model, per_class, seed)
-    num_classes = model.config.num_classes
-    labels = np.repeat(np.arange(num_classes), per_class)
-    images = decode_images(model, z.reshape(num_classes * per_class, -1), labels)
-    return images.reshape(num_classes, per_class, *images.shape[1:])
+    labels = np.repeat(np.arange(len(z)), per_class)
+    images = decode_images(model, z.reshape(len(labels), -1), labels)
+    return images.reshape(*z.shape[:2], *images.shape[1:])
 
 
 def grid_offsets(n: int = GRID_SIZE, quantiles=GRID_QUANTILES) -> np.ndarray:

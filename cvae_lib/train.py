@@ -122,12 +122,11 @@ def train(
 ) -> History:
     """Train ``model`` on ``digits`` with the schedule ``config`` (by default
     :meth:`~cvae_lib.config.TrainConfig.for_data`); returns its :class:`History`.
-    ``callback(model, record)`` runs after each epoch; ``state_dir`` keeps a
+    ``callback(model, history)`` runs after each epoch; ``state_dir`` keeps a
     :class:`TrainingState`, and training resumes from one found there. A non-finite loss
     or weight stops it with a one-line error."""
     check_mode(progress)  # a misspelt mode fails now, not after minutes of training
-    if config is None:
-        config = TrainConfig.for_data(len(digits.x_train))
+    config = config or TrainConfig.for_data(len(digits.x_train))
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
     stream = stream or sys.stdout
     # Same seed, data and machine give the same weights, bit for bit (process-wide and permanent).
@@ -144,7 +143,7 @@ def train(
     if history.epochs and progress != "none":
         print(f"resuming at epoch {first} of {config.epochs}", file=stream, flush=True)
     if first > config.epochs and callback is not None:  # stopped before the checkpoint
-        callback(model, history.epochs[-1])
+        callback(model, history)
     show = _progress_shower(progress, config.epochs, stream)
     for epoch in range(first, config.epochs + 1):
         set_epoch_weights(model, config, epoch)
@@ -156,7 +155,7 @@ def train(
             state.save(history)
         show(record)
         if callback is not None:
-            callback(model, record)
+            callback(model, history)
     return history
 
 
@@ -338,25 +337,6 @@ class TrainingState:
                 f"model ({str(err).splitlines()[0][:120]}); train again with --overwrite"
             ) from None
         return History.from_dict(json.loads(self.history.numpy().decode()))
-
-    @staticmethod
-    def saved_history(directory) -> History:
-        """The history stored in ``directory``'s latest state, read without building a model."""
-        latest = (
-            tf.train.latest_checkpoint(str(directory))
-            if directory is not None
-            else None
-        )
-        if latest is None:
-            return History()
-        try:
-            text = tf.train.load_variable(latest, "history/.ATTRIBUTES/VARIABLE_VALUE")
-            return History.from_dict(json.loads(text))
-        except (tf.errors.OpError, ValueError) as err:
-            raise CvaeError(
-                f"the training state in {directory} is damaged ({str(err).splitlines()[0][:120]}); "
-                "train again with --overwrite"
-            ) from None
 
     def save(self, history: History) -> None:
         self.history.assign(json.dumps({"epochs": history.epochs}))

@@ -31,7 +31,7 @@ def one_epoch(tiny_digits):
         TrainConfig(epochs=1, batch_size=64, seed=1),
         progress="lines",
         stream=stream,
-        callback=lambda m, record: seen.append((m, dict(record))),
+        callback=lambda m, history: seen.append((m, dict(history.epochs[-1]))),
     )
     return model, digits, history, stream.getvalue(), seen, before
 

@@ -15,7 +15,7 @@ from ..data import Digits
 from ..errors import CvaeError
 from ..model import ConditionalVAE
 from ..progress import check_mode
-from ..train import History, TrainingState, train
+from ..train import History, train
 from . import cache, checkpoint
 from .files import read_json
 from .fingerprint import code_fingerprint
@@ -175,20 +175,14 @@ def _train_into(
             dumps(checkpoint.config_record(model, **meta, complete=False)),
         )
         checkpoint.save_checkpoint(model, out_dir, History(), **meta, complete=False)
-    history_so_far = TrainingState.saved_history(state_dir)
 
-    def save(model, record):
-        if (
-            not history_so_far.epochs
-            or history_so_far.epochs[-1]["epoch"] != record["epoch"]
-        ):
-            history_so_far.epochs.append(record)
+    def save(model, history):
         checkpoint.save_checkpoint(
             model,
             out_dir,
-            history_so_far,
+            history,
             **meta,
-            complete=record["epoch"] == train_config.epochs,
+            complete=len(history.epochs) == train_config.epochs,
         )
 
     history = train(
