@@ -273,12 +273,12 @@ def _add_training_settings(train) -> None:
         for n in (config.FULL_DATA_SIZE, config.FULL_DATA_SIZE - 1)
     )
     for option, field in (("--epochs", "epochs"), ("--batch-size", "batch_size")):
-        on_full, on_small = getattr(full, field), getattr(small, field)
         train.add_argument(
             option,
             type=_positive_int,
             default=None,
-            help=f"default: {on_full} on full MNIST, {on_small} on the offline digits",
+            help=f"default: {getattr(full, field)} on full MNIST, "
+            f"{getattr(small, field)} on the offline digits",
         )
     train.add_argument(
         "--learning-rate", type=_positive_float, default=defaults.learning_rate

@@ -8,7 +8,6 @@ from matplotlib.figure import Figure
 
 from . import sampling
 from .backend import tf
-from .data import check_digit
 
 
 def new_figure(figsize) -> Figure:
@@ -20,8 +19,7 @@ def manifold_figure(
     model, digit: int, n: int = sampling.GRID_SIZE, size: float = 6.0
 ) -> Figure:
     """The reference's n x n grid of digits decoded around class ``digit``'s mean."""
-    digit = check_digit(digit, model.config.num_classes)
-    image = sampling.manifold_image(model, digit, n)
+    image = sampling.manifold_image(model, digit, n)  # which checks the digit
     fig = new_figure((size, size))
     ax = fig.add_subplot()
     ax.imshow(image, cmap="Greys_r", vmin=0, vmax=1)

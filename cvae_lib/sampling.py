@@ -106,9 +106,7 @@ def manifold_latents(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
 def manifold_tiles(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
     """The decoded digits of the n x n grid, shape (n, n, height, width): row i, column j."""
     z = manifold_latents(model, digit, n)
-    tiles = decode_images(
-        model, z.reshape(n * n, -1), np.full(n * n, check_digit(digit))
-    )
+    tiles = decode_images(model, z.reshape(n * n, -1), np.full(n * n, int(digit)))
     return tiles.reshape(n, n, *tiles.shape[1:])
 
 
