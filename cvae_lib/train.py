@@ -187,10 +187,13 @@ def set_epoch_weights(model, config, epoch: int) -> None:
 
 def _progress_shower(progress: str, epochs: int, stream):
     """``show(record)`` for a finished epoch: a line, a progress bar, or nothing."""
-    bar = (
-        Progress(epochs, "training", "epochs", "bar", stream, min_interval=0)
-        if progress == "bar"
-        else None
+    bar = Progress(  # mode "none" when there is no bar: its updates do nothing
+        epochs,
+        "training",
+        "epochs",
+        "bar" if progress == "bar" else "none",
+        stream,
+        min_interval=0,
     )
 
     def show(record: dict) -> None:
@@ -203,12 +206,11 @@ def _progress_shower(progress: str, epochs: int, stream):
                 file=stream,
                 flush=True,
             )
-        elif bar is not None:
-            bar.update(
-                record["epoch"],
-                f"loss {record['loss']:.1f}, val {record['val_loss']:.1f}, "
-                f"{record['images_per_s']:.0f} img/s",
-            )
+        bar.update(
+            record["epoch"],
+            f"loss {record['loss']:.1f}, val {record['val_loss']:.1f}, "
+            f"{record['images_per_s']:.0f} img/s",
+        )
 
     return show
 

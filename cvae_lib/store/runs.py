@@ -175,22 +175,18 @@ def _train_into(
             dumps(checkpoint.config_record(model, **meta, complete=False)),
         )
         checkpoint.save_checkpoint(model, out_dir, History(), **meta, complete=False)
-
-    def save(model, history):
-        checkpoint.save_checkpoint(
-            model,
-            out_dir,
-            history,
-            **meta,
-            complete=len(history.epochs) == train_config.epochs,
-        )
-
     history = train(
         model,
         digits,
         train_config,
         progress=progress,
-        callback=save,
+        callback=lambda model, history: checkpoint.save_checkpoint(
+            model,
+            out_dir,
+            history,
+            **meta,
+            complete=len(history.epochs) == train_config.epochs,
+        ),
         state_dir=state_dir,
         jit_compile=jit_compile,
     )
