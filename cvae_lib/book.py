@@ -42,9 +42,8 @@ def requested_profile(value: str | None = None) -> str:
 def resolve_profile(value: str | None = None, *, has_gpu: bool | None = None) -> str:
     """``quick`` or ``full``: ``auto`` becomes ``full`` if ``has_gpu`` (default: TensorFlow sees one)."""
     name = requested_profile(value)
-    if name != "auto":
-        return name
-    return "full" if (bool(GPUS) if has_gpu is None else has_gpu) else "quick"
+    gpu = bool(GPUS) if has_gpu is None else has_gpu
+    return name if name != "auto" else "full" if gpu else "quick"
 
 
 def profile_data(profile: str, data: str | None = None) -> str:
