@@ -200,33 +200,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m cvae_lib", description="Conditional VAE on MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
     checkpoint = "checkpoint directory"
-    train = _command(
-        sub,
-        cmd_train,
-        "train a model and write its checkpoint",
-        "checkpoint directory; an unfinished run of the same settings there is resumed",
+    train, sample, grid, evaluate = (
+        _command(sub, *command)
+        for command in (
+            (
+                cmd_train,
+                "train a model and write its checkpoint",
+                f"{checkpoint}; an unfinished run of the same settings there is resumed",
+            ),
+            (cmd_sample, "generate digits of every class", "output .npz", checkpoint),
+            (
+                cmd_grid,
+                "draw the 15x15 manifold around one class mean",
+                "output image (.png, .pdf, .svg)",
+                checkpoint,
+            ),
+            (
+                cmd_evaluate,
+                "judge generated digits and bound the test likelihood -> JSON",
+                "output report (.json)",
+                f"{checkpoint} (its config.json names the data)",
+            ),
+        )
     )
     _add_training_settings(train)
-    sample = _command(
-        sub, cmd_sample, "generate digits of every class", "output .npz", checkpoint
-    )
     sample.add_argument("--per-class", type=_positive_int, default=10)
-    grid = _command(
-        sub,
-        cmd_grid,
-        "draw the 15x15 manifold around one class mean",
-        "output image (.png, .pdf, .svg)",
-        checkpoint,
-    )
     grid.add_argument("--digit", type=int, required=True)
     grid.add_argument("--size", type=_positive_int, default=15)
-    evaluate = _command(
-        sub,
-        cmd_evaluate,
-        "judge generated digits and bound the test likelihood -> JSON",
-        "output report (.json)",
-        f"{checkpoint} (its config.json names the data)",
-    )
     evaluate.add_argument(
         "--iw-digits",
         type=_iw_digits,

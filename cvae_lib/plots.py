@@ -142,13 +142,9 @@ def training_curves_figure(history, size: tuple = (10.0, 3.2)) -> Figure:
     return fig
 
 
-def confusion_figure(
-    confusion: np.ndarray,
-    title: str = "judge's label of generated digits",
-    size: float = 5.0,
-) -> Figure:
+def confusion_figure(confusion: np.ndarray, size: float = 5.0) -> Figure:
     """Row-normalised confusion matrix in percent: row = requested digit, column = judge's label."""
-    return confusions_figure({f"{title} (%)": confusion}, size)
+    return confusions_figure({"judge's label of generated digits (%)": confusion}, size)
 
 
 def confusions_figure(confusions: dict, size: float = 3.6) -> Figure:
@@ -158,25 +154,20 @@ def confusions_figure(confusions: dict, size: float = 3.6) -> Figure:
         ax = fig.add_subplot(1, len(confusions), i + 1)
         confusion = np.asarray(confusion)
         rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-        ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-        for (row, col), rate in np.ndenumerate(rates):
-            if rate >= 0.005:
-                ax.text(
-                    col,
-                    row,
-                    f"{100 * rate:.0f}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if rate > 0.6 else "black",
-                )
-        ax.set(
-            xticks=range(rates.shape[1]),
-            yticks=range(rates.shape[0]),
-            xlabel="judge's label",
-            ylabel="requested digit",
+        labels = [
+            [f"{100 * r:.0f}" if r >= 0.005 else "" for r in row] for row in rates
+        ]
+        _heatmap(
+            ax,
+            rates,
+            labels,
+            rates > 0.6,
+            name,
+            "judge's label",
+            "requested digit",
+            cmap="Blues",
+            vmax=1,
         )
-        ax.set_title(name, fontsize=10)
     return fig
 
 
@@ -201,27 +192,45 @@ def separation_figure(
     """A :func:`~cvae_lib.sampling.class_separation` matrix, in prior standard deviations, annotated."""
     separation = np.asarray(separation)
     fig = new_figure((size, size))
-    ax = fig.add_subplot()
-    ax.imshow(separation, cmap="viridis", vmin=0)
-    for (row, col), value in np.ndenumerate(separation):
-        if row != col:
+    labels = [
+        [f"{v:.1f}" if i != j else "" for j, v in enumerate(row)]
+        for i, row in enumerate(separation)
+    ]
+    _heatmap(
+        fig.add_subplot(),
+        separation,
+        labels,
+        separation < 0.6 * separation.max(),
+        f"{title} (prior standard deviations)",
+        "digit",
+        "digit",
+        cmap="viridis",
+    )
+    return fig
+
+
+def _heatmap(ax, values, labels, white, title: str, xlabel: str, ylabel: str, **shown):
+    """``values`` as an image (``shown``: more of ``imshow``'s settings) with ``labels[row][col]``
+    written on each cell ("" for none), in white where ``white``, and ticks at every row and column."""
+    ax.imshow(values, vmin=0, **shown)
+    for (row, col), label in np.ndenumerate(np.asarray(labels)):
+        if label:
             ax.text(
                 col,
                 row,
-                f"{value:.1f}",
+                label,
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="white" if value < 0.6 * separation.max() else "black",
+                color="white" if white[row, col] else "black",
             )
     ax.set(
-        xticks=range(len(separation)),
-        yticks=range(len(separation)),
-        xlabel="digit",
-        ylabel="digit",
+        xticks=range(values.shape[1]),
+        yticks=range(values.shape[0]),
+        xlabel=xlabel,
+        ylabel=ylabel,
     )
-    ax.set_title(f"{title} (prior standard deviations)", fontsize=10)
-    return fig
+    ax.set_title(title, fontsize=10)
 
 
 def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
