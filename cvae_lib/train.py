@@ -1,7 +1,7 @@
-"""Training: a compiled step, validation each epoch, progress, history, resumable state.
-The warm-up ramps the reconstruction's weight while the prior stands still, then the class
-means learn at ``prior_learning_rate``, kept apart by ``class_weight`` times the class term
-(the training chapter shows why); reported losses are always the true negative ELBO."""
+"""Training: a compiled step, validation each epoch, progress, history, resumable state. The
+class means start on a circle; the warm-up ramps the reconstruction's (or the KL's) weight while
+they stand still; then they learn at ``prior_learning_rate``, kept apart by ``class_weight`` times
+the class term (the training chapter shows why). Reported losses are the true negative ELBO."""
 
 from __future__ import annotations
 

@@ -213,10 +213,10 @@ def test_the_library_stays_small():
         unwrapped_lines(p.read_text(encoding="utf-8")) for p in PACKAGE.rglob("*.py")
     )
     # The aim is 2,800; the chapters' checks, the latent-free baselines and the compared
-    # runs (about 220 lines together) put the library at 3,012 today, and this ceiling
-    # keeps it from growing further unnoticed.
-    assert lines <= 3020, (
-        f"cvae_lib has {lines} lines, bracketed expressions unwrapped (at most 3,020)"
+    # runs (about 200 lines together) keep the library above it, and this ceiling keeps
+    # it from growing unnoticed.
+    assert lines <= 2875, (
+        f"cvae_lib has {lines} lines, bracketed expressions unwrapped (at most 2,875)"
     )
     long = [
         f"{p.relative_to(PACKAGE)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
