@@ -102,15 +102,15 @@ SEARCH.update(
 RECIPES.update({f"search-{name}": settings for name, settings in SEARCH.items()})
 #: The full profile's candidates, at its budget (15 epochs of batch 256).
 _FULL = {**_MEAN_COS6, "epochs": 15, "batch_size": 256}
+_FULL_COS3 = {**_FULL, "learning_rate": 3e-3, "prior_learning_rate": 2e-4}
 RECIPES.update(
     {
         "full-mean-cos6": _FULL,
         "full-mean-cos6-slow-prior": {**_FULL, "prior_learning_rate": 2e-4},
-        "full-mean-cos3-slow-prior": {
-            **_FULL,
-            "learning_rate": 3e-3,
-            "prior_learning_rate": 2e-4,
-        },
+        "full-mean-cos3-slow-prior": _FULL_COS3,
+        # a stronger class term, against the drift of the means after the warm-up
+        "full-cos3-cw100": {**_FULL_COS3, "class_weight": 100.0},
+        "full-cos3-cw20-to-100": {**_FULL_COS3, "class_weight_final": 100.0},
     }
 )
 

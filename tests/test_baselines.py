@@ -6,6 +6,8 @@ checkpoint code, then checked for what makes it that recipe.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from tiny_settings import TINY_MODEL, finished_run
@@ -164,4 +166,8 @@ def test_standard_training_keeps_the_budget_and_drops_the_book_changes():
     standard = baselines.standard_train_config(book)
     assert (standard.epochs, standard.batch_size, standard.seed) == (7, 64, 3)
     assert standard.learning_rate == 1e-3 and standard.warmup_epochs == 0
+    ramped = baselines.standard_train_config(
+        dataclasses.replace(book, class_weight_final=100.0)
+    )
+    assert ramped.class_weight_final is None  # no class term to schedule
     assert baselines.standard_model_config(TINY_MODEL).class_weight == 0.0

@@ -161,6 +161,12 @@ def test_the_budget_rule_depends_on_the_data_size_only():
     assert (small.epochs, small.batch_size) == (30, 128)
     assert (full.prior_learning_rate, small.prior_learning_rate) == (2e-4, 1e-3)
     assert (full.learning_rate, small.learning_rate) == (3e-3, 6e-3)
+    assert (full.class_weight_final, small.class_weight_final) == (100.0, None)
     assert TrainConfig.for_data(60_000, seed=3, epochs=2) == TrainConfig(
-        epochs=2, batch_size=256, seed=3, learning_rate=3e-3, prior_learning_rate=2e-4
+        epochs=2,
+        batch_size=256,
+        seed=3,
+        learning_rate=3e-3,
+        prior_learning_rate=2e-4,
+        class_weight_final=100.0,
     )
