@@ -47,7 +47,8 @@ def convert(source: Path) -> Path:
     notebook = jupytext.read(source)
     target = GENERATED / f"{source.stem}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
+    # each xdist worker converts every chapter: a temporary file of its own each
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     temporary.write_text(jupytext.writes(notebook, fmt="ipynb"), encoding="utf-8")
     os.replace(temporary, target)  # nbval never reads a half-written notebook
     return target
@@ -74,6 +75,18 @@ def _notebook_file_class():
 def pytest_configure(config):
     if config.option.nbval or config.option.nbval_lax:
         _prepend_pythonpath(ROOT)
+        _one_thread_per_kernel_when_workers_fill_the_cores()
+
+
+def _one_thread_per_kernel_when_workers_fill_the_cores() -> None:
+    """As many xdist workers as cores: each chapter's kernel computes on one thread
+    (``TF_NUM_INTRAOP_THREADS``, which the kernel inherits), since two trainings side by
+    side get more done that way than with two threads each, which contend for the cores
+    (``benchmarks/README.md``, the test command on two workers). A value set in the
+    environment wins."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers and workers >= (os.cpu_count() or 1):
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 
 def pytest_collect_file(file_path: Path, parent):
