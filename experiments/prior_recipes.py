@@ -214,16 +214,11 @@ def summary() -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipes", nargs="*", choices=sorted(RECIPES))
+    parser.add_argument("--summary", action="store_true")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--threads", type=int, default=0, help="0: TensorFlow's choice")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="intra-op threads (0: TensorFlow's choice)",
-    )
-    parser.add_argument("--summary", action="store_true")
     parser.add_argument(
         "--data",
         default="sample",
