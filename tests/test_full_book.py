@@ -93,3 +93,16 @@ def test_a_folder_without_idx_files_is_one_error_line(tmp_path, capsys):
         and "train-images-idx3-ubyte" in err[0]
     )
     assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "name"),
+    [({"avx2", "avx512f"}, "Xeon with AVX-512"), ({"avx2", "fma"}, "Xeon")],
+)
+def test_the_cpu_is_named_with_avx512_or_without(monkeypatch, flags, name):
+    import hardware  # benchmarks/, on the path above
+
+    monkeypatch.setattr(
+        hardware, "cpu_info", lambda: {"model": "Xeon", "mhz": None, "flags": flags}
+    )
+    assert full_book.cpu_name() == name
