@@ -315,6 +315,10 @@ def test_training_dataset_batches_and_reshuffles():
     np.testing.assert_array_equal(
         order2, np.random.default_rng([3, 2]).permutation(n)[:48]
     )
+    other_seed = np.concatenate(
+        [b[1] for b in _epoch(training_dataset(x, y, batch, 4, epoch=2))]
+    )
+    assert not np.array_equal(other_seed, order2)  # and of the seed
 
 
 def test_training_dataset_caps_batch_at_data_size():
