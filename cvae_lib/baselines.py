@@ -2,8 +2,6 @@
 in where the label goes: nowhere in training (:class:`UnconditionalVAE`) or into encoder and
 decoder (:class:`SohnCVAE`, Sohn et al., 2015); and the model kinds a checkpoint may hold."""
 
-from __future__ import annotations
-
 import dataclasses
 
 import numpy as np

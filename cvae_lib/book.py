@@ -2,8 +2,6 @@
 ``full``: all of MNIST, ``auto``: full on a GPU), the model it trains (:func:`profile_model`),
 ``$CVAE_EPOCHS`` to shorten it, and the evaluation settings and table."""
 
-from __future__ import annotations
-
 import dataclasses
 import os
 import sys

@@ -2,8 +2,6 @@
 one sentence, each relative to what the data allows; in a run shortened by ``$CVAE_EPOCHS`` a
 failed claim prints one line marked "not asserted" instead."""
 
-from __future__ import annotations
-
 import sys
 
 import numpy as np

@@ -2,8 +2,6 @@
 one line on stderr (``cvae_lib: error: ...``) and exit status 2; every output is written to a
 temporary file and renamed into place when complete."""
 
-from __future__ import annotations
-
 import argparse
 import os
 import sys

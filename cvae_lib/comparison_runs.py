@@ -2,8 +2,6 @@
 trained on the same digits with the same budget, each in its own run directory
 (``<runs>/<profile>-compare-<kind>-<kl weighting>``), so every chapter gets the same run back."""
 
-from __future__ import annotations
-
 import dataclasses
 
 from .baselines import (

@@ -1,8 +1,6 @@
 """Model and training settings as one serialisable record, stored as a checkpoint's
 ``config.json`` so that later commands and chapters rebuild exactly the trained networks."""
 
-from __future__ import annotations
-
 import dataclasses
 import json
 import numbers

@@ -3,8 +3,6 @@
 ``auto`` (default: ``keras``, else ``sample``) or the path of an MNIST ``.npz`` or a directory
 of the four IDX files (full MNIST if their SHA-256 is the published one, else source ``file``)."""
 
-from __future__ import annotations
-
 import dataclasses
 import gzip
 import hashlib

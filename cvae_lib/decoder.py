@@ -2,8 +2,6 @@
 It never sees the label, so the prior has to keep the classes apart. Its last layer,
 :class:`PixelLogits`, is a faster ``Conv2D`` (``benchmarks/README.md``)."""
 
-from __future__ import annotations
-
 from .backend import keras, tf, tfd
 from .config import ModelConfig
 

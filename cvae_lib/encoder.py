@@ -1,8 +1,6 @@
 """The encoder q(z | x), blind to the label: the reference convolution stack -> a full-covariance
 Gaussian, as ``tfp.layers.MultivariateNormalTriL`` makes it but outside Keras, for XLA."""
 
-from __future__ import annotations
-
 from .backend import keras, tf, tfb, tfd, tfpl
 from .config import ModelConfig
 

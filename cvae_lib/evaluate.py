@@ -3,8 +3,6 @@ digits? :func:`evaluate_model` measures the conditional accuracy (by an independ
 :mod:`cvae_lib.judge`), the test negative ELBO, the importance-weighted bound on -log p(x|y)
 (Burda et al., 2016) and the separation of the classes."""
 
-from __future__ import annotations
-
 import contextlib
 import hashlib
 import json

@@ -2,8 +2,6 @@
 any point of the latent plane in the browser: the decoder's weights and the plot's points as
 one script (a script loads from ``file://``, ``fetch`` does not)."""
 
-from __future__ import annotations
-
 import base64
 import json
 from pathlib import Path

@@ -2,8 +2,6 @@
 trained on the training split only, and kept on disk by :func:`load_or_train_judge`; its test
 accuracy is the ceiling for conditional accuracy."""
 
-from __future__ import annotations
-
 import json
 import sys
 import zipfile

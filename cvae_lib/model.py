@@ -7,8 +7,6 @@ with one reparameterised sample of z and the exact KL. ``kl_weighting="reference
 reproduces the reference recipe's mistake of weighting the KL by 1/batch_size in the
 training objective; reported losses are always the true per-image ELBO parts."""
 
-from __future__ import annotations
-
 from .backend import keras, tf, tfd
 from .config import ModelConfig
 from .decoder import make_decoder

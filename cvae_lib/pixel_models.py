@@ -3,8 +3,6 @@ Bernoulli pixels with one probability image per class (the *class templates*) or
 digits (the mean image), add-0.5 smoothed so every binary digit has a finite likelihood, and
 scored like the VAEs on the test split binarised once (:func:`cvae_lib.data.fixed_binarization`)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 import numpy as np

@@ -1,8 +1,6 @@
 """Figures for the book and the CLI, each a ``matplotlib.figure.Figure`` built without
 pyplot, so the library opens no window and keeps no global state."""
 
-from __future__ import annotations
-
 import numpy as np
 from matplotlib.figure import Figure
 

@@ -3,8 +3,6 @@ subclass registered by name (:func:`register_prior`). The book's ``"unit_gaussia
 N(mu_y, I), mu_y learned from the label; ``"standard_normal"`` is N(0, I), the baselines'.
 :func:`closest_pair` gives the two closest classes, in prior standard deviations."""
 
-from __future__ import annotations
-
 import numpy as np
 
 from .backend import keras, tf, tfd

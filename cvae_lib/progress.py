@@ -1,8 +1,6 @@
 """Progress of long work, shown one way everywhere (done, elapsed, about how long is left):
 redrawn in place (``"bar"``), one line at a time (``"lines"``) or not at all (``"none"``)."""
 
-from __future__ import annotations
-
 import sys
 import time
 

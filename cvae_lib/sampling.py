@@ -2,8 +2,6 @@
 15x15 manifold grid, a lattice of normal quantiles that shows how the decoded digit
 changes as z moves through the class's prior."""
 
-from __future__ import annotations
-
 import numpy as np
 from scipy.stats import norm
 

@@ -3,8 +3,6 @@ class means start on a circle; the warm-up ramps the reconstruction's (or the KL
 they stand still; then they learn at ``prior_learning_rate``, kept apart by ``class_weight`` times
 the class term (the training chapter shows why). Reported losses are the true negative ELBO."""
 
-from __future__ import annotations
-
 import json
 import math
 import shutil

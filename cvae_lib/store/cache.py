@@ -2,8 +2,6 @@
 stored with its :func:`key`, made from all it depends on, reused only if that key matches,
 and looked up and made under its directory's lock, so never made twice."""
 
-from __future__ import annotations
-
 import json
 
 from ..errors import CvaeError

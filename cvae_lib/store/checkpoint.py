@@ -1,8 +1,6 @@
 """Checkpoints: a directory with ``config.json``, ``weights.npz`` (holding a copy of the
 config that must match) and ``history.json``, each written atomically, the config last."""
 
-from __future__ import annotations
-
 import json
 import zipfile
 from pathlib import Path

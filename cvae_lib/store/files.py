@@ -1,8 +1,6 @@
 """Files that are never half-written: atomic writes, JSON records, directory locks, and
 where runs are kept (``$CVAE_RUNS`` or ``_runs/``)."""
 
-from __future__ import annotations
-
 import contextlib
 import fcntl
 import json

@@ -2,8 +2,6 @@
 an old result looking valid: every module counts, by its syntax tree without docstrings,
 except those listed in :data:`NOT_TRAINING` or :data:`NOT_EVALUATION`."""
 
-from __future__ import annotations
-
 import ast
 import hashlib
 from pathlib import Path

@@ -2,8 +2,6 @@
 each epoch, resumes an unfinished run, and reuses, refuses or replaces a finished one through
 :func:`cvae_lib.store.cache.reuse_or_make`, as the judge and the reports do."""
 
-from __future__ import annotations
-
 import platform
 import shutil
 import sys
