@@ -15,9 +15,8 @@ from .prior import Prior, StandardNormalPrior, prior_distribution
 
 
 def standard_train_config(settings: TrainConfig) -> TrainConfig:
-    """``settings`` at the reference's Adam learning rate, without warm-up or class-weight
-    schedule: these models have no class means to keep apart (with the warm-up the
-    label-input CVAE ignored z, then diverged)."""
+    """``settings`` at the reference's rate, without warm-up or class-weight schedule:
+    no class means to keep apart (with a warm-up the label-input CVAE diverged)."""
     return dataclasses.replace(
         settings, learning_rate=1e-3, warmup_fraction=0.0, class_weight_final=None
     )

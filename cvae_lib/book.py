@@ -67,8 +67,7 @@ def epochs_override(value: str | None = None) -> int | None:
 
 
 def profile_train_config(profile: str, digits) -> TrainConfig:
-    """:meth:`~cvae_lib.config.TrainConfig.for_data` of these digits (the same rule for both
-    profiles), with ``$CVAE_EPOCHS`` epochs when it is set."""
+    """``TrainConfig.for_data`` of these digits, with ``$CVAE_EPOCHS`` epochs if set."""
     if profile not in PROFILE_DATA:
         raise CvaeError(f"profile must be 'quick' or 'full' here, got {profile!r}")
     config = TrainConfig.for_data(len(digits.x_train))

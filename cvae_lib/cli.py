@@ -183,8 +183,7 @@ def cmd_evaluate(args) -> None:
 
 
 def _command(sub, func, description: str, out: str, directory: str | None = None):
-    """The subcommand of ``cmd_<name>`` ``func``, with its ``--out`` and, if ``directory``
-    describes one, the checkpoint directory it reads."""
+    """Subcommand ``cmd_<name>``: ``--out`` and, if ``directory`` says, a checkpoint."""
     command = sub.add_parser(func.__name__.removeprefix("cmd_"), help=description)
     if directory:
         command.add_argument("dir", type=Path, help=directory)
@@ -256,8 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_training_settings(train) -> None:
-    """The digits, the model's and training's settings (the budget's defaults follow
-    ``TrainConfig.for_data``) and whether to replace a run."""
+    """``train``'s options: digits, model and training settings, ``--overwrite``."""
     defaults, model = config.TrainConfig(), config.ModelConfig()
     train.add_argument(
         "--data",

@@ -50,8 +50,7 @@ def comparison_run(
     progress: str = "bar",
     root=None,
 ):
-    """``(directory, model, history, reused)`` of recipe ``name`` (not the book's own model),
-    trained if no finished run of these settings, digits and code is on disk."""
+    """``(directory, model, history, reused)`` of recipe ``name``, trained if new."""
     recipe = comparison_recipes(settings)[name]
     if recipe is None:
         raise ValueError(

@@ -10,13 +10,11 @@ from .errors import CvaeError, check_positive_int
 
 #: KL weightings understood by :class:`~cvae_lib.model.ConditionalVAE`.
 KL_WEIGHTINGS = ("elbo", "reference")
-#: Which codes the class term classifies: z ~ q(z | x), its mean, or z ~ p(z | y) as
-#: generation draws them.
+#: Which codes the class term classifies: z ~ q(z | x), its mean, or z ~ p(z | y).
 CLASS_CODES = ("posterior", "posterior_mean", "prior")
 #: What the warm-up ramps from 0 to 1: the reconstruction's weight, or the KL's (Bowman et al.).
 WARMUP_SHAPES = ("reconstruction", "kl")
-#: The encoder and decoder's learning rate over training: constant, or a linear warm-up over
-#: the first 5% of steps then a cosine decay to zero (Loshchilov and Hutter).
+#: The networks' learning rate: constant, or 5% of steps of warm-up then a cosine decay.
 LR_SCHEDULES = ("constant", "cosine")
 #: The one image shape the networks, the judge and the figures are built for.
 IMAGE_SHAPE = (28, 28, 1)
@@ -95,9 +93,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The training schedule, which :func:`cvae_lib.train.train` reads. See
-    :mod:`cvae_lib.train` for why these defaults; the budget (epochs and batch size) for a
-    data set comes from :meth:`for_data`."""
+    """The training schedule (defaults explained in :mod:`cvae_lib.train`); a data set's
+    budget, epochs and batch size, comes from :meth:`for_data`."""
 
     epochs: int = 15
     batch_size: int = 256
@@ -133,12 +130,10 @@ class TrainConfig:
 
     @classmethod
     def for_data(cls, n_train: int, **settings) -> "TrainConfig":
-        """The one budget rule: on full MNIST (20,000 training digits or more) the reference's
-        15 epochs of batch 256; on the small offline set 30 epochs of batch 128 (930 steps:
-        the prior-recipes chapter chose them). The full run's 3.8 times as many steps move
-        the class means with a fifth of the rate and a class weight rising to 100 after the
-        warm-up, or they drift together; its peak rate is 3e-3, as at 6e-3 a full-size run
-        blew up (measured on a 60,000-image stand-in: ``experiments/README.md``)."""
+        """The one budget rule: the reference's on full MNIST, the prior-recipes
+        chapter's on the offline set. Full runs take 3.8 times the steps, so the means
+        learn at a fifth of the rate under a rising class weight, or drift together;
+        at a peak rate of 6e-3 a full-size run blew up (``experiments/README.md``)."""
         full = dict(
             epochs=15,
             batch_size=256,

@@ -1,5 +1,4 @@
-"""User-facing errors: one sentence saying what is wrong and what to do, which the CLI prints
-instead of a stack trace."""
+"""User-facing errors: one sentence on what is wrong and what to do, no stack trace."""
 
 import numpy as np
 

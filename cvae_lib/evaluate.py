@@ -278,8 +278,7 @@ def report_to_json(report: dict) -> str:
 def cached_evaluation(
     directory, model, digits: Digits, judge, *, progress: str = "bar", **settings
 ) -> tuple[dict, bool]:
-    """``(report, reused)``: :func:`evaluate_model`'s report, kept in the run's ``directory``,
-    keyed by the weights, test digits, judge, settings and code."""
+    """``(report, reused)``: :func:`evaluate_model`'s, cached in run ``directory``."""
     weights = [
         w for network in model.networks().values() for w in network.get_weights()
     ]

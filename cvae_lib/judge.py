@@ -99,7 +99,7 @@ class Judge:
 def judge_directory(
     digits: Digits, seed: int = 0, epochs: int = DEFAULT_EPOCHS, root=None
 ) -> Path:
-    """``<runs>/judge-<source>-<n_train>-s<seed>``, with ``-e<epochs>`` for other than the
+    """``<runs>/judge-<source>-<n_train>-s<seed>``, ``-e<epochs>`` for other than the
     default epochs, so a quick judge never replaces the book's."""
     suffix = "" if epochs == DEFAULT_EPOCHS else f"-e{epochs}"
     return run_directory(

@@ -29,8 +29,7 @@ class ConditionalVAE(tf.Module):
         extra = config.num_classes if self.label_inputs else 0
         self.encoder = make_encoder(config, seed=seed, extra_inputs=extra)
         self.decoder = make_decoder(config, seed=seed, extra_inputs=extra)
-        # The objective's weights of the reconstruction, the KL and the class term, which
-        # the warm-up and the schedule set (cvae_lib.train.set_epoch_weights).
+        # The objective's weights, set each epoch by cvae_lib.train.set_epoch_weights.
         self.recon_weight = tf.Variable(
             1.0, trainable=False, dtype=tf.float32, name="recon_weight"
         )
@@ -88,9 +87,8 @@ class ConditionalVAE(tf.Module):
         return tf.sigmoid(self.decode_logits(z, labels))
 
     def loss_terms(self, images: tf.Tensor, labels: tf.Tensor, seed):
-        """Per-image reconstruction, KL (the negative ELBO) and :meth:`class_nll`, each (N,); the
-        class term's codes are the posterior means (``class_codes``: or its samples, or one
-        draw of p(z | y) per image)."""
+        """Per-image reconstruction, KL (the negative ELBO) and :meth:`class_nll`,
+        each (N,), the class term on the codes ``class_codes`` names."""
         posterior = self.posterior(images, labels)
         z = posterior.sample(seed=seed)
         logits = self.decode_logits(z, labels)

@@ -1,5 +1,4 @@
-"""Figures for the book and the CLI, each a ``matplotlib.figure.Figure`` built without
-pyplot, so the library opens no window and keeps no global state."""
+"""Figures for the book and the CLI, made without pyplot: no window, no global state."""
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -281,10 +280,9 @@ def schedule_figure(history, size: tuple = (10.0, 3.0)) -> Figure:
 def frontier_figure(
     points: dict, references: dict, accuracy_line: float | None = None, size=(7.0, 4.6)
 ) -> Figure:
-    """Judged accuracy against test negative ELBO, one marker per recipe: ``points`` maps a
-    label to ``(elbos, accuracies)`` over its seeds (mean, with a standard-deviation bar
-    when there are several); ``references`` maps a label to the nats of a baseline, drawn
-    as a vertical line; ``accuracy_line`` is the judge's accuracy on real digits."""
+    """Judged accuracy against test negative ELBO: ``points`` maps a recipe to its
+    seeds' ``(elbos, accuracies)`` (mean, and a standard-deviation bar), ``references``
+    a baseline to its nats (a vertical line); ``accuracy_line``: the judge's."""
     fig = new_figure(size)
     ax = fig.add_subplot()
     for i, (label, (elbos, accuracies)) in enumerate(points.items()):

@@ -161,8 +161,7 @@ def make_prior(config: ModelConfig, init_radius: float = 0.0, seed: int = 0) -> 
 
 
 def class_separation(prior: tfd.Distribution) -> np.ndarray:
-    """Distances between the means of a batch of per-class distributions (C x C), in their
-    average standard deviation."""
+    """Distances (C x C) of per-class distributions' means, in their average std."""
     means = np.asarray(prior.mean(), np.float64)
     scale = float(np.mean(np.asarray(prior.stddev())))
     return np.linalg.norm(means[:, None] - means[None], axis=-1) / scale

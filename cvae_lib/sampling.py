@@ -16,8 +16,7 @@ GRID_QUANTILES = (0.05, 0.95)
 
 
 def class_means(model) -> np.ndarray:
-    """mu_y of every class, (num_classes, latent_dim): the centre of the distribution each class
-    is generated from (:meth:`~cvae_lib.model.ConditionalVAE.generation_prior`)."""
+    """mu_y of every class (num_classes, latent_dim): where each class is generated."""
     return np.asarray(model.generation_prior(tf.range(model.config.num_classes)).mean())
 
 
@@ -86,8 +85,7 @@ def grid_offsets(n: int = GRID_SIZE, quantiles=GRID_QUANTILES) -> np.ndarray:
 
 
 def manifold_latents(model, digit: int, n: int = GRID_SIZE) -> np.ndarray:
-    """Codes (n, n, latent_dim) of the manifold around class ``digit``'s centre, spanning the
-    first two latent dimensions (any others stay at the centre)."""
+    """Codes (n, n, latent_dim) around ``digit``'s centre, in the first two axes."""
     digit = check_digit(digit, model.config.num_classes)
     if model.config.latent_dim < 2:
         raise CvaeError(

@@ -47,8 +47,7 @@ class History:
 
 
 def default_jit_compile() -> bool:
-    """XLA on GPU only: on a CPU, XLA's convolutions are several times slower than oneDNN's
-    (``book/performance.md``)."""
+    """XLA on GPU only: on a CPU it is several times slower (book/performance.md)."""
     return bool(GPUS)
 
 
@@ -118,11 +117,9 @@ def train(
     stream=None,
     state_dir=None,
 ) -> History:
-    """Train ``model`` on ``digits`` with the schedule ``config`` (by default
-    :meth:`~cvae_lib.config.TrainConfig.for_data`); returns its :class:`History`.
-    ``callback(model, history)`` runs after each epoch; ``state_dir`` keeps a
-    :class:`TrainingState`, and training resumes from one found there. A non-finite loss
-    or weight stops it with a one-line error."""
+    """Train ``model`` on ``digits`` (``config``: by default ``TrainConfig.for_data``),
+    calling ``callback(model, history)`` after each epoch; keeps and resumes from a
+    :class:`TrainingState` in ``state_dir``. Non-finite losses or weights stop it."""
     check_mode(progress)  # a misspelt mode fails now, not after minutes of training
     config = config or TrainConfig.for_data(len(digits.x_train))
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
@@ -169,9 +166,8 @@ def learning_rate_schedule(config, steps_per_epoch: int):
 
 
 def set_epoch_weights(model, config, epoch: int) -> None:
-    """The objective's weights for ``epoch``: the warm-up's ramp (of the reconstruction or
-    the KL) and the class weight, linear from ``class_weight`` to ``class_weight_final``
-    over the epochs after the warm-up."""
+    """The objective's weights for ``epoch``: the warm-up's ramp and the class weight,
+    linear from ``class_weight`` to ``class_weight_final`` after the warm-up."""
     warmup = config.warmup_epochs
     ramp = min(1.0, (epoch - 1) / warmup) if warmup else 1.0
     model.recon_weight.assign(ramp if config.warmup_shape == "reconstruction" else 1.0)
@@ -219,8 +215,7 @@ class _EpochRunner:
     def __init__(self, model, digits: Digits, config, jit_compile: bool):
         self.model, self.digits, self.config = model, digits, config
         self.steps = steps_per_epoch(len(digits.x_train), config.batch_size)
-        # Adam for the encoder and decoder; for the prior, Adam still (rate 0) through the
-        # warm-up: it copies a rate passed in, so the warm-up's end assigns its own variable.
+        # The prior's rate is 0 in the warm-up; Adam copies it: train() sets Adam's.
         self.optimizer = keras.optimizers.Adam(
             learning_rate_schedule(config, self.steps)
         )

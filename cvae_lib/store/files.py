@@ -1,5 +1,4 @@
-"""Files that are never half-written: atomic writes, JSON records, directory locks, and
-where runs are kept (``$CVAE_RUNS`` or ``_runs/``)."""
+"""Files never half-written: atomic writes, JSON records, locks, the runs' folder."""
 
 import contextlib
 import fcntl

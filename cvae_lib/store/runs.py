@@ -104,11 +104,10 @@ def train_or_load(
     announce: str | None = None,
     jit_compile: bool | None = None,
 ):
-    """``(model, history, reused)`` for a run of these settings (``train_config`` by default
-    :meth:`~cvae_lib.config.TrainConfig.for_data`) in ``out_dir``, under its lock. An unfinished
-    run of the same settings, data and code is resumed; a finished one, another run or other
-    files are, by ``if_exists``: ``"reuse"`` (the finished run loaded, anything else trained
-    over with a line on stderr), ``"refuse"`` (a one-line error) or ``"replace"``."""
+    """``(model, history, reused)`` for a run of these settings in ``out_dir``, under
+    its lock. An unfinished run of the same settings, data and code is resumed; else
+    ``if_exists`` says: ``"reuse"`` (a finished run loaded, anything else trained over,
+    said on stderr), ``"refuse"`` (a one-line error) or ``"replace"``."""
     check_mode(progress)  # a misspelt mode fails before the output directory is made
     train_config = train_config or TrainConfig.for_data(len(digits.x_train))
     wanted = run_key(digits, model_config, train_config, model_class)
