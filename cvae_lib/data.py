@@ -286,8 +286,9 @@ def load_sample_digits(*, seed: int = 0, test_per_class: int = 100) -> Digits:
             raise CvaeError(f"only {len(members)} offline digits of class {digit}")
         test_idx.append(members[:test_per_class])
         train_idx.append(members[test_per_class:])
-    train_idx = rng.permutation(np.concatenate(train_idx))
-    test_idx = rng.permutation(np.concatenate(test_idx))
+    train_idx, test_idx = (
+        rng.permutation(np.concatenate(s)) for s in (train_idx, test_idx)
+    )
     return Digits(
         _to_float(images[train_idx]),
         labels[train_idx],
