@@ -71,9 +71,12 @@ def tiny_cli():
 
 @pytest.fixture(scope="module")
 def uninterrupted(data_file, tmp_path_factory):
-    """The run that the interrupted ones must reproduce: trained here, in one go."""
+    """The run that the interrupted ones must reproduce, trained in one go. Like every run
+    compared with it, it trains in a fresh process, as the command line does: settings
+    that earlier tests left in this process cannot change its last bits."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    assert main([str(a) for a in train_args(data_file, out)]) == 0
+    code, _, stderr = run_driver("none", train_args(data_file, out))
+    assert code == 0, stderr
     return out
 
 
@@ -146,6 +149,18 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+def run_driver(point, args):
+    """The driver to the end: ``"none"`` never pauses. Returns (exit code, stdout, stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, point, *map(str, args)],
+        env=library_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
 def run_until_paused(point, args):
     """Start the driver; SIGKILL it once it reports that it reached ``point``."""
     process = subprocess.Popen(
@@ -183,7 +198,7 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(
     assert record["complete"] is False
     assert not finished_run(out, *_run_settings(data_file))
     load_checkpoint(out)  # the last whole checkpoint loads
-    code, stdout, err = _main(capsys, *train_args(data_file, out))
+    code, stdout, err = run_driver("none", train_args(data_file, out))
     assert code == 0, err
     resumed_at = (
         3 if point == "mid-weights-write" else 2
@@ -213,7 +228,7 @@ def test_full_disk_while_saving_ends_in_one_line_and_keeps_the_last_checkpoint(
     assert "File too large" in stderr and "Traceback" not in stderr
     _, history = load_checkpoint(out)  # epoch 1's checkpoint is intact
     assert [r["epoch"] for r in history.epochs] == [1]
-    code, stdout, err = _main(capsys, *train_args(data_file, out))
+    code, stdout, err = run_driver("none", train_args(data_file, out))
     assert code == 0, err
     assert "resuming at epoch 2 of 3" in stdout
     assert_same_run(out, uninterrupted)
