@@ -90,6 +90,12 @@ SEARCH.update(
         "mean-cos6-cw10": {**_MEAN_COS6, "class_weight": 10.0},
         "mean-cos6-cw10-e30": {**_MEAN_COS6, "class_weight": 10.0, "epochs": 30},
         # a reference: chapter 7's label-free VAE (baselines.standard_*_config)
+        # the encoder also reads the label (label_encoder.py)
+        "mean-cos6-e30-label-encoder": {
+            **_MEAN_COS6,
+            "epochs": 30,
+            "kind": "label_encoder_cvae",
+        },
         "label-free-vae": {
             **_QUICK,
             "kind": "vae",
@@ -111,6 +117,11 @@ RECIPES.update(
         # a stronger class term, against the drift of the means after the warm-up
         "full-cos3-cw100": {**_FULL_COS3, "class_weight": 100.0},
         "full-cos3-cw20-to-100": {**_FULL_COS3, "class_weight_final": 100.0},
+        "full-cos3-cw20-to-100-label-encoder": {
+            **_FULL_COS3,
+            "class_weight_final": 100.0,
+            "kind": "label_encoder_cvae",
+        },
     }
 )
 
@@ -123,7 +134,9 @@ def measure(
     import dataclasses
 
     import full_gaussian_prior  # noqa: F401  (registers the "full_gaussian" family)
+    import label_encoder  # noqa: F401  (registers the "label_encoder_cvae" kind)
 
+    from cvae_lib.backend import tf
     from cvae_lib.baselines import MODEL_KINDS
     from cvae_lib.config import ModelConfig, TrainConfig
     from cvae_lib.data import load_digits
@@ -160,6 +173,14 @@ def measure(
     elbo = evaluate_elbo(model, x, y)
     bounds = importance_weighted_bound(model, x[:IW_DIGITS], y[:IW_DIGITS], k=IW_K)
     means = class_means(model)
+    codes = np.concatenate(
+        [
+            model.posterior(tf.constant(x[i : i + 1000]), tf.constant(y[i : i + 1000]))
+            .mean()
+            .numpy()
+            for i in range(0, len(x), 1000)
+        ]
+    )
     return {
         "recipe": recipe,
         "kind": kind,
@@ -177,6 +198,11 @@ def measure(
         "moved": np.linalg.norm(means - start_means, axis=-1).tolist(),
         "start_means": start_means.tolist(),
         "final_means": means.tolist(),
+        # how far the centre of each class's test codes lies from its mean
+        "code_offsets": [
+            float(np.linalg.norm(codes[y == c].mean(axis=0) - means[c]))
+            for c in range(len(means))
+        ],
         "test_neg_elbo": float(elbo["neg_elbo"]),
         "test_kl": float(elbo["kl"]),
         "iw_bound": float(bounds.mean()),
