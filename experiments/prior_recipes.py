@@ -89,13 +89,13 @@ SEARCH.update(
         "mean-cos6-b64": {**_MEAN_COS6, "batch_size": 64},
         "mean-cos6-cw10": {**_MEAN_COS6, "class_weight": 10.0},
         "mean-cos6-cw10-e30": {**_MEAN_COS6, "class_weight": 10.0, "epochs": 30},
-        # a reference: chapter 7's label-free VAE (baselines.standard_*_config)
         # the encoder also reads the label (label_encoder.py)
         "mean-cos6-e30-label-encoder": {
             **_MEAN_COS6,
             "epochs": 30,
             "kind": "label_encoder_cvae",
         },
+        # a reference: chapter 7's label-free VAE (baselines.standard_*_config)
         "label-free-vae": {
             **_QUICK,
             "kind": "vae",

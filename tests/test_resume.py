@@ -149,10 +149,14 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+def driver_command(point, args) -> list[str]:
+    return [sys.executable, "-c", DRIVER, point, *map(str, args)]
+
+
 def run_driver(point, args):
     """The driver to the end: ``"none"`` never pauses. Returns (exit code, stdout, stderr)."""
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER, point, *map(str, args)],
+        driver_command(point, args),
         env=library_environment(),
         capture_output=True,
         text=True,
@@ -164,7 +168,7 @@ def run_driver(point, args):
 def run_until_paused(point, args):
     """Start the driver; SIGKILL it once it reports that it reached ``point``."""
     process = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, point, *map(str, args)],
+        driver_command(point, args),
         env=library_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -187,7 +191,7 @@ def run_until_paused(point, args):
 
 @pytest.mark.parametrize("point", ["mid-epoch", "mid-state-write", "mid-weights-write"])
 def test_kill_9_then_resume_equals_the_uninterrupted_run(
-    point, data_file, uninterrupted, tmp_path, capsys
+    point, data_file, uninterrupted, tmp_path
 ):
     out = tmp_path / "run"
     code, stdout, stderr = run_until_paused(point, train_args(data_file, out))
@@ -216,7 +220,7 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(
 
 
 def test_full_disk_while_saving_ends_in_one_line_and_keeps_the_last_checkpoint(
-    data_file, uninterrupted, tmp_path, capsys
+    data_file, uninterrupted, tmp_path
 ):
     """RLIMIT_FSIZE from epoch 2 on: every write of a file over 2,000 bytes fails (EFBIG)."""
     out = tmp_path / "run"
