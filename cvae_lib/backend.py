@@ -48,8 +48,6 @@ with _native_stderr_silenced():
     #: The GPUs TensorFlow sees; empty on a CPU-only machine. (Listed here, quietly.)
     GPUS = tf.config.list_physical_devices("GPU")
 
-tfd = tfp.distributions
-tfb = tfp.bijectors
-tfpl = tfp.layers
+tfd, tfb, tfpl = tfp.distributions, tfp.bijectors, tfp.layers
 
 __all__ = ["tf", "keras", "tfp", "tfd", "tfb", "tfpl", "GPUS"]

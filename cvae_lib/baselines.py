@@ -1,6 +1,5 @@
-"""The two baselines the book compares against, both with the prior N(0, I) and differing
-in where the label goes: nowhere in training (:class:`UnconditionalVAE`) or into encoder and
-decoder (:class:`SohnCVAE`, Sohn et al., 2015); and the model kinds a checkpoint may hold."""
+"""The two baselines the book compares against, both with the prior N(0, I), differing in where the label goes: nowhere
+in training (:class:`UnconditionalVAE`) or into encoder and decoder (:class:`SohnCVAE`, Sohn et al., 2015)."""
 
 import dataclasses
 
@@ -38,8 +37,7 @@ class UnconditionalVAE(_StandardNormalPrior):
     """A plain VAE; generates class y from N(mu_y, I), mu_y found after training."""
 
     kind = "vae"
-    #: What its importance-weighted bound bounds: the label plays no part in training.
-    likelihood_of = "p(x)"
+    likelihood_of = "p(x)"  #: What its importance-weighted bound bounds: the label plays no part in training.
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -102,9 +100,9 @@ class SohnCVAE(_StandardNormalPrior):
 
     def posterior(self, images: tf.Tensor, labels: tf.Tensor) -> tfd.Distribution:
         """q(z | x, y): the one-hot label as extra channels of every pixel."""
-        one_hot = self.one_hot(labels)[:, None, None, :]
         planes = tf.broadcast_to(
-            one_hot, tf.concat([tf.shape(images)[:3], [self.config.num_classes]], 0)
+            self.one_hot(labels)[:, None, None, :],
+            tf.concat([tf.shape(images)[:3], [self.config.num_classes]], 0),
         )
         return posterior_distribution(
             self.encoder(tf.concat([images, planes], -1)), self.config.latent_dim

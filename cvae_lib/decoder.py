@@ -7,8 +7,7 @@ from .config import ModelConfig
 
 
 class PixelLogits(keras.layers.Conv2D):
-    """Keras's ``Conv2D`` (same weights), computed as the transposed convolution with the
-    flipped kernel where that is the same function (:meth:`runs_as_transposed`)."""
+    """``Conv2D`` with the same weights, run as the transposed convolution of the flipped kernel where that is exact."""
 
     def runs_as_transposed(self) -> bool:
         """Stride 1, undilated, ungrouped, "same" padding and an odd kernel: the identity is exact."""
@@ -41,11 +40,9 @@ def make_decoder(
 ) -> keras.Model:
     """z (and ``extra_inputs``: a one-hot label for Sohn et al.'s CVAE) -> pixel logits (28, 28, 1)."""
     depth, k = config.base_depth, config.kernel_size
-    act = tf.nn.leaky_relu
     init = lambda i: keras.initializers.GlorotUniform(seed=seed + 100 + i)  # noqa: E731
     width = config.latent_dim + extra_inputs
-    # (filters, kernel, stride, padding) of each transposed convolution
-    shapes = [
+    shapes = [  # (filters, kernel, stride, padding) of each transposed convolution
         (2 * depth, 7, 1, "valid"),
         (2 * depth, k, 1, "same"),
         (2 * depth, k, 2, "same"),
@@ -64,7 +61,7 @@ def make_decoder(
                 size,
                 stride,
                 padding,
-                activation=act,
+                activation=tf.nn.leaky_relu,
                 kernel_initializer=init(i),
             )
             for i, (filters, size, stride, padding) in enumerate(shapes)

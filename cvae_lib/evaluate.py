@@ -1,7 +1,7 @@
 """Does the model generate the digit it is asked for, and how well does it model the test
 digits? :func:`evaluate_model` measures the conditional accuracy (by an independent judge,
 :mod:`cvae_lib.judge`), the test negative ELBO, the importance-weighted bound on -log p(x|y)
-(Burda et al., 2016) and the separation of the classes."""
+(Burda et al., 2016), the separation of the classes, and the judge on its reconstructions."""
 
 import contextlib
 import hashlib
@@ -26,7 +26,7 @@ from .data import (
 from .errors import CvaeError, check_positive_int
 from .prior import closest_pair
 from .progress import Progress
-from .sampling import class_separation, sample_images
+from .sampling import class_separation, reconstructions, sample_images
 from .store import cache
 from .store.files import atomic_write_text, read_json
 from .store.fingerprint import NOT_EVALUATION, code_fingerprint
@@ -68,6 +68,20 @@ def conditional_accuracy(
     return ConditionalAccuracy(
         float(per_class_accuracy.mean()), per_class_accuracy, confusion, per_class
     )
+
+
+def reconstruction_accuracy(model, judge, digits: Digits, batch_size: int = 1000):
+    """``(accuracy, per_class)``: the judge on the model's reconstructions of the scored
+    test digits, what its decoder draws from a real digit's code (the average of the
+    per-class shares, as for generated digits)."""
+    x, y = scored_digits(model, digits)
+    drawn = [
+        reconstructions(model, x[i : i + batch_size], y[i : i + batch_size])
+        for i in range(0, len(x), batch_size)
+    ]
+    right = np.asarray(judge.labels(np.concatenate(drawn))) == y
+    per_class = np.array([right[y == c].mean() for c in np.unique(y)])
+    return float(per_class.mean()), per_class
 
 
 def scored_digits(
@@ -177,7 +191,7 @@ def evaluate_model(
     progress: str = "bar",
     stream=None,
 ) -> dict:
-    """All four measurements as one JSON-ready report; ``iw_digits``: bound only the first N
+    """All the measurements as one JSON-ready report; ``iw_digits``: bound only the first N
     test digits (default: all), whose ELBO the report gives as ``iw_neg_elbo``."""
     if iw_digits is not None:
         check_positive_int(iw_digits, "iw_digits")
@@ -185,6 +199,7 @@ def evaluate_model(
     eval_step = make_eval_step(model, jit_compile=default_jit_compile())
     elbo = evaluate_elbo(model, x, y, eval_step=eval_step)
     judged = conditional_accuracy(model, judge, per_class, seed=seed)
+    redrawn, redrawn_per_class = reconstruction_accuracy(model, judge, digits)
     n_iw = len(x) if iw_digits is None else min(int(iw_digits), len(x))
     start = time.perf_counter()
     bounds = importance_weighted_bound(
@@ -205,6 +220,8 @@ def evaluate_model(
             "n_test": int(len(x)),
         },
         **_judged_report(judged, judge),
+        "reconstruction_accuracy": redrawn,
+        "reconstruction_per_class": [float(v) for v in redrawn_per_class],
         "test_neg_elbo": float(elbo["neg_elbo"]),
         "test_recon": float(elbo["recon"]),
         "test_kl": float(elbo["kl"]),

@@ -1,6 +1,5 @@
-"""Data for the HTML book's latent explorer (``book/_static/cvae_explorer.js``), which decodes
-any point of the latent plane in the browser: the decoder's weights and the plot's points as
-one script (a script loads from ``file://``, ``fetch`` does not)."""
+"""Data for the HTML book's latent explorer (``book/_static/cvae_explorer.js``), which decodes any point of the latent
+plane in the browser: decoder weights and plot points as one script (it loads from ``file://``; ``fetch`` does not)."""
 
 import base64
 import json
@@ -115,8 +114,7 @@ def read_explorer_data(path) -> dict:
 
 
 def explorer_images(data: dict, z) -> np.ndarray:
-    """Pixel probabilities (N, height, width) of codes ``z`` by the library's decoder with
-    ``data``'s weights: the check that the exported file reproduces the model."""
+    """Pixel probabilities (N, height, width) of codes ``z`` by a decoder with ``data``'s weights: checks the export."""
     config = data["config"]
     decoder = make_decoder(
         ModelConfig(**{**config, "image_shape": tuple(config["image_shape"])})

@@ -1,6 +1,5 @@
-"""An independent digit classifier that judges generated digits (:mod:`cvae_lib.evaluate`),
-trained on the training split only, and kept on disk by :func:`load_or_train_judge`; its test
-accuracy is the ceiling for conditional accuracy."""
+"""An independent digit classifier that judges generated digits (:mod:`cvae_lib.evaluate`), trained on the training
+split only, kept on disk by :func:`load_or_train_judge`; its test accuracy is the ceiling for conditional accuracy."""
 
 import json
 import sys
@@ -159,8 +158,7 @@ def load_or_train_judge(
     verbose: bool = False,
     stream=None,
 ) -> Judge:
-    """The judge trained on ``digits.x_train`` and scored on ``digits.x_test``, reused if cached
-    with the same epochs, seed, code and training digits."""
+    """The judge trained on ``digits.x_train``, scored on ``x_test``; reused if epochs, seed, code and digits match."""
     check_positive_int(epochs, "judge epochs")
     stream = stream or sys.stderr
     directory = judge_directory(digits, seed, epochs, root)

@@ -3,9 +3,8 @@ r"""The conditional VAE: prior network + encoder + decoder -> negative ELBO, nat
     -ELBO(x, y) = E_q(z|x)[-log p(x | z)]  +  KL(q(z | x) || N(mu_y, I))
                   \_____ reconstruction ____/   \_________ KL ____________/
 
-with one reparameterised sample of z and the exact KL. ``kl_weighting="reference"``
-reproduces the reference recipe's mistake of weighting the KL by 1/batch_size in the
-training objective; reported losses are always the true per-image ELBO parts."""
+with one reparameterised sample of z and the exact KL. ``kl_weighting="reference"`` reproduces the reference's
+mistake of weighting the KL by 1/batch_size in training; reported losses are always the true per-image ELBO parts."""
 
 from .backend import keras, tf, tfd
 from .config import ModelConfig
@@ -17,10 +16,8 @@ from .prior import Prior, make_prior
 class ConditionalVAE(tf.Module):
     """Class-conditional prior (by default N(mu_y, I): :mod:`cvae_lib.prior`), label-blind encoder and decoder."""
 
-    #: Short name used in checkpoints, so a checkpoint of one model kind never loads as another.
-    kind = "cvae"
-    #: Whether encoder and decoder also read the one-hot label (:class:`~cvae_lib.baselines.SohnCVAE`).
-    label_inputs = False
+    kind = "cvae"  #: Its name in checkpoints, so a checkpoint of one model kind never loads as another.
+    label_inputs = False  #: Whether encoder and decoder read the label (:class:`~cvae_lib.baselines.SohnCVAE`).
 
     def __init__(self, config: ModelConfig = ModelConfig(), *, seed: int = 0):
         super().__init__(name=self.kind)
@@ -64,8 +61,7 @@ class ConditionalVAE(tf.Module):
         return self.class_prior.distribution(labels)
 
     def generation_prior(self, labels: tf.Tensor) -> tfd.Distribution:
-        """The distribution z is drawn from to *generate* class y: here the prior itself;
-        the baselines without a class-conditional prior (:mod:`cvae_lib.baselines`) override it."""
+        """What z is drawn from to *generate* class y: the prior; :mod:`cvae_lib.baselines` overrides it."""
         return self.prior(labels)
 
     def finish_training(self, digits) -> None:
@@ -87,8 +83,7 @@ class ConditionalVAE(tf.Module):
         return tf.sigmoid(self.decode_logits(z, labels))
 
     def loss_terms(self, images: tf.Tensor, labels: tf.Tensor, seed):
-        """Per-image reconstruction, KL (the negative ELBO) and :meth:`class_nll`,
-        each (N,), the class term on the codes ``class_codes`` names."""
+        """Per-image (N,) reconstruction and KL (-ELBO), and :meth:`class_nll` of the codes ``class_codes`` picks."""
         posterior = self.posterior(images, labels)
         z = posterior.sample(seed=seed)
         logits = self.decode_logits(z, labels)
@@ -107,9 +102,8 @@ class ConditionalVAE(tf.Module):
     def class_nll(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         """-log p(y | z) under the prior (a softmax over log p(z | c)): not part of the ELBO, but
         weighted in (``class_weight``) it keeps classes apart, like Kingma et al.'s (2014) M2."""
-        logits = self.class_prior.class_log_probs(z)
         return tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.cast(labels, tf.int32), logits=logits
+            logits=self.class_prior.class_log_probs(z), labels=tf.cast(labels, tf.int32)
         )
 
     def objective(
@@ -120,8 +114,11 @@ class ConditionalVAE(tf.Module):
     ) -> tf.Tensor:
         """The scalar training minimises, per image: ``recon_weight * reconstruction + kl_weight *
         KL + class_weight * class_nll``, the negative ELBO when the weights are 1, 1 and 0."""
-        reference = self.config.kl_weighting == "reference"  # KL x 1/batch
-        kl_weight = 1.0 / tf.cast(tf.shape(kl)[0], kl.dtype) if reference else 1.0
+        kl_weight = (  # the reference's KL x 1/batch
+            1.0 / tf.cast(tf.shape(kl)[0], kl.dtype)
+            if self.config.kl_weighting == "reference"
+            else 1.0
+        )
         kl_term = tf.maximum(tf.reduce_mean(kl), self.config.free_bits)
         loss = (
             self.recon_weight * tf.reduce_mean(reconstruction)

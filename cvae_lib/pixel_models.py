@@ -1,7 +1,6 @@
-"""Latent-free baselines with exact likelihoods, what a latent variable must beat: independent
-Bernoulli pixels with one probability image per class (the *class templates*) or one for all
-digits (the mean image), add-0.5 smoothed so every binary digit has a finite likelihood, and
-scored like the VAEs on the test split binarised once (:func:`cvae_lib.data.fixed_binarization`)."""
+"""Latent-free baselines with exact likelihoods, what a latent variable must beat: independent Bernoulli pixels
+with one probability image per class (the *class templates*) or one for all digits (the mean image), add-0.5 smoothed
+so every binary digit has a finite likelihood, and scored like the VAEs (:func:`cvae_lib.data.fixed_binarization`)."""
 
 from dataclasses import dataclass
 
@@ -9,8 +8,7 @@ import numpy as np
 
 from .data import NUM_CLASSES, Digits, fixed_binarization
 
-#: Pseudo-count added to the "on" and to the "off" count of every pixel.
-SMOOTHING = 0.5
+SMOOTHING = 0.5  #: Pseudo-count added to the "on" and the "off" count of every pixel.
 
 
 @dataclass(frozen=True)
@@ -59,8 +57,7 @@ def mean_image(digits: Digits) -> PixelModel:
 
 
 def baseline_report(digits: Digits, n: int | None = None) -> dict:
-    """Both baselines' nats per digit on the first ``n`` test digits (binarised as the VAEs are
-    scored on them), their count, and the share the templates classify right."""
+    """Both baselines' nats per digit on the first ``n`` binarised test digits, their count, the templates' accuracy."""
     templates, single = class_templates(digits), mean_image(digits)
     x, y = fixed_binarization(digits.x_test)[:n], digits.y_test[:n]
     return {

@@ -17,8 +17,7 @@ def manifold_figure(
 ) -> Figure:
     """The reference's n x n grid of digits decoded around class ``digit``'s mean."""
     image = sampling.manifold_image(model, digit, n)  # which checks the digit
-    fig = new_figure((size, size))
-    ax = fig.add_subplot()
+    ax = new_figure((size, size)).add_subplot()
     ax.imshow(image, cmap="Greys_r", vmin=0, vmax=1)
     steps = sampling.grid_offsets(n)[0, :, 0]
     height = image.shape[0] // n
@@ -31,7 +30,7 @@ def manifold_figure(
         ylabel=r"$z_2 - \mu_{y,2}$",
         title=f"digit {digit}: decoded at $\\mu_{{{digit}}}$ + normal quantiles",
     )
-    return fig
+    return ax.figure
 
 
 def all_manifolds_figure(
@@ -53,22 +52,22 @@ def all_manifolds_figure(
 
 def samples_figure(samples: np.ndarray, size: float = 0.6) -> Figure:
     """Rows of generated digits, one row per class, from an array (classes, n, height, width)."""
-    rows = {str(c): row for c, row in enumerate(samples)}
-    return rows_figure(rows, size, ylabel="requested digit")
+    return rows_figure(
+        {str(c): row for c, row in enumerate(samples)}, size, ylabel="requested digit"
+    )
 
 
 def rows_figure(rows: dict, size: float = 0.6, ylabel: str | None = None) -> Figure:
     """Rows of images, each an array (n, height, width), labelled by the dict's keys."""
     tiles = np.concatenate([np.concatenate(list(row), axis=1) for row in rows.values()])
     height, width = next(iter(rows.values())).shape[1:]
-    fig = new_figure(
+    ax = new_figure(
         (tiles.shape[1] / width * size + 0.4 * bool(ylabel), len(rows) * size)
-    )
-    ax = fig.add_subplot()
+    ).add_subplot()
     ax.imshow(tiles, cmap="Greys_r", vmin=0, vmax=1)
     ax.set_yticks(np.arange(len(rows)) * height + (height - 1) / 2, list(rows))
     ax.set(xticks=[], ylabel=ylabel)
-    return fig
+    return ax.figure
 
 
 def latent_scatter_figure(
@@ -76,8 +75,7 @@ def latent_scatter_figure(
 ) -> Figure:
     """Posterior means of encoded digits, coloured by class, with each class mean marked."""
     z = np.asarray(model.posterior(tf.constant(images), tf.constant(labels)).mean())
-    fig = new_figure((size, size))
-    ax = fig.add_subplot()
+    ax = new_figure((size, size)).add_subplot()
     for c in range(model.config.num_classes):
         ax.scatter(
             z[labels == c, 0],
@@ -121,7 +119,7 @@ def latent_scatter_figure(
         loc="upper left",
         bbox_to_anchor=(1.0, 1.0),
     )
-    return fig
+    return ax.figure
 
 
 def training_curves_figure(history, size: tuple = (10.0, 3.2)) -> Figure:
@@ -207,8 +205,7 @@ def separation_figure(
 
 
 def _heatmap(ax, values, labels, white, title: str, xlabel: str, ylabel: str, **shown):
-    """``values`` as an image (``shown``: more of ``imshow``'s settings) with ``labels[row][col]``
-    written on each cell ("" for none), in white where ``white``, and ticks at every row and column."""
+    """``values`` as an image (``shown``: more ``imshow`` settings), cell labels ``labels`` (white where ``white``)."""
     ax.imshow(values, vmin=0, **shown)
     for (row, col), label in np.ndenumerate(np.asarray(labels)):
         if label:
@@ -231,13 +228,11 @@ def _heatmap(ax, values, labels, white, title: str, xlabel: str, ylabel: str, **
 
 
 def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
-    """Every class mean's path in the first two dimensions, from ``start`` (circle) through
-    each epoch's ``class_means`` in ``history`` (dots) to the end (digit)."""
+    """Each class mean's path (z_1, z_2) from ``start`` (circle) by each epoch's ``class_means`` (dots) to its digit."""
     paths = np.concatenate(
         [np.asarray(start)[None], history.series("class_means")]
     )  # (epochs + 1, C, d)
-    fig = new_figure((size, size))
-    ax = fig.add_subplot()
+    ax = new_figure((size, size)).add_subplot()
     colours = [f"C{c}" for c in range(paths.shape[1])]
     for c, colour in enumerate(colours):
         ax.plot(paths[:, c, 0], paths[:, c, 1], "-", color=colour, lw=1, alpha=0.7)
@@ -257,7 +252,7 @@ def mean_paths_figure(history, start: np.ndarray, size: float = 6.0) -> Figure:
         "class means during training (open circle: start, dots: each epoch)",
         fontsize=10,
     )
-    return fig
+    return ax.figure
 
 
 def schedule_figure(history, size: tuple = (10.0, 3.0)) -> Figure:
@@ -280,11 +275,9 @@ def schedule_figure(history, size: tuple = (10.0, 3.0)) -> Figure:
 def frontier_figure(
     points: dict, references: dict, accuracy_line: float | None = None, size=(7.0, 4.6)
 ) -> Figure:
-    """Judged accuracy against test negative ELBO: ``points`` maps a recipe to its
-    seeds' ``(elbos, accuracies)`` (mean, and a standard-deviation bar), ``references``
-    a baseline to its nats (a vertical line); ``accuracy_line``: the judge's."""
-    fig = new_figure(size)
-    ax = fig.add_subplot()
+    """Judged accuracy against test negative ELBO: ``points`` maps a recipe to its seeds' ``(elbos, accuracies)``
+    (mean, s.d. bar), ``references`` a baseline to its nats (a vertical line); ``accuracy_line``: the judge's."""
+    ax = new_figure(size).add_subplot()
     for i, (label, (elbos, accuracies)) in enumerate(points.items()):
         elbos, accuracies = np.asarray(elbos, float), np.asarray(accuracies, float)
         several = len(elbos) > 1
@@ -305,7 +298,9 @@ def frontier_figure(
         ax.axhline(
             accuracy_line, color="0.6", linewidth=0.8, label="judge on real digits"
         )
-    ax.set_xlabel("test negative ELBO, nats per digit (lower is better)")
-    ax.set_ylabel("generated digits judged as asked")
+    ax.set(
+        xlabel="test negative ELBO, nats per digit (lower is better)",
+        ylabel="generated digits judged as asked",
+    )
     ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5))
-    return fig
+    return ax.figure

@@ -31,20 +31,26 @@ def make_prior_network(
     if init_radius > 0:
         spread_class_means(
             network,
-            circle_means(config.num_classes, config.latent_dim, init_radius),
+            circle_means(
+                config.num_classes, config.latent_dim, init_radius, config.start_order
+            ),
             seed,
         )
     return network
 
 
-def circle_means(num_classes: int, latent_dim: int, radius: float) -> np.ndarray:
+def circle_means(
+    num_classes: int, latent_dim: int, radius: float, order=None
+) -> np.ndarray:
     """Targets evenly spaced on a circle of ``radius`` in the first two dimensions, or on
-    [-radius, radius] in a one-dimensional latent space (where cos alone would pair them)."""
+    [-radius, radius] in a one-dimensional latent space (where cos alone would pair them),
+    the classes in ``order`` (default: by label)."""
     targets = np.zeros((num_classes, latent_dim), np.float32)
+    place = np.argsort(np.arange(num_classes) if order is None else order)
     if latent_dim == 1:
-        targets[:, 0] = np.linspace(-radius, radius, num_classes)
+        targets[:, 0] = np.linspace(-radius, radius, num_classes)[place]
         return targets
-    angles = 2 * np.pi * np.arange(num_classes) / num_classes
+    angles = 2 * np.pi * place / num_classes
     targets[:, 0] = radius * np.cos(angles)
     targets[:, 1] = radius * np.sin(angles)
     return targets

@@ -6,8 +6,7 @@ import time
 
 from .errors import CvaeError
 
-#: The progress modes: a live bar, one line per report, or nothing.
-MODES = ("bar", "lines", "none")
+MODES = ("bar", "lines", "none")  #: A live bar, one line per report, or nothing.
 #: Default seconds between reports: often enough to look alive, rarely enough for a log.
 MIN_INTERVAL = {"bar": 1.0, "lines": 15.0, "none": 0.0}
 BAR_WIDTH = 30

@@ -1,6 +1,5 @@
-"""Generating digits: class means and their distances, samples of every class, and the
-15x15 manifold grid, a lattice of normal quantiles that shows how the decoded digit
-changes as z moves through the class's prior."""
+"""Generating digits: class means and their distances, samples of every class, and the 15x15 manifold grid, a lattice
+of normal quantiles that shows how the decoded digit changes as z moves through the class's prior."""
 
 import numpy as np
 from scipy.stats import norm
@@ -10,9 +9,8 @@ from .backend import tf
 from .data import check_digit, fixed_binarization
 from .errors import CvaeError, check_positive_int
 
-#: Size and quantile range of the reference's manifold grid.
-GRID_SIZE = 15
-GRID_QUANTILES = (0.05, 0.95)
+GRID_SIZE = 15  #: The size of the reference's manifold grid.
+GRID_QUANTILES = (0.05, 0.95)  #: The grid's range of normal quantiles.
 
 
 def class_means(model) -> np.ndarray:

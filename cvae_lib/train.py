@@ -1,7 +1,6 @@
-"""Training: a compiled step, validation each epoch, progress, history, resumable state. The
-class means start on a circle; the warm-up ramps the reconstruction's (or the KL's) weight while
-they stand still; then they learn at ``prior_learning_rate``, kept apart by ``class_weight`` times
-the class term (the training chapter shows why). Reported losses are the true negative ELBO."""
+"""Training: a compiled step, validation, progress, history, resumable state. The class means start on a circle and
+stand still while the warm-up ramps the reconstruction's (or KL's) weight, then learn at ``prior_learning_rate``, kept
+apart by ``class_weight`` times the class term (the training chapter shows why). Reported losses are the true -ELBO."""
 
 import json
 import math
@@ -117,9 +116,8 @@ def train(
     stream=None,
     state_dir=None,
 ) -> History:
-    """Train ``model`` on ``digits`` (``config``: by default ``TrainConfig.for_data``),
-    calling ``callback(model, history)`` after each epoch; keeps and resumes from a
-    :class:`TrainingState` in ``state_dir``. Non-finite losses or weights stop it."""
+    """Train ``model`` on ``digits`` (``config``: ``TrainConfig.for_data`` by default); resumes from and keeps a
+    :class:`TrainingState` in ``state_dir``, calls ``callback(model, history)`` per epoch; non-finite values stop it."""
     check_mode(progress)  # a misspelt mode fails now, not after minutes of training
     config = config or TrainConfig.for_data(len(digits.x_train))
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
@@ -166,8 +164,7 @@ def learning_rate_schedule(config, steps_per_epoch: int):
 
 
 def set_epoch_weights(model, config, epoch: int) -> None:
-    """The objective's weights for ``epoch``: the warm-up's ramp and the class weight,
-    linear from ``class_weight`` to ``class_weight_final`` after the warm-up."""
+    """Set ``epoch``'s weights: the warm-up's ramp, and the class weight, linear to ``class_weight_final`` after it."""
     warmup = config.warmup_epochs
     ramp = min(1.0, (epoch - 1) / warmup) if warmup else 1.0
     model.recon_weight.assign(ramp if config.warmup_shape == "reconstruction" else 1.0)
@@ -215,11 +212,11 @@ class _EpochRunner:
     def __init__(self, model, digits: Digits, config, jit_compile: bool):
         self.model, self.digits, self.config = model, digits, config
         self.steps = steps_per_epoch(len(digits.x_train), config.batch_size)
-        # The prior's rate is 0 in the warm-up; Adam copies it: train() sets Adam's.
         self.optimizer = keras.optimizers.Adam(
             learning_rate_schedule(config, self.steps)
         )
         self.prior_optimizer = keras.optimizers.Adam(
+            # 0 in the warm-up; Adam copies the rate, so train() sets Adam's after it
             0.0 if config.warmup_epochs else config.prior_learning_rate
         )
         self.step = make_train_step(

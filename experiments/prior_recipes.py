@@ -95,6 +95,12 @@ SEARCH.update(
             "epochs": 30,
             "kind": "label_encoder_cvae",
         },
+        # the means start in the order of the class templates (ModelConfig.for_data)
+        "mean-cos6-e30-ordered": {
+            **_MEAN_COS6,
+            "epochs": 30,
+            "start_order": "templates",
+        },
         # a reference: chapter 7's label-free VAE (baselines.standard_*_config)
         "label-free-vae": {
             **_QUICK,
@@ -122,8 +128,27 @@ RECIPES.update(
             "class_weight_final": 100.0,
             "kind": "label_encoder_cvae",
         },
+        # the means start on the circle in the order of the class templates' angles
+        "full-cos3-cw20-to-100-ordered": {
+            **_FULL_COS3,
+            "class_weight_final": 100.0,
+            "start_order": "templates",
+        },
+        "full-cos3-cw20-to-100-ordered-prior5": {
+            **_FULL_COS3,
+            "class_weight_final": 100.0,
+            "start_order": "templates",
+            "prior_learning_rate": 5e-4,
+        },
+        "full-cos3-cw20-to-100-ordered-prior10": {
+            **_FULL_COS3,
+            "class_weight_final": 100.0,
+            "start_order": "templates",
+            "prior_learning_rate": 1e-3,
+        },
     }
 )
+
 
 IW_K, IW_DIGITS, PER_CLASS = 200, 500, 500
 
@@ -154,9 +179,14 @@ def measure(
     digits = load_digits(data)
     settings = {"epochs": epochs, "batch_size": batch_size, **RECIPES[recipe]}
     kind = settings.pop("kind", "cvae")
+    start_order = settings.pop("start_order", None)
     model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    model_config = ModelConfig(
-        **{k: v for k, v in settings.items() if k in model_fields}
+    fields = {k: v for k, v in settings.items() if k in model_fields}
+    # "templates": the means start around the circle in ModelConfig.for_data's order
+    model_config = (
+        ModelConfig.for_data(digits, **fields)
+        if start_order == "templates"
+        else ModelConfig(**fields)
     )
     config = TrainConfig(
         seed=seed, **{k: v for k, v in settings.items() if k not in model_fields}
@@ -184,6 +214,7 @@ def measure(
     return {
         "recipe": recipe,
         "kind": kind,
+        "start_order": start_order,
         "data": digits.description,
         "seed": seed,
         "epochs": epochs,

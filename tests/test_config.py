@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from cvae_lib import config as cfg
@@ -170,3 +171,35 @@ def test_the_budget_rule_depends_on_the_data_size_only():
         prior_learning_rate=2e-4,
         class_weight_final=100.0,
     )
+
+
+def test_start_order_is_a_permutation_and_round_trips():
+    model = ModelConfig(start_order=[2, 0, 1, 3, 4, 5, 6, 7, 8, 9])
+    assert model.start_order == (2, 0, 1, 3, 4, 5, 6, 7, 8, 9)
+    back, _ = cfg.from_dict(json.loads(cfg.dumps(cfg.to_dict(model, None))))
+    assert back == model
+    for bad in ([0, 0, 1, 2, 3, 4, 5, 6, 7, 8], [0, 1, 2], list(range(1, 11))):
+        with pytest.raises(CvaeError, match="start_order must list each of the 10"):
+            ModelConfig(start_order=bad)
+
+
+def test_template_order_puts_look_alike_classes_side_by_side():
+    # three shapes of 4x4 images, each drawn twice with a little noise: classes (0, 3),
+    # (1, 4) and (2, 5) have the same template, so they must be neighbours in the order
+    rng = np.random.default_rng(0)
+    shapes = np.zeros((3, 4, 4))
+    shapes[0, :2], shapes[1, :, :2], shapes[2, 1:3, 1:3] = 1, 1, 1
+    labels = np.repeat(np.arange(6), 50)
+    images = shapes[labels % 3] + 0.01 * rng.standard_normal((300, 4, 4))
+    order = cfg.template_order(images, labels, num_classes=6)
+    assert sorted(order) == list(range(6))
+    position = {c: order.index(c) for c in range(6)}
+    for a, b in ((0, 3), (1, 4), (2, 5)):
+        assert (position[a] - position[b]) % 6 in (1, 5), order
+
+
+def test_for_data_records_the_template_order(tiny_digits):
+    model = ModelConfig.for_data(tiny_digits, latent_dim=3)
+    wanted = cfg.template_order(tiny_digits.x_train, tiny_digits.y_train)
+    assert model.start_order == wanted and model.latent_dim == 3
+    assert wanted != tuple(range(10))  # the tiny digits' order is not the labels'

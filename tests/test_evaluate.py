@@ -77,6 +77,27 @@ def test_conditional_accuracy_counts_per_class_and_confusions():
     assert fig.axes and fig.axes[0].get_ylabel() == "requested digit"
 
 
+class EchoBandModel(BandModel):
+    """A BandModel whose 'encoder' puts each test digit at its label's code, so its
+    reconstructions show the band ``mapping[label]``."""
+
+    def posterior(self, images, labels):
+        loc = 10.0 * tf.one_hot(tf.cast(labels, tf.int32), 10)
+        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.ones_like(loc))
+
+
+def test_reconstruction_accuracy_judges_what_the_decoder_draws(tiny_digits):
+    mapping = [0, 1, 2, 3, 4, 6, 7, 8, 9, 0]  # 5-9 are redrawn as the next class
+    accuracy, per_class = evaluate.reconstruction_accuracy(
+        EchoBandModel(mapping), BandJudge(), tiny_digits, batch_size=64
+    )
+    np.testing.assert_array_equal(per_class, [1] * 5 + [0] * 5)
+    assert accuracy == 0.5
+    assert evaluate.reconstruction_accuracy(
+        EchoBandModel(), BandJudge(), tiny_digits
+    ) == (1.0, pytest.approx(np.ones(10)))
+
+
 # ---------------------------------------------------------------- judge
 
 
@@ -490,6 +511,10 @@ def test_cli_evaluate_writes_the_report(copy_checkpoint, cli_runs, capsys):
         report["k"] == 4
         and report["iw_digits"] == 200
         and len(report["per_class_accuracy"]) == 10
+        and len(report["reconstruction_per_class"]) == 10
+    )
+    assert report["reconstruction_accuracy"] == pytest.approx(
+        np.mean(report["reconstruction_per_class"])
     )
     assert report["iw_neg_elbo"] == report["test_neg_elbo"]  # all digits: the same ELBO
     assert report["data"]["source"] == "sample" and report["data"]["n_test"] == 200

@@ -125,3 +125,22 @@ def test_class_codes_prior_classifies_draws_around_the_means(tiny_digits):
         loss = tf.reduce_mean(prior.loss_terms(x, y, seed)[2])
     grads = tape.gradient(loss, prior.prior_variables)
     assert all(g is not None and float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads)
+
+
+def test_the_means_start_around_the_circle_in_start_order():
+    from cvae_lib.prior import circle_means
+    from cvae_lib.sampling import class_means
+
+    order = (3, 1, 4, 0, 5, 9, 2, 6, 8, 7)
+    model = ConditionalVAE(replace(TINY_MODEL, start_order=order))
+    means = class_means(model)
+    radius = model.config.prior_init_radius
+    for position, c in enumerate(order):  # class order[k] at angle 2 pi k / 10
+        angle = 2 * np.pi * position / 10
+        np.testing.assert_allclose(
+            means[c], radius * np.array([np.cos(angle), np.sin(angle)]), atol=1e-4
+        )
+    np.testing.assert_allclose(means, circle_means(10, 2, radius, order), atol=1e-4)
+    labelled = class_means(ConditionalVAE(TINY_MODEL))  # None: by label
+    np.testing.assert_allclose(labelled, circle_means(10, 2, radius), atol=1e-4)
+    assert not np.allclose(labelled, means, atol=1e-2)

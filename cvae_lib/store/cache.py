@@ -1,15 +1,13 @@
-"""Results kept on disk and reused (training runs, the judge, evaluation reports): each is
-stored with its :func:`key`, made from all it depends on, reused only if that key matches,
-and looked up and made under its directory's lock, so never made twice."""
+"""Results kept on disk and reused (training runs, the judge, evaluation reports): each stored with its :func:`key`,
+made from all it depends on, reused only if that key matches, and made under its directory's lock, so never twice."""
 
 import json
 
 from ..errors import CvaeError
 from .files import locked
 
-#: Bump when the stored layout of a cached result changes (each key holds the code's
-#: fingerprint). 3: the loss settings moved from the training schedule into the model's config.
-CACHE_FORMAT = "cvae_lib-cache/3"
+#: Bump when the stored layout of a cached result changes (each key holds the code's fingerprint).
+CACHE_FORMAT = "cvae_lib-cache/3"  # 3: the loss settings moved from the training schedule into the model's config
 #: What :func:`reuse_or_make` does with a result already stored in its directory.
 IF_EXISTS = ("reuse", "refuse", "replace")
 
@@ -42,10 +40,9 @@ def reuse_or_make(
     if_exists: str = "reuse",
     noun: str = "result",
 ):
-    """``(result, reused)``, under ``directory``'s lock. ``read()`` gives ``None`` (nothing
-    stored), ``(stored_key, load)``, or raises :class:`~cvae_lib.errors.CvaeError` (damaged or
-    foreign). A match of ``wanted`` is ``load()``-ed if ``if_exists="reuse"``; ``"refuse"``
-    fails if anything is stored; else ``make(reason)`` computes and stores it."""
+    """``(result, reused)`` under ``directory``'s lock. ``read()``: ``None`` (nothing stored), ``(stored_key, load)``,
+    or it raises :class:`~cvae_lib.errors.CvaeError` (damaged or foreign). A match of ``wanted`` is ``load()``-ed if
+    ``if_exists="reuse"``; ``"refuse"`` fails if anything is stored; else ``make(reason)`` computes and stores it."""
     if if_exists not in IF_EXISTS:
         raise CvaeError(
             f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}"

@@ -1,6 +1,5 @@
-"""Fingerprints of the code that computes a cached result, so that changed code never leaves
-an old result looking valid: every module counts, by its syntax tree without docstrings,
-except those listed in :data:`NOT_TRAINING` or :data:`NOT_EVALUATION`."""
+"""Fingerprints of the code that computes a cached result, so changed code never leaves an old result looking valid:
+every module's syntax tree without docstrings, except those in :data:`NOT_TRAINING` or :data:`NOT_EVALUATION`."""
 
 import ast
 import hashlib

@@ -96,7 +96,7 @@ def train_or_load(
     digits: Digits,
     out_dir,
     *,
-    model_config: ModelConfig = ModelConfig(),
+    model_config: ModelConfig | None = None,
     train_config: TrainConfig | None = None,
     model_class=ConditionalVAE,
     progress: str = "bar",
@@ -110,6 +110,7 @@ def train_or_load(
     said on stderr), ``"refuse"`` (a one-line error) or ``"replace"``."""
     check_mode(progress)  # a misspelt mode fails before the output directory is made
     train_config = train_config or TrainConfig.for_data(len(digits.x_train))
+    model_config = model_config or ModelConfig.for_data(digits)
     wanted = run_key(digits, model_config, train_config, model_class)
     out_dir = Path(out_dir)
 
