@@ -7,6 +7,7 @@ end with exactly the weights of an uninterrupted run: training is deterministic 
 one machine (same seed, data and code give the same bits), so the tolerance is zero.
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -58,15 +59,18 @@ def train_args(data_file, out):
 @pytest.fixture(scope="module", autouse=True)
 def tiny_cli():
     """The command line trains the tests' tiny networks (base depth 2) in this module."""
-    import functools
-
     import cvae_lib.config
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            cvae_lib.config, "ModelConfig", functools.partial(ModelConfig, base_depth=2)
-        )
+        patch.setattr(cvae_lib.config, "ModelConfig", TinyModelConfig)
         yield
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyModelConfig(ModelConfig):
+    """The model config the command line builds here (``for_data`` included)."""
+
+    base_depth: int = 2
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +105,17 @@ def assert_same_run(directory, reference):
 
 # A training process that pauses at one point so that the test can kill it there.
 DRIVER = r"""
-import functools, os, sys, time
+import dataclasses, os, sys, time
 import numpy as np
 import cvae_lib.config
-cvae_lib.config.ModelConfig = functools.partial(cvae_lib.config.ModelConfig, base_depth=2)  # as tiny_cli
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyModelConfig(cvae_lib.config.ModelConfig):  # as tiny_cli
+    base_depth: int = 2
+
+
+cvae_lib.config.ModelConfig = TinyModelConfig
 import cvae_lib.store.checkpoint as checkpoint
 import cvae_lib.train as train
 from cvae_lib.cli import main
