@@ -115,6 +115,7 @@ RECIPES.update({f"search-{name}": settings for name, settings in SEARCH.items()}
 #: The full profile's candidates, at its budget (15 epochs of batch 256).
 _FULL = {**_MEAN_COS6, "epochs": 15, "batch_size": 256}
 _FULL_COS3 = {**_FULL, "learning_rate": 3e-3, "prior_learning_rate": 2e-4}
+_FULL_ORDERED = {**_FULL_COS3, "class_weight_final": 100.0, "start_order": "templates"}
 RECIPES.update(
     {
         "full-mean-cos6": _FULL,
@@ -128,27 +129,19 @@ RECIPES.update(
             "class_weight_final": 100.0,
             "kind": "label_encoder_cvae",
         },
-        # the means start on the circle in the order of the class templates' angles
-        "full-cos3-cw20-to-100-ordered": {
-            **_FULL_COS3,
-            "class_weight_final": 100.0,
-            "start_order": "templates",
-        },
+        # the means start on the circle in the order of the class templates' angles,
+        # learned at the profile's rate and faster
+        "full-cos3-cw20-to-100-ordered": _FULL_ORDERED,
         "full-cos3-cw20-to-100-ordered-prior5": {
-            **_FULL_COS3,
-            "class_weight_final": 100.0,
-            "start_order": "templates",
+            **_FULL_ORDERED,
             "prior_learning_rate": 5e-4,
         },
         "full-cos3-cw20-to-100-ordered-prior10": {
-            **_FULL_COS3,
-            "class_weight_final": 100.0,
-            "start_order": "templates",
+            **_FULL_ORDERED,
             "prior_learning_rate": 1e-3,
         },
     }
 )
-
 
 IW_K, IW_DIGITS, PER_CLASS = 200, 500, 500
 
