@@ -104,9 +104,8 @@ class ModelConfig:
 
     @classmethod
     def for_data(cls, digits, **settings) -> "ModelConfig":
-        """The book's model for these digits: the means start around the circle in the
-        order of :func:`template_order`, so that classes that look alike start as
-        neighbours (``experiments/README.md`` measures what that buys)."""
+        """The book's model for these digits: the means start around the circle in :func:`template_order`,
+        so look-alike classes start as neighbours (``experiments/README.md`` measures what that buys)."""
         order = template_order(
             digits.x_train, digits.y_train, settings.get("num_classes", 10)
         )
@@ -163,10 +162,9 @@ class TrainConfig:
 
     @classmethod
     def for_data(cls, n_train: int, **settings) -> "TrainConfig":
-        """The one budget rule: the reference's on full MNIST, the prior-recipes
-        chapter's on the offline set. Full runs take 3.8 times the steps, so the means
-        learn at a fifth of the rate under a rising class weight, or drift together;
-        at a peak rate of 6e-3 a full-size run blew up (``experiments/README.md``)."""
+        """The one budget rule: the reference's on full MNIST, the prior-recipes chapter's on the offline set.
+        Full runs take 3.8 times the steps, so the means learn at a fifth of the rate under a rising class
+        weight, or drift together; at a peak rate of 6e-3 a full-size run blew up (``experiments/README.md``)."""
         full = dict(
             epochs=15,
             batch_size=256,

@@ -70,17 +70,21 @@ def conditional_accuracy(
     )
 
 
+def judged_per_class(judge, images, labels) -> np.ndarray:
+    """The share of each class's ``images`` that ``judge`` labels as that class."""
+    right = np.asarray(judge.labels(images)) == labels
+    return np.array([right[labels == c].mean() for c in np.unique(labels)])
+
+
 def reconstruction_accuracy(model, judge, digits: Digits, batch_size: int = 1000):
-    """``(accuracy, per_class)``: the judge on the model's reconstructions of the scored
-    test digits, what its decoder draws from a real digit's code (the average of the
-    per-class shares, as for generated digits)."""
+    """``(accuracy, per_class)``: the judge on the model's reconstructions of the scored test
+    digits, what its decoder draws from a real digit's code (mean of the per-class shares)."""
     x, y = scored_digits(model, digits)
     drawn = [
         reconstructions(model, x[i : i + batch_size], y[i : i + batch_size])
         for i in range(0, len(x), batch_size)
     ]
-    right = np.asarray(judge.labels(np.concatenate(drawn))) == y
-    per_class = np.array([right[y == c].mean() for c in np.unique(y)])
+    per_class = judged_per_class(judge, np.concatenate(drawn), y)
     return float(per_class.mean()), per_class
 
 
@@ -113,13 +117,10 @@ def _log_weights_function(model, jit_compile: bool):
         model = model_ref()
         posterior = model.posterior(images, labels)
         z = posterior.sample(samples, seed=seed)  # (samples, batch, latent)
-        batch = tf.shape(images)[0]
         logits = model.decode_logits(
             tf.reshape(z, [-1, latent]), tf.tile(labels, [samples])
         )
-        logits = tf.reshape(
-            logits, tf.concat([[samples, batch], tf.shape(images)[1:]], 0)
-        )
+        logits = tf.reshape(logits, tf.concat([[samples], tf.shape(images)], 0))
         targets = tf.broadcast_to(images[None], tf.shape(logits))
         log_px = -tf.reduce_sum(
             tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits),
@@ -199,7 +200,6 @@ def evaluate_model(
     eval_step = make_eval_step(model, jit_compile=default_jit_compile())
     elbo = evaluate_elbo(model, x, y, eval_step=eval_step)
     judged = conditional_accuracy(model, judge, per_class, seed=seed)
-    redrawn, redrawn_per_class = reconstruction_accuracy(model, judge, digits)
     n_iw = len(x) if iw_digits is None else min(int(iw_digits), len(x))
     start = time.perf_counter()
     bounds = importance_weighted_bound(
@@ -219,9 +219,7 @@ def evaluate_model(
             "description": digits.description,
             "n_test": int(len(x)),
         },
-        **_judged_report(judged, judge),
-        "reconstruction_accuracy": redrawn,
-        "reconstruction_per_class": [float(v) for v in redrawn_per_class],
+        **_judged_report(judged, judge, model, digits),
         "test_neg_elbo": float(elbo["neg_elbo"]),
         "test_recon": float(elbo["recon"]),
         "test_kl": float(elbo["kl"]),
@@ -240,14 +238,20 @@ def evaluate_model(
     }
 
 
-def _judged_report(judged: ConditionalAccuracy, judge) -> dict:
-    """The conditional-accuracy part of :func:`evaluate_model`'s report."""
+def _judged_report(judged: ConditionalAccuracy, judge, model, digits: Digits) -> dict:
+    """:func:`evaluate_model`'s judge on generated, reconstructed and real digits, per class too."""
+    redrawn, redrawn_per_class = reconstruction_accuracy(model, judge, digits)
     return {
         "conditional_accuracy": judged.accuracy,
         "per_class_accuracy": [float(v) for v in judged.per_class],
         "confusion": judged.confusion.tolist(),
         "samples_per_class": int(judged.samples_per_class),
+        "reconstruction_accuracy": redrawn,
+        "reconstruction_per_class": [float(v) for v in redrawn_per_class],
         "judge_test_accuracy": float(judge.test_accuracy),
+        "judge_per_class": judged_per_class(
+            judge, digits.x_test, digits.y_test
+        ).tolist(),
         "judge": {
             key: judge.meta.get(key)
             for key in ("source", "n_train", "n_test", "seed", "epochs")

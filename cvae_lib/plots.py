@@ -19,10 +19,12 @@ def manifold_figure(
     image = sampling.manifold_image(model, digit, n)  # which checks the digit
     ax = new_figure((size, size)).add_subplot()
     ax.imshow(image, cmap="Greys_r", vmin=0, vmax=1)
-    steps = sampling.grid_offsets(n)[0, :, 0]
     height = image.shape[0] // n
     ticks = np.arange(n) * height + (height - 1) / 2
-    labels = [f"{v:+.1f}" if i % 2 == 0 else "" for i, v in enumerate(steps)]
+    labels = [
+        f"{v:+.1f}" if i % 2 == 0 else ""
+        for i, v in enumerate(sampling.grid_offsets(n)[0, :, 0])
+    ]
     ax.set_xticks(ticks, labels, fontsize=7)
     ax.set_yticks(ticks, labels, fontsize=7)
     ax.set(

@@ -42,9 +42,8 @@ def make_prior_network(
 def circle_means(
     num_classes: int, latent_dim: int, radius: float, order=None
 ) -> np.ndarray:
-    """Targets evenly spaced on a circle of ``radius`` in the first two dimensions, or on
-    [-radius, radius] in a one-dimensional latent space (where cos alone would pair them),
-    the classes in ``order`` (default: by label)."""
+    """Targets evenly spaced, the classes in ``order`` (default: by label), on a circle of ``radius`` in the
+    first two dimensions, or on [-radius, radius] in a 1-D latent space (where cos alone would pair them)."""
     targets = np.zeros((num_classes, latent_dim), np.float32)
     place = np.argsort(np.arange(num_classes) if order is None else order)
     if latent_dim == 1:

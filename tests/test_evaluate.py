@@ -512,6 +512,10 @@ def test_cli_evaluate_writes_the_report(copy_checkpoint, cli_runs, capsys):
         and report["iw_digits"] == 200
         and len(report["per_class_accuracy"]) == 10
         and len(report["reconstruction_per_class"]) == 10
+        and len(report["judge_per_class"]) == 10
+    )
+    assert np.mean(report["judge_per_class"]) == pytest.approx(
+        report["judge_test_accuracy"], abs=0.02
     )
     assert report["reconstruction_accuracy"] == pytest.approx(
         np.mean(report["reconstruction_per_class"])
