@@ -140,6 +140,8 @@ RECIPES.update(
             **_FULL_ORDERED,
             "prior_learning_rate": 1e-3,
         },
+        # twice the steps: does the decoder learn to draw what it blurs at 15 epochs?
+        "full-ordered-long": {**_FULL_ORDERED, "epochs": 30},
     }
 )
 

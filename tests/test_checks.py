@@ -129,7 +129,9 @@ def test_classes_the_decoder_cannot_redraw_are_left_out_but_only_a_few():
     digits say nothing about the prior, so the check reads the other eight."""
     generated = np.array([0.98] * 8 + [0.05, 0.0])
     real = np.array([0.97] * 8 + [0.9, 0.7])
-    with pytest.raises(AssertionError, match="judged the asked class 78.9% of the time,"):
+    with pytest.raises(
+        AssertionError, match="judged the asked class 78.9% of the time,"
+    ):
         checks.check_generated_class(generated, real)
     redrawn = np.array([0.95] * 8 + [0.2, 0.01])
     drawn = checks.check_generated_class(generated, real, redrawn)
