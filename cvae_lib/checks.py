@@ -71,10 +71,10 @@ def check_generated_class(
     that well, which must be most: a prior cannot place what its decoder cannot draw."""
     per_class, real = np.asarray(per_class, float), np.asarray(judge_per_class, float)
     real = np.broadcast_to(real, per_class.shape)
-    drawn = np.flatnonzero(
-        real >= 0
+    drawn = (
+        np.arange(len(per_class))
         if drawn_per_class is None
-        else np.asarray(drawn_per_class) >= worst_share * real
+        else np.flatnonzero(np.asarray(drawn_per_class) >= worst_share * real)
     )
     left_out = [c for c in range(len(per_class)) if c not in drawn]
     claim(
