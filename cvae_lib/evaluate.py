@@ -1,7 +1,6 @@
-"""Does the model generate the digit it is asked for, and how well does it model the test
-digits? :func:`evaluate_model` measures the conditional accuracy (by an independent judge,
-:mod:`cvae_lib.judge`), the test negative ELBO, the importance-weighted bound on -log p(x|y)
-(Burda et al., 2016), the separation of the classes, and the judge on its reconstructions."""
+"""Does the model generate the digit it is asked for, and how well does it model the test digits?
+:func:`evaluate_model` measures both: the judge (:mod:`cvae_lib.judge`) on generated and reconstructed
+digits, the test negative ELBO and its importance-weighted bound (Burda et al., 2016), the classes' spacing."""
 
 import contextlib
 import hashlib

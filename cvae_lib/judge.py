@@ -19,6 +19,7 @@ from .store.fingerprint import JUDGE_MODULES, code_fingerprint
 
 JUDGE_FILE = "judge.npz"
 DEFAULT_EPOCHS = 12
+MAX_BLUR = 2.0  #: The strongest blur the judge trains on, in pixels.
 
 
 def make_judge_network(seed: int = 0) -> keras.Model:
@@ -42,9 +43,25 @@ def make_judge_network(seed: int = 0) -> keras.Model:
 
 
 def _augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Random shifts of up to 2 pixels, so the judge does not rely on exact centring."""
-    padded = tf.pad(images, [[0, 0], [2, 2], [2, 2], [0, 0]])
-    return tf.image.stateless_random_crop(padded, tf.shape(images), seed=seed)
+    """The batch shifted by up to 2 pixels, and half its images blurred (a sandal blurred is no boot)."""
+    shifted = tf.image.stateless_random_crop(
+        tf.pad(images, [[0, 0], [2, 2], [2, 2], [0, 0]]), tf.shape(images), seed=seed
+    )
+    u = tf.random.stateless_uniform(tf.shape(images)[:1], seed=seed + 1)
+    return blur(shifted, tf.where(u < 0.5, 2 * u * MAX_BLUR, 0.0))
+
+
+def blur(images: tf.Tensor, sigma: tf.Tensor, radius: int = 4) -> tf.Tensor:
+    """Images (N, H, W, 1), each blurred by a Gaussian of its own width ``sigma`` (N,) in pixels,
+    0 for none, like a VAE decoder's mean images (tf.image and tf-keras 2 have no blur)."""
+    offsets = tf.range(-radius, radius + 1, dtype=tf.float32)[:, None]
+    weights = tf.nn.softmax(  # a kernel per image, used down the image, then across
+        -0.5 * (offsets / (tf.cast(sigma, tf.float32) + 1e-3)) ** 2, axis=0
+    )
+    channels = tf.transpose(images, [3, 1, 2, 0])  # each image its own channel
+    for kernel in (weights[:, None, :, None], weights[None, :, :, None]):
+        channels = tf.nn.depthwise_conv2d(channels, kernel, [1, 1, 1, 1], "SAME")
+    return tf.transpose(channels, [3, 1, 2, 0])
 
 
 def train_judge(
@@ -176,14 +193,9 @@ def load_or_train_judge(
         return None if judge is None else (judge.meta, lambda: judge)
 
     def make(reason):
-        if reason is not None:
-            print(
-                f"cvae_lib: not reusing the judge in {directory}: {reason}",
-                file=stream,
-                flush=True,
-            )
+        why = f"not reusing the judge in {directory}: {reason}; " if reason else ""
         print(
-            f"cvae_lib: training the judge on {len(digits.x_train):,} {digits.source!r} digits "
+            f"cvae_lib: {why}training the judge on {len(digits.x_train):,} {digits.source!r} digits "
             f"({epochs} epochs; kept in {directory})",
             file=stream,
             flush=True,

@@ -128,6 +128,42 @@ def test_judge_learns_real_digits_and_is_cached(quick_judge, monkeypatch):
     )
 
 
+def test_blur_is_a_gaussian_of_each_images_own_width():
+    from scipy.ndimage import gaussian_filter
+
+    images = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    blurred = judge_lib.blur(tf.constant(images), tf.constant([0.0, 1.0, 1.7])).numpy()
+    np.testing.assert_allclose(blurred[0], images[0], atol=1e-6)  # sigma 0: untouched
+    for i, sigma in ((1, 1.0), (2, 1.7)):
+        expected = gaussian_filter(
+            images[i, ..., 0], sigma, mode="constant", truncate=4 / sigma
+        )
+        np.testing.assert_allclose(blurred[i, ..., 0], expected, atol=1e-3)
+
+
+def test_the_judge_trains_on_shifted_images_half_of_them_blurred():
+    """What train_judge maps over its batches: each batch moves by up to 2 pixels, and about
+    half its images spread into grey edges, some by as much as MAX_BLUR."""
+    square = np.zeros((400, 28, 28, 1), np.float32)
+    square[:, 12:16, 12:16] = 1.0
+    out = judge_lib._augment(tf.constant(square), tf.constant([0, 3], tf.int64)).numpy()
+    grey = ((out > 1e-4) & (out < 1 - 1e-4)).any(axis=(1, 2, 3))
+    assert 0.4 < grey.mean() < 0.6  # half blurred
+    assert out.max(axis=(1, 2, 3)).min() < 0.6  # some strongly
+    corners = {
+        tuple(
+            np.argwhere(
+                judge_lib._augment(tf.constant(square[:1]), seed)[0, ..., 0] > 0.5
+            ).min(0)
+        )
+        for seed in tf.constant([[0, i] for i in range(20)], tf.int64)
+    }
+    assert (
+        len(corners) > 5
+        and max(c[0] for c in corners) - min(c[0] for c in corners) >= 3
+    )
+
+
 def trainings(digits, root, monkeypatch) -> int:
     """How many judges ``load_or_train_judge`` trains for ``digits``; none is saved, which
     keeps the module's cached judge intact."""
